@@ -1,0 +1,228 @@
+//! What a tool reads: the files named on its command line, or stdin (`-` or no file).
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The longest line a tool accepts: 1 MiB. A longer line is cut to this length (the rest,
+/// up to its newline, is skipped) and counted as overlong.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// One input source.
+pub struct Input {
+    /// How messages name it: the path, or `stdin`.
+    pub name: String,
+    /// Its size when it is a regular file (for progress bars).
+    pub len: Option<u64>,
+    pub reader: Box<dyn Read + Send>,
+}
+
+impl Input {
+    pub fn stdin() -> Input {
+        Input {
+            name: "stdin".into(),
+            len: None,
+            reader: Box::new(io::stdin()),
+        }
+    }
+
+    pub fn open(path: &Path) -> Result<Input> {
+        if path == Path::new("-") {
+            return Ok(Input::stdin());
+        }
+        let file = File::open(path).map_err(|e| Error::io(path.display().to_string(), e))?;
+        let len = file
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len());
+        Ok(Input {
+            name: path.display().to_string(),
+            len,
+            reader: Box::new(file),
+        })
+    }
+
+    pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Input {
+        Input {
+            name: name.into(),
+            len: Some(bytes.len() as u64),
+            reader: Box::new(io::Cursor::new(bytes)),
+        }
+    }
+}
+
+/// Open every path (`-` is stdin); no path means stdin. Fails on the first that cannot be
+/// opened, naming it.
+pub fn open_all(paths: &[PathBuf]) -> Result<Vec<Input>> {
+    if paths.is_empty() {
+        return Ok(vec![Input::stdin()]);
+    }
+    paths.iter().map(|p| Input::open(p)).collect()
+}
+
+/// Cuts a byte stream into chunks that hold whole lines only.
+///
+/// A chunk is handed out as soon as a read delivers at least one complete line, so a live
+/// stream is not held back waiting for a full buffer. The last line of the stream may lack its
+/// newline. Lines longer than `max_line` are cut (see [`MAX_LINE`]) and counted in
+/// [`ChunkReader::overlong`].
+pub struct ChunkReader<R> {
+    inner: R,
+    /// Bytes read but not yet handed out (an incomplete last line).
+    carry: Vec<u8>,
+    chunk_size: usize,
+    max_line: usize,
+    /// Skipping the rest of an overlong line up to its newline.
+    skipping: bool,
+    eof: bool,
+    /// How many lines were cut for being longer than the limit.
+    pub overlong: u64,
+}
+
+impl<R: Read> ChunkReader<R> {
+    pub fn new(inner: R) -> ChunkReader<R> {
+        ChunkReader::with_sizes(inner, 1 << 20, MAX_LINE)
+    }
+
+    pub fn with_sizes(inner: R, chunk_size: usize, max_line: usize) -> ChunkReader<R> {
+        ChunkReader {
+            inner,
+            carry: Vec::new(),
+            chunk_size: chunk_size.max(1),
+            max_line: max_line.max(1),
+            skipping: false,
+            eof: false,
+            overlong: 0,
+        }
+    }
+
+    /// The next chunk of whole lines, or `None` at end of input.
+    pub fn next_chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
+        loop {
+            if self.eof {
+                if self.carry.is_empty() {
+                    return Ok(None);
+                }
+                return Ok(Some(std::mem::take(&mut self.carry)));
+            }
+            let start = self.carry.len();
+            self.carry.resize(start + self.chunk_size, 0);
+            let n = loop {
+                match self.inner.read(&mut self.carry[start..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        self.carry.truncate(start);
+                        return Err(e);
+                    }
+                }
+            };
+            self.carry.truncate(start + n);
+            if n == 0 {
+                self.eof = true;
+                if self.skipping {
+                    self.carry.clear();
+                }
+                continue;
+            }
+            if self.skipping {
+                match memchr::memchr(b'\n', &self.carry) {
+                    Some(i) => {
+                        self.carry.drain(..=i);
+                        self.skipping = false;
+                    }
+                    None => {
+                        self.carry.clear();
+                        continue;
+                    }
+                }
+            }
+            match memchr::memrchr(b'\n', &self.carry) {
+                Some(last) => {
+                    let rest = self.carry.split_off(last + 1);
+                    let chunk = std::mem::replace(&mut self.carry, rest);
+                    return Ok(Some(self.cut_overlong(chunk)));
+                }
+                None => {
+                    if self.carry.len() > self.max_line {
+                        let mut line = std::mem::take(&mut self.carry);
+                        line.truncate(self.max_line);
+                        line.push(b'\n');
+                        self.overlong += 1;
+                        self.skipping = true;
+                        return Ok(Some(line));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Cut complete lines longer than the limit inside a chunk.
+    fn cut_overlong(&mut self, chunk: Vec<u8>) -> Vec<u8> {
+        if chunk.len() <= self.max_line {
+            return chunk;
+        }
+        let mut long = false;
+        let mut prev = 0;
+        for nl in memchr::memchr_iter(b'\n', &chunk) {
+            if nl - prev > self.max_line {
+                long = true;
+                break;
+            }
+            prev = nl + 1;
+        }
+        if !long {
+            return chunk;
+        }
+        let mut out = Vec::with_capacity(chunk.len());
+        let mut prev = 0;
+        for nl in memchr::memchr_iter(b'\n', &chunk) {
+            let line = &chunk[prev..nl];
+            if line.len() > self.max_line {
+                out.extend_from_slice(&line[..self.max_line]);
+                self.overlong += 1;
+            } else {
+                out.extend_from_slice(line);
+            }
+            out.push(b'\n');
+            prev = nl + 1;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(data: &[u8], chunk: usize, max: usize) -> (Vec<u8>, u64) {
+        let mut r = ChunkReader::with_sizes(data, chunk, max);
+        let mut all = Vec::new();
+        while let Some(c) = r.next_chunk().unwrap() {
+            assert!(c.ends_with(b"\n") || !data.ends_with(b"\n"));
+            all.extend_from_slice(&c);
+        }
+        (all, r.overlong)
+    }
+
+    #[test]
+    fn chunks_keep_every_byte_in_order() {
+        let data = b"one\ntwo\r\nthree\n\nfour";
+        for size in 1..12 {
+            assert_eq!(chunks(data, size, 100).0, data.to_vec());
+        }
+    }
+
+    #[test]
+    fn overlong_lines_are_cut_and_counted() {
+        let data = b"ab\nabcdefgh\nxy\n";
+        for size in 1..20 {
+            let (out, n) = chunks(data, size, 4);
+            assert_eq!(out, b"ab\nabcd\nxy\n".to_vec(), "chunk size {size}");
+            assert_eq!(n, 1);
+        }
+    }
+}

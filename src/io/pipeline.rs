@@ -1,0 +1,224 @@
+//! Chunks of whole lines spread over worker threads, results handed back in input order.
+//!
+//! One reader thread cuts the inputs (one after the other, as `cat` would) into chunks with
+//! [`ChunkReader`]; `threads` workers turn each chunk into an output with `work`; the calling
+//! thread receives the outputs strictly in input order through `sink`, which is where a tool
+//! writes. The sink also hears when an input ends and, if `tick` is set, is called at least
+//! that often while the input is quiet (live streams flush by wall clock).
+//!
+//! If the sink fails (a closed pipe), the reader and workers stop at their next hand-off.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, RecvTimeoutError};
+
+use super::input::{ChunkReader, Input};
+use crate::error::{Error, Result};
+
+/// What the sink is told, in input order.
+pub enum Step<O> {
+    /// The output of one chunk of input `input`, which held `bytes` bytes.
+    Chunk { input: usize, bytes: usize, out: O },
+    /// Input `input` (named `name`) has ended; `overlong` lines were cut in it.
+    End {
+        input: usize,
+        name: String,
+        overlong: u64,
+    },
+    /// Wall-clock tick while waiting for input.
+    Tick,
+}
+
+enum Msg<O> {
+    Chunk(usize, usize, O),
+    End(usize, String, u64),
+    Failed(Error),
+}
+
+/// Run the pipeline. `init` makes each worker's scratch state; `work` maps one chunk (whole
+/// lines) to an output. With `threads <= 1` everything runs on the calling thread.
+pub fn run<S, O, Init, Work, Sink>(
+    inputs: Vec<Input>,
+    threads: usize,
+    tick: Option<Duration>,
+    init: Init,
+    work: Work,
+    mut sink: Sink,
+) -> Result<()>
+where
+    O: Send,
+    Init: Fn() -> S + Sync,
+    Work: Fn(&mut S, &[u8]) -> O + Sync,
+    Sink: FnMut(Step<O>) -> Result<()>,
+{
+    if threads <= 1 {
+        let mut state = init();
+        for (i, input) in inputs.into_iter().enumerate() {
+            let name = input.name.clone();
+            let mut reader = ChunkReader::new(input.reader);
+            while let Some(chunk) = reader
+                .next_chunk()
+                .map_err(|e| Error::io(name.clone(), e))?
+            {
+                let out = work(&mut state, &chunk);
+                sink(Step::Chunk {
+                    input: i,
+                    bytes: chunk.len(),
+                    out,
+                })?;
+            }
+            sink(Step::End {
+                input: i,
+                name,
+                overlong: reader.overlong,
+            })?;
+        }
+        return Ok(());
+    }
+
+    let (work_tx, work_rx) = bounded::<(u64, usize, Vec<u8>)>(threads * 4);
+    let (out_tx, out_rx) = bounded::<(u64, Msg<O>)>(threads * 4);
+
+    std::thread::scope(|scope| {
+        // Reader.
+        let reader_out = out_tx.clone();
+        scope.spawn(move || {
+            let mut seq = 0u64;
+            for (i, input) in inputs.into_iter().enumerate() {
+                let name = input.name.clone();
+                let mut reader = ChunkReader::new(input.reader);
+                loop {
+                    match reader.next_chunk() {
+                        Ok(Some(chunk)) => {
+                            if work_tx.send((seq, i, chunk)).is_err() {
+                                return;
+                            }
+                            seq += 1;
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            let _ = reader_out.send((seq, Msg::Failed(Error::io(name, e))));
+                            return;
+                        }
+                    }
+                }
+                // The end marker travels on the output channel with its own sequence
+                // number, so it is delivered after every chunk of this input.
+                if reader_out
+                    .send((seq, Msg::End(i, name, reader.overlong)))
+                    .is_err()
+                {
+                    return;
+                }
+                seq += 1;
+            }
+        });
+        // Workers.
+        for _ in 0..threads {
+            let rx = work_rx.clone();
+            let tx = out_tx.clone();
+            let init = &init;
+            let work = &work;
+            scope.spawn(move || {
+                let mut state = init();
+                for (seq, input, chunk) in rx {
+                    let out = work(&mut state, &chunk);
+                    if tx.send((seq, Msg::Chunk(input, chunk.len(), out))).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(work_rx);
+        drop(out_tx);
+
+        // Sink, on this thread, in order.
+        let result = (|| {
+            let mut pending: BTreeMap<u64, Msg<O>> = BTreeMap::new();
+            let mut next = 0u64;
+            let mut last_tick = Instant::now();
+            loop {
+                let received = match tick {
+                    Some(every) => {
+                        let wait = every.saturating_sub(last_tick.elapsed());
+                        match out_rx.recv_timeout(wait) {
+                            Ok(m) => Some(m),
+                            Err(RecvTimeoutError::Timeout) => None,
+                            Err(RecvTimeoutError::Disconnected) => break,
+                        }
+                    }
+                    None => match out_rx.recv() {
+                        Ok(m) => Some(m),
+                        Err(_) => break,
+                    },
+                };
+                if let Some(every) = tick {
+                    if last_tick.elapsed() >= every {
+                        last_tick = Instant::now();
+                        sink(Step::Tick)?;
+                    }
+                }
+                let Some((seq, msg)) = received else { continue };
+                pending.insert(seq, msg);
+                while let Some(msg) = pending.remove(&next) {
+                    next += 1;
+                    match msg {
+                        Msg::Chunk(input, bytes, out) => sink(Step::Chunk { input, bytes, out })?,
+                        Msg::End(input, name, overlong) => sink(Step::End {
+                            input,
+                            name,
+                            overlong,
+                        })?,
+                        Msg::Failed(e) => return Err(e),
+                    }
+                }
+            }
+            // A failure message may carry the sequence number of a chunk never produced.
+            if let Some((_, Msg::Failed(e))) = pending.pop_first() {
+                return Err(e);
+            }
+            Ok(())
+        })();
+        drop(out_rx);
+        result
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_arrive_in_input_order() {
+        let data: Vec<u8> = (0..20000)
+            .flat_map(|i| format!("{i}\n").into_bytes())
+            .collect();
+        let inputs = vec![
+            Input::from_bytes("a", data.clone()),
+            Input::from_bytes("b", data.clone()),
+        ];
+        let mut seen = Vec::new();
+        let mut ends = Vec::new();
+        run(
+            inputs,
+            4,
+            None,
+            || (),
+            |_, chunk| chunk.to_vec(),
+            |step| {
+                match step {
+                    Step::Chunk { out, .. } => seen.extend(out),
+                    Step::End { name, .. } => ends.push(name),
+                    Step::Tick => {}
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+        let mut want = data.clone();
+        want.extend(&data);
+        assert_eq!(seen, want);
+        assert_eq!(ends, vec!["a", "b"]);
+    }
+}

@@ -1,0 +1,1 @@
+//! Log line formats (pulse-parse): not yet written.

@@ -1,0 +1,297 @@
+//! A small reader for one flat JSON object per line, into an [`Event`] without allocating
+//! per field.
+
+use super::{Event, JsonError, Span, Val};
+
+struct Reader<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+fn err(offset: usize, what: &'static str) -> JsonError {
+    JsonError { offset, what }
+}
+
+impl<'a> Reader<'a> {
+    #[inline]
+    fn ws(&mut self) {
+        while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\t' | b'\r' | b'\n') {
+            self.i += 1;
+        }
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn expect(&mut self, c: u8, what: &'static str) -> Result<(), JsonError> {
+        self.ws();
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(err(self.i, what))
+        }
+    }
+
+    /// Read a string (the opening quote is next) into the event's arena.
+    fn string(&mut self, ev: &mut Event) -> Result<Span, JsonError> {
+        self.i += 1;
+        let start = self.i;
+        // Fast path: no escapes.
+        while self.i < self.b.len() {
+            match self.b[self.i] {
+                b'"' => {
+                    let s = std::str::from_utf8(&self.b[start..self.i])
+                        .map_err(|_| err(start, "string is not UTF-8"))?;
+                    self.i += 1;
+                    return Ok(ev.push_text(s));
+                }
+                b'\\' => break,
+                0..=0x1f => return Err(err(self.i, "control character in string")),
+                _ => self.i += 1,
+            }
+        }
+        let b = self.b;
+        let mut i = start;
+        let mut failed: Option<JsonError> = None;
+        let span = ev.build_text(|out| {
+            let mut run = i;
+            loop {
+                if i >= b.len() {
+                    failed = Some(err(i, "unterminated string"));
+                    return;
+                }
+                match b[i] {
+                    b'"' => break,
+                    b'\\' => {
+                        match std::str::from_utf8(&b[run..i]) {
+                            Ok(s) => out.push_str(s),
+                            Err(_) => {
+                                failed = Some(err(run, "string is not UTF-8"));
+                                return;
+                            }
+                        }
+                        let Some(&e) = b.get(i + 1) else {
+                            failed = Some(err(i, "unterminated string"));
+                            return;
+                        };
+                        i += 2;
+                        match e {
+                            b'"' => out.push('"'),
+                            b'\\' => out.push('\\'),
+                            b'/' => out.push('/'),
+                            b'b' => out.push('\u{8}'),
+                            b'f' => out.push('\u{c}'),
+                            b'n' => out.push('\n'),
+                            b'r' => out.push('\r'),
+                            b't' => out.push('\t'),
+                            b'u' => {
+                                let Some(hi) = hex4(b, i) else {
+                                    failed = Some(err(i, "bad \\u escape"));
+                                    return;
+                                };
+                                i += 4;
+                                let c = if (0xd800..0xdc00).contains(&hi)
+                                    && b.get(i) == Some(&b'\\')
+                                    && b.get(i + 1) == Some(&b'u')
+                                {
+                                    match hex4(b, i + 2) {
+                                        Some(lo) if (0xdc00..0xe000).contains(&lo) => {
+                                            i += 6;
+                                            char::from_u32(
+                                                0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00),
+                                            )
+                                        }
+                                        _ => None,
+                                    }
+                                } else {
+                                    char::from_u32(hi)
+                                };
+                                out.push(c.unwrap_or('\u{fffd}'));
+                            }
+                            _ => {
+                                failed = Some(err(i - 1, "bad escape"));
+                                return;
+                            }
+                        }
+                        run = i;
+                    }
+                    0..=0x1f => {
+                        failed = Some(err(i, "control character in string"));
+                        return;
+                    }
+                    _ => i += 1,
+                }
+            }
+            match std::str::from_utf8(&b[run..i]) {
+                Ok(s) => out.push_str(s),
+                Err(_) => failed = Some(err(run, "string is not UTF-8")),
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        self.i = i + 1;
+        Ok(span)
+    }
+
+    fn number(&mut self) -> Result<Val, JsonError> {
+        let start = self.i;
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        let digits = self.i;
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.i += 1;
+        }
+        if self.i == digits {
+            return Err(err(start, "bad number"));
+        }
+        let mut float = false;
+        if self.peek() == Some(b'.') {
+            float = true;
+            self.i += 1;
+            let f = self.i;
+            while matches!(self.peek(), Some(b'0'..=b'9')) {
+                self.i += 1;
+            }
+            if self.i == f {
+                return Err(err(start, "bad number"));
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            float = true;
+            self.i += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            let e = self.i;
+            while matches!(self.peek(), Some(b'0'..=b'9')) {
+                self.i += 1;
+            }
+            if self.i == e {
+                return Err(err(start, "bad number"));
+            }
+        }
+        // The text is ASCII digits and signs, so this cannot fail.
+        let text = std::str::from_utf8(&self.b[start..self.i]).unwrap_or("0");
+        if !float {
+            if let Ok(n) = text.parse::<i64>() {
+                return Ok(Val::Int(n));
+            }
+        }
+        text.parse::<f64>()
+            .map(Val::Float)
+            .map_err(|_| err(start, "bad number"))
+    }
+
+    fn literal(&mut self, word: &[u8], v: Val) -> Result<Val, JsonError> {
+        if self.b[self.i..].starts_with(word) {
+            self.i += word.len();
+            Ok(v)
+        } else {
+            Err(err(self.i, "unexpected character"))
+        }
+    }
+
+    /// Skip a nested value, checking its shape, and return its raw span in the input.
+    fn skip_nested(&mut self) -> Result<(usize, usize), JsonError> {
+        let start = self.i;
+        let mut depth = 0usize;
+        let mut scratch = Event::new();
+        loop {
+            self.ws();
+            match self.peek() {
+                Some(b'{') | Some(b'[') => {
+                    depth += 1;
+                    self.i += 1;
+                }
+                Some(b'}') | Some(b']') => {
+                    if depth == 0 {
+                        return Err(err(self.i, "unbalanced brackets"));
+                    }
+                    depth -= 1;
+                    self.i += 1;
+                    if depth == 0 {
+                        return Ok((start, self.i));
+                    }
+                }
+                Some(b'"') => {
+                    scratch.clear();
+                    self.string(&mut scratch)?;
+                }
+                Some(b',') | Some(b':') => self.i += 1,
+                Some(b'-' | b'0'..=b'9') => {
+                    self.number()?;
+                }
+                Some(b't') => {
+                    self.literal(b"true", Val::Null)?;
+                }
+                Some(b'f') => {
+                    self.literal(b"false", Val::Null)?;
+                }
+                Some(b'n') => {
+                    self.literal(b"null", Val::Null)?;
+                }
+                Some(_) => return Err(err(self.i, "unexpected character")),
+                None => return Err(err(self.i, "unterminated value")),
+            }
+        }
+    }
+}
+
+fn hex4(b: &[u8], i: usize) -> Option<u32> {
+    let s = b.get(i..i + 4)?;
+    let s = std::str::from_utf8(s).ok()?;
+    u32::from_str_radix(s, 16).ok()
+}
+
+pub(super) fn read_object(ev: &mut Event, line: &[u8]) -> Result<(), JsonError> {
+    let mut r = Reader { b: line, i: 0 };
+    r.expect(b'{', "expected an object")?;
+    r.ws();
+    if r.peek() == Some(b'}') {
+        r.i += 1;
+    } else {
+        loop {
+            r.ws();
+            if r.peek() != Some(b'"') {
+                return Err(err(r.i, "expected a key"));
+            }
+            let key = r.string(ev)?;
+            r.expect(b':', "expected ':'")?;
+            r.ws();
+            let val = match r.peek() {
+                Some(b'"') => Val::Str(r.string(ev)?),
+                Some(b'-' | b'0'..=b'9') => r.number()?,
+                Some(b't') => r.literal(b"true", Val::Bool(true))?,
+                Some(b'f') => r.literal(b"false", Val::Bool(false))?,
+                Some(b'n') => r.literal(b"null", Val::Null)?,
+                Some(b'{' | b'[') => {
+                    let (s, e) = r.skip_nested()?;
+                    let raw = std::str::from_utf8(&line[s..e])
+                        .map_err(|_| err(s, "value is not UTF-8"))?;
+                    Val::Raw(ev.push_text(raw))
+                }
+                _ => return Err(err(r.i, "expected a value")),
+            };
+            ev.set_span(key, val);
+            r.ws();
+            match r.peek() {
+                Some(b',') => r.i += 1,
+                Some(b'}') => {
+                    r.i += 1;
+                    break;
+                }
+                _ => return Err(err(r.i, "expected ',' or '}'")),
+            }
+        }
+    }
+    r.ws();
+    if r.i != line.len() {
+        return Err(err(r.i, "text after the object"));
+    }
+    Ok(())
+}

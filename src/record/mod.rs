@@ -1,0 +1,433 @@
+//! The wire format between the stages: one JSON object per line.
+//!
+//! # Event (pulse-parse → pulse-fragment)
+//!
+//! A flat object: the envelope of the log line (`time`, `host`, `source`, `ps`, `level`,
+//! `slot`, `instance_id`, `cloud`, `msg`, where the format has them) plus every `key=value`
+//! attribute of the message at top level. An attribute overrides an envelope field of the same
+//! name. Envelope fields are strings except `instance_id` (an integer); attribute values are
+//! numbers, booleans, `null` or strings. A line no format matches is
+//! `{"line":"...","unparsed":true}`.
+//!
+//! ```json
+//! {"time":"2012-11-30T06:45:29+00:00","host":"host","source":"app","ps":"web.3","msg":"at=info status=200","at":"info","status":200}
+//! ```
+//!
+//! # Fragment (pulse-fragment → pulse-merge)
+//!
+//! The cumulative partial state of one stat, group key and window from one source; see
+//! [`Fragment`]. A later `rev` for the same (`src`, `stat`, `key`, `start`) replaces an earlier
+//! one.
+//!
+//! # Snapshot (pulse-merge → pulse-emit)
+//!
+//! The unified values of one stat, key and window; see [`Snapshot`].
+//!
+//! [`Event`] is the in-memory event: an arena of text plus a list of fields, reused from line to
+//! line so the hot path does not allocate.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+/// A byte range in an [`Event`]'s text arena.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub start: u32,
+    pub end: u32,
+}
+
+/// A field value as stored in an [`Event`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Val {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    /// A string, unescaped, in the arena.
+    Str(Span),
+    /// JSON text kept verbatim (nested objects and arrays of JSON input).
+    Raw(Span),
+}
+
+/// A field value borrowed from an [`Event`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ValRef<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(&'a str),
+    Raw(&'a str),
+}
+
+impl<'a> ValRef<'a> {
+    /// The value as a number, if it is one (strings are not converted here; units are the
+    /// stat layer's business).
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            ValRef::Int(i) => Some(i as f64),
+            ValRef::Float(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&'a str> {
+        match *self {
+            ValRef::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Write the value as text the way a user would read it (`200`, `true`, `web.1`); used for
+    /// group keys, unique and top-k values. Null writes nothing.
+    pub fn write_text(&self, out: &mut String) {
+        match *self {
+            ValRef::Null => {}
+            ValRef::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+            ValRef::Int(i) => out.push_str(itoa::Buffer::new().format(i)),
+            ValRef::Float(f) => write_f64(out, f),
+            ValRef::Str(s) | ValRef::Raw(s) => out.push_str(s),
+        }
+    }
+}
+
+/// Format a float the shortest way that reads back exactly (`2.46`, `1e21`), integers
+/// without a fraction (`3` not `3.0`); non-finite values as `null`.
+pub fn write_f64(out: &mut String, f: f64) {
+    if !f.is_finite() {
+        out.push_str("null");
+    } else if f.fract() == 0.0 && f.abs() < 1e15 {
+        let _ = write!(out, "{}", f as i64);
+    } else {
+        out.push_str(ryu::Buffer::new().format_finite(f));
+    }
+}
+
+/// One event, reusable: [`Event::clear`] keeps the allocations.
+#[derive(Clone, Debug, Default)]
+pub struct Event {
+    text: String,
+    fields: Vec<(Span, Val)>,
+}
+
+impl Event {
+    pub fn new() -> Event {
+        Event::default()
+    }
+
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.fields.clear();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Append text to the arena and return its span.
+    #[inline]
+    pub fn push_text(&mut self, s: &str) -> Span {
+        let start = self.text.len() as u32;
+        self.text.push_str(s);
+        Span {
+            start,
+            end: self.text.len() as u32,
+        }
+    }
+
+    /// Build a string in the arena piece by piece (e.g. while unescaping); `f` appends to the
+    /// given `String`, and the span of what it appended is returned.
+    #[inline]
+    pub fn build_text(&mut self, f: impl FnOnce(&mut String)) -> Span {
+        let start = self.text.len() as u32;
+        f(&mut self.text);
+        Span {
+            start,
+            end: self.text.len() as u32,
+        }
+    }
+
+    #[inline]
+    pub fn text(&self, span: Span) -> &str {
+        &self.text[span.start as usize..span.end as usize]
+    }
+
+    fn find(&self, key: &str) -> Option<usize> {
+        self.fields.iter().position(|(k, _)| self.text(*k) == key)
+    }
+
+    /// Set `key` to `val`, replacing an earlier field of the same name in place (so an
+    /// attribute overrides an envelope field and keeps its position).
+    #[inline]
+    pub fn set(&mut self, key: &str, val: Val) {
+        match self.find(key) {
+            Some(i) => self.fields[i].1 = val,
+            None => {
+                let k = self.push_text(key);
+                self.fields.push((k, val));
+            }
+        }
+    }
+
+    /// Like [`Event::set`] with a key already in the arena.
+    #[inline]
+    pub fn set_span(&mut self, key: Span, val: Val) {
+        let name = self.text(key);
+        match self.fields.iter().position(|(k, _)| self.text(*k) == name) {
+            Some(i) => self.fields[i].1 = val,
+            None => self.fields.push((key, val)),
+        }
+    }
+
+    /// Set `key` to the string `val`.
+    #[inline]
+    pub fn set_str(&mut self, key: &str, val: &str) {
+        let v = self.push_text(val);
+        self.set(key, Val::Str(v));
+    }
+
+    /// Append a field without checking for an earlier one of the same name (the caller knows
+    /// the key is new, e.g. the first envelope field).
+    #[inline]
+    pub fn push_unchecked(&mut self, key: Span, val: Val) {
+        self.fields.push((key, val));
+    }
+
+    pub fn remove(&mut self, key: &str) -> bool {
+        match self.find(key) {
+            Some(i) => {
+                self.fields.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[inline]
+    fn resolve(&self, v: Val) -> ValRef<'_> {
+        match v {
+            Val::Null => ValRef::Null,
+            Val::Bool(b) => ValRef::Bool(b),
+            Val::Int(i) => ValRef::Int(i),
+            Val::Float(f) => ValRef::Float(f),
+            Val::Str(s) => ValRef::Str(self.text(s)),
+            Val::Raw(s) => ValRef::Raw(self.text(s)),
+        }
+    }
+
+    /// The value of `key`, if present.
+    #[inline]
+    pub fn get(&self, key: &str) -> Option<ValRef<'_>> {
+        self.fields
+            .iter()
+            .find(|(k, _)| self.text(*k) == key)
+            .map(|&(_, v)| self.resolve(v))
+    }
+
+    /// The string value of `key`, if present and a string.
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(|v| v.as_str())
+    }
+
+    /// Fields in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, ValRef<'_>)> {
+        self.fields
+            .iter()
+            .map(|&(k, v)| (self.text(k), self.resolve(v)))
+    }
+
+    /// Append this event as one JSON object (no newline) to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (i, &(k, v)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json_str(out, self.text(k));
+            out.push(b':');
+            match v {
+                Val::Null => out.extend_from_slice(b"null"),
+                Val::Bool(true) => out.extend_from_slice(b"true"),
+                Val::Bool(false) => out.extend_from_slice(b"false"),
+                Val::Int(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+                Val::Float(f) => write_json_f64(out, f),
+                Val::Str(s) => write_json_str(out, self.text(s)),
+                Val::Raw(s) => out.extend_from_slice(self.text(s).as_bytes()),
+            }
+        }
+        out.push(b'}');
+    }
+
+    /// Read one JSON object into this event (after clearing it). Scalars become fields;
+    /// nested objects and arrays are kept as raw JSON text. Fails on anything that is not a
+    /// single well-formed object.
+    pub fn read_json(&mut self, line: &[u8]) -> Result<(), JsonError> {
+        self.clear();
+        crate::record::json::read_object(self, line)
+    }
+}
+
+/// Why a line is not a JSON object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonError {
+    pub offset: usize,
+    pub what: &'static str,
+}
+
+impl std::fmt::Display for JsonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid JSON at byte {}: {}", self.offset + 1, self.what)
+    }
+}
+
+/// Write `f` as a JSON number (non-finite as `null`).
+pub fn write_json_f64(out: &mut Vec<u8>, f: f64) {
+    if f.is_finite() {
+        out.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes());
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// Write `s` as a JSON string with escapes.
+#[inline]
+pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f | 0x7f => {
+                out.extend_from_slice(&bytes[start..i]);
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 15) as usize]);
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(esc);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+mod json;
+
+/// The partial state of one stat for one group key, one window, from one source.
+///
+/// ```json
+/// {"stat":"router.status","key":"200","start":1431856800,"secs":60,"src":"web-1.4121.9f3a","rev":2,"wm":1431856920,"agg":"count","state":{"count":12}}
+/// ```
+///
+/// - `key`: the group value, or `null` when the stat has no group-by;
+/// - `start`, `secs`: the window, `[start, start + secs)` in Unix seconds, aligned to the
+///   epoch;
+/// - `src`, `rev`: the producing process and its revision of this window's state: a later
+///   `rev` replaces an earlier one, an equal or older one is ignored;
+/// - `wm`: the source's watermark when it wrote this line: every window of this source ending
+///   at or before `wm` has been sent (it may still be revised by late data);
+/// - `agg`: the aggregate's canonical spec (`count`, `summary`, `quantiles`, `top 10`,
+///   `last sum 300`, ...); two fragments of one stat with different `agg` do not merge;
+/// - `state`: the aggregate's mergeable state, whose shape `agg` defines (see [`crate::stat`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fragment {
+    pub stat: String,
+    pub key: Option<String>,
+    pub start: i64,
+    pub secs: u32,
+    pub src: String,
+    pub rev: u64,
+    #[serde(default)]
+    pub wm: i64,
+    pub agg: String,
+    pub state: serde_json::Value,
+}
+
+/// The unified view of one stat, key and window.
+///
+/// ```json
+/// {"stat":"router.status","key":"200","start":1431856800,"secs":60,"final":true,"values":{"count":12,"rate":0.2}}
+/// ```
+///
+/// `final` is false while the window may still change; a later snapshot for the same stat, key
+/// and window replaces an earlier one. `values` is a flat object of named numbers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub stat: String,
+    pub key: Option<String>,
+    pub start: i64,
+    pub secs: u32,
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    pub values: std::collections::BTreeMap<String, f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_overrides_in_place_and_writes_json() {
+        let mut e = Event::new();
+        e.set_str("host", "a\"b");
+        e.set("status", Val::Int(200));
+        e.set("host", Val::Bool(true));
+        let mut out = Vec::new();
+        e.write_json(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"host":true,"status":200}"#
+        );
+        assert_eq!(e.get("status"), Some(ValRef::Int(200)));
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let line = br#"{"a":"x\ny\u00e9","b":-1.5e3,"c":[1,{"d":2}],"e":null,"f":true,"g":12}"#;
+        let mut e = Event::new();
+        e.read_json(line).unwrap();
+        assert_eq!(e.get_str("a"), Some("x\nyé"));
+        assert_eq!(e.get("b"), Some(ValRef::Float(-1500.0)));
+        assert_eq!(e.get("c"), Some(ValRef::Raw(r#"[1,{"d":2}]"#)));
+        assert_eq!(e.get("g"), Some(ValRef::Int(12)));
+        let mut out = Vec::new();
+        e.write_json(&mut out);
+        let a: serde_json::Value = serde_json::from_slice(line).unwrap();
+        let b: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn bad_json_is_an_error() {
+        let mut e = Event::new();
+        for bad in [
+            &b"{"[..],
+            b"[1]",
+            b"{\"a\":}",
+            b"{\"a\":1,}",
+            b"{\"a\":1} x",
+            b"",
+        ] {
+            assert!(
+                e.read_json(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}

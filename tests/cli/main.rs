@@ -1,0 +1,1 @@
+//! CLI tests: one integration binary driving the real binaries.
