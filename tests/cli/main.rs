@@ -1,1 +1,7 @@
 //! CLI tests: one integration binary driving the real binaries.
+
+mod emit;
+mod fragment;
+mod merge;
+mod parse;
+mod util;

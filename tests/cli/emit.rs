@@ -1,0 +1,1 @@
+//! `pulse-emit` CLI tests.

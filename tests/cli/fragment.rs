@@ -1,0 +1,1 @@
+//! `pulse-fragment` CLI tests.

@@ -1,0 +1,1 @@
+//! `pulse-merge` CLI tests.

@@ -1,0 +1,1 @@
+//! `pulse-parse` CLI tests.

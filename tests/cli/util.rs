@@ -1,0 +1,75 @@
+//! Helpers shared by the CLI tests.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Path of a built binary of this package.
+pub fn bin(name: &str) -> PathBuf {
+    match name {
+        "pulse-parse" => PathBuf::from(env!("CARGO_BIN_EXE_pulse-parse")),
+        "pulse-fragment" => PathBuf::from(env!("CARGO_BIN_EXE_pulse-fragment")),
+        "pulse-merge" => PathBuf::from(env!("CARGO_BIN_EXE_pulse-merge")),
+        "pulse-emit" => PathBuf::from(env!("CARGO_BIN_EXE_pulse-emit")),
+        _ => panic!("unknown binary {name}"),
+    }
+}
+
+/// A fixture file under `tests/fixtures/`.
+pub fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+/// Run a binary with arguments and bytes on stdin.
+pub fn run(name: &str, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(bin(name))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("wait");
+    feeder.join().unwrap();
+    out
+}
+
+/// Parse NDJSON output into JSON values (panics on a bad line, naming it).
+pub fn ndjson(bytes: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("line {}: {e}: {l}", i + 1))
+        })
+        .collect()
+}
+
+/// Run a shell pipeline (with pipefail) and return its output.
+pub fn sh(script: &str) -> Output {
+    Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -o pipefail; {script}"))
+        .env("PATH", path_with_bins())
+        .output()
+        .expect("bash")
+}
+
+/// PATH with this package's binaries first.
+pub fn path_with_bins() -> String {
+    let dir = bin("pulse-parse").parent().unwrap().to_path_buf();
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
