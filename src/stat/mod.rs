@@ -11,6 +11,7 @@ use std::str::FromStr;
 use serde_json::Value;
 
 pub mod count;
+pub mod hash;
 pub mod last;
 pub mod quantiles;
 pub mod summary;
@@ -331,6 +332,8 @@ fn expect_fields(v: &Value, allowed: &[&str]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
 
     #[test]
     fn agg_spec_round_trips() {
@@ -346,5 +349,313 @@ mod tests {
             assert_eq!(s.parse::<AggSpec>().unwrap().to_string(), s);
         }
         assert!("top x".parse::<AggSpec>().is_err());
+    }
+
+    /// An owned [`Input`], for generating test data.
+    #[derive(Clone, Debug)]
+    enum In {
+        One,
+        Num(f64),
+        Text(String),
+        Last(String, f64, f64),
+    }
+
+    impl In {
+        fn input(&self) -> Input<'_> {
+            match self {
+                In::One => Input::One,
+                In::Num(x) => Input::Num(*x),
+                In::Text(s) => Input::Text(s),
+                In::Last(p, t, v) => Input::Last {
+                    part: p,
+                    time: *t,
+                    value: *v,
+                },
+            }
+        }
+    }
+
+    fn fold(spec: &AggSpec, items: &[In]) -> State {
+        let mut s = State::new(spec);
+        for i in items {
+            s.add(i.input());
+        }
+        s
+    }
+
+    fn merged(a: &State, b: &State) -> State {
+        let mut m = a.clone();
+        m.merge(b).unwrap();
+        m
+    }
+
+    /// Inputs for every kind. Numbers are multiples of 1/8 below 2^17, so that every sum
+    /// and sum of squares is exact in f64 and states can be compared exactly.
+    fn exact_case() -> impl Strategy<Value = (AggSpec, Vec<In>)> {
+        let dyadic = || (-(1i32 << 20)..(1 << 20)).prop_map(|i| f64::from(i) / 8.0);
+        let num = move || {
+            prop_oneof![
+                4 => dyadic().prop_map(In::Num),
+                1 => Just(In::Num(0.0)),
+                1 => Just(In::Num(f64::NAN)),
+                1 => Just(In::Text("wrong shape".into())),
+            ]
+        };
+        let text = |n: u32| (0..n).prop_map(|i| In::Text(format!("v{i}")));
+        let last = (0..12u32, 0..20i32, -50..50i32)
+            .prop_map(|(p, t, v)| In::Last(format!("p{p}"), f64::from(t), f64::from(v)));
+        let func = prop_oneof![
+            Just(LastFn::Sum),
+            Just(LastFn::Mean),
+            Just(LastFn::Count),
+            Just(LastFn::Max)
+        ];
+        prop_oneof![
+            prop::collection::vec(
+                prop_oneof![Just(In::One), dyadic().prop_map(In::Num)],
+                0..100
+            )
+            .prop_map(|v| (AggSpec::Count, v)),
+            prop::collection::vec(num(), 0..200).prop_map(|v| (AggSpec::Summary, v)),
+            prop::collection::vec(num(), 0..200).prop_map(|v| (AggSpec::Quantiles, v)),
+            prop::collection::vec(text(60), 0..200).prop_map(|v| (AggSpec::Unique, v)),
+            // Enough distinct values to cross from the exact set to HyperLogLog.
+            prop::collection::vec(text(2500), 0..2500).prop_map(|v| (AggSpec::Unique, v)),
+            (0..6usize, prop::collection::vec(text(25), 0..200))
+                .prop_map(|(k, v)| (AggSpec::Top { k }, v)),
+            (func, 0..30u32, prop::collection::vec(last, 0..100))
+                .prop_map(|(func, recency, v)| (AggSpec::Last { func, recency }, v)),
+        ]
+    }
+
+    /// Cut `items` into pieces at the given fractions.
+    fn split(items: &[In], cuts: &[f64]) -> Vec<Vec<In>> {
+        let mut at: Vec<usize> = cuts
+            .iter()
+            .map(|c| (c * items.len() as f64) as usize)
+            .collect();
+        at.sort_unstable();
+        let mut parts = Vec::new();
+        let mut prev = 0;
+        for a in at.into_iter().chain([items.len()]) {
+            parts.push(items[prev..a].to_vec());
+            prev = a;
+        }
+        parts
+    }
+
+    fn check_values(s: &State, spec: &AggSpec) -> Result<(), TestCaseError> {
+        let mut out = BTreeMap::new();
+        s.values(spec, 1_000, 10, &mut out);
+        prop_assert!(out.contains_key("count") || matches!(spec, AggSpec::Unique));
+        for (k, v) in &out {
+            prop_assert!(v.is_finite(), "{} = {}", k, v);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// fold(all) == merge of the folds of any split, in order, reversed, and as a tree.
+        #[test]
+        fn fold_equals_merge_of_split_folds(
+            (spec, items) in exact_case(),
+            cuts in prop::collection::vec(0.0f64..1.0, 0..5),
+        ) {
+            let whole = fold(&spec, &items);
+            let folds: Vec<State> = split(&items, &cuts).iter().map(|p| fold(&spec, p)).collect();
+            let mut forward = State::new(&spec);
+            for f in &folds {
+                forward.merge(f).unwrap();
+            }
+            prop_assert_eq!(&forward, &whole);
+            let mut backward = State::new(&spec);
+            for f in folds.iter().rev() {
+                backward.merge(f).unwrap();
+            }
+            prop_assert_eq!(&backward, &whole);
+            // Pairwise tree reduction.
+            let mut level = folds;
+            while level.len() > 1 {
+                level = level
+                    .chunks(2)
+                    .map(|c| if c.len() == 2 { merged(&c[0], &c[1]) } else { c[0].clone() })
+                    .collect();
+            }
+            prop_assert_eq!(&level[0], &whole);
+            let mut a = BTreeMap::new();
+            let mut b = BTreeMap::new();
+            whole.values(&spec, 0, 60, &mut a);
+            level[0].values(&spec, 0, 60, &mut b);
+            prop_assert_eq!(a, b);
+            check_values(&whole, &spec)?;
+        }
+
+        /// new() is the identity; merge is commutative and associative.
+        #[test]
+        fn monoid_laws(
+            (spec, items) in exact_case(),
+            c1 in 0.0f64..1.0,
+            c2 in 0.0f64..1.0,
+        ) {
+            let parts = split(&items, &[c1, c2]);
+            let [a, b, c] = [0, 1, 2].map(|i| fold(&spec, &parts[i]));
+            let e = State::new(&spec);
+            prop_assert_eq!(&merged(&e, &a), &a);
+            prop_assert_eq!(&merged(&a, &e), &a);
+            prop_assert_eq!(merged(&a, &b), merged(&b, &a));
+            prop_assert_eq!(merged(&merged(&a, &b), &c), merged(&a, &merged(&b, &c)));
+        }
+
+        /// to_json / from_json round-trips exactly, also through the JSON text.
+        #[test]
+        fn json_round_trips((spec, items) in exact_case()) {
+            let s = fold(&spec, &items);
+            let back = State::from_json(&spec, &s.to_json()).unwrap();
+            prop_assert_eq!(&back, &s);
+            let text = s.to_json().to_string();
+            let reparsed: Value = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(&State::from_json(&spec, &reparsed).unwrap(), &s);
+        }
+
+        /// Arbitrary doubles: float sums may differ in the last bits when reassociated, so
+        /// sums are compared with a tolerance scaled by the inputs' magnitude; counts,
+        /// min, max and buckets exactly. Values never hold NaN or infinities.
+        #[test]
+        fn arbitrary_floats_merge_within_rounding(
+            kind in 0..3usize,
+            xs in prop::collection::vec(
+                prop_oneof![-1e100f64..1e100, -1.0f64..1.0, any::<f64>().prop_filter("moderate", |x| x.abs() < 1e100)],
+                0..150,
+            ),
+            cuts in prop::collection::vec(0.0f64..1.0, 0..4),
+        ) {
+            let spec = [AggSpec::Count, AggSpec::Summary, AggSpec::Quantiles][kind].clone();
+            let items: Vec<In> = xs.iter().map(|&x| In::Num(x)).collect();
+            let whole = fold(&spec, &items);
+            let mut m = State::new(&spec);
+            for p in split(&items, &cuts) {
+                m.merge(&fold(&spec, &p)).unwrap();
+            }
+            let scale: f64 = xs.iter().map(|x| x.abs() + x * x).sum();
+            close_json(&whole.to_json(), &m.to_json(), scale, "")?;
+            check_values(&whole, &spec)?;
+            check_values(&m, &spec)?;
+            prop_assert_eq!(&State::from_json(&spec, &whole.to_json()).unwrap(), &whole);
+        }
+
+        /// Values never hold NaN or infinities, whatever the input.
+        #[test]
+        fn values_always_finite(
+            kind in 0..3usize,
+            xs in prop::collection::vec(any::<f64>(), 0..50),
+        ) {
+            let spec = [AggSpec::Count, AggSpec::Summary, AggSpec::Quantiles][kind].clone();
+            let items: Vec<In> = xs.iter().map(|&x| In::Num(x)).collect();
+            check_values(&fold(&spec, &items), &spec)?;
+        }
+    }
+
+    /// Compare two states' JSON: `sum`, `sumsq` and a weighted `count` within
+    /// `1e-12 * scale`, everything else exactly.
+    fn close_json(a: &Value, b: &Value, scale: f64, key: &str) -> Result<(), TestCaseError> {
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                prop_assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>());
+                for (k, v) in x {
+                    close_json(v, &y[k], scale, k)?;
+                }
+            }
+            (Value::Number(x), Value::Number(y)) if ["sum", "sumsq", "count"].contains(&key) => {
+                let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+                prop_assert!((x - y).abs() <= 1e-12 * scale, "{}: {} vs {}", key, x, y);
+            }
+            _ => prop_assert_eq!(a, b, "field {}", key),
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn different_specs_do_not_merge() {
+        let cases = [
+            ("count", "summary"),
+            ("quantiles", "unique"),
+            ("top 5", "top 10"),
+            ("last sum 300", "last mean 300"),
+            ("last sum 300", "last sum 60"),
+        ];
+        for (l, r) in cases {
+            let (l, r) = (l.parse::<AggSpec>().unwrap(), r.parse::<AggSpec>().unwrap());
+            let mut a = State::new(&l);
+            a.add(Input::One);
+            let before = a.clone();
+            let err = a.merge(&State::new(&r)).unwrap_err();
+            assert_eq!(err.to_string(), format!("aggregate mismatch: {l} vs {r}"));
+            assert_eq!(a, before);
+        }
+        let mut t = State::new(&AggSpec::Top { k: 5 });
+        assert!(t.merge(&State::new(&AggSpec::Top { k: 5 })).is_ok());
+    }
+
+    #[test]
+    fn from_json_rejects_other_kinds_state() {
+        let count = State::new(&AggSpec::Count).to_json();
+        for spec in ["summary", "quantiles", "unique", "top 3", "last sum 60"] {
+            let spec: AggSpec = spec.parse().unwrap();
+            assert!(State::from_json(&spec, &count).is_err(), "{spec}");
+        }
+        assert!(State::from_json(&AggSpec::Count, &json!([1])).is_err());
+        assert!(State::from_json(&AggSpec::Count, &json!({"count": 1, "x": 2})).is_err());
+    }
+
+    #[test]
+    fn values_names_per_kind() {
+        let names = |spec: &str, inputs: &[Input]| {
+            let spec: AggSpec = spec.parse().unwrap();
+            let mut s = State::new(&spec);
+            for &i in inputs {
+                s.add(i);
+            }
+            let mut out = BTreeMap::new();
+            s.values(&spec, 0, 60, &mut out);
+            out.into_keys().collect::<Vec<_>>().join(",")
+        };
+        assert_eq!(names("count", &[Input::One]), "count,rate");
+        assert_eq!(
+            names("summary", &[Input::Num(1.0)]),
+            "count,max,mean,min,stddev,sum"
+        );
+        assert_eq!(
+            names("quantiles", &[Input::Num(1.0)]),
+            "count,max,mean,min,p50,p90,p95,p99,sum"
+        );
+        assert_eq!(names("unique", &[Input::Text("a")]), "unique");
+        assert_eq!(
+            names(
+                "top 1",
+                &[Input::Text("a"), Input::Text("b"), Input::Text("b")]
+            ),
+            "b,count"
+        );
+        let last = Input::Last {
+            part: "a",
+            time: 59.0,
+            value: 2.0,
+        };
+        assert_eq!(names("last mean 60", &[last]), "count,mean");
+        assert_eq!(names("last count 60", &[last]), "count");
+    }
+
+    #[test]
+    fn heap_bytes_grows_with_content() {
+        let spec = AggSpec::Unique;
+        let mut s = State::new(&spec);
+        let empty = s.heap_bytes();
+        for i in 0..5000 {
+            s.add(Input::Text(&i.to_string()));
+        }
+        assert!(s.heap_bytes() >= 16384 && s.heap_bytes() > empty);
+        assert_eq!(State::new(&AggSpec::Count).heap_bytes(), 0);
     }
 }

@@ -95,14 +95,16 @@ impl Store {
             self.counts.resize((i - lo) as usize + 1, 0);
             *self.counts.last_mut().unwrap() += n;
             self.collapse();
-        } else if hi - i >= MAX_BUCKETS as i32 {
-            // Below the lowest bucket the cap allows: it belongs in the lowest bucket.
-            self.counts[0] += n;
         } else {
-            let grow = (lo - i) as usize;
-            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
-            self.offset = i;
-            self.counts[0] += n;
+            // Below the run: grow it downwards, but never past the lowest bucket the cap
+            // allows; a value below that belongs in that bucket.
+            let target = i.max(hi - (MAX_BUCKETS as i32 - 1));
+            if target < lo {
+                let grow = (lo - target) as usize;
+                self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+                self.offset = target;
+            }
+            self.counts[(target - self.offset) as usize] += n;
         }
     }
 
@@ -478,6 +480,12 @@ mod tests {
         }
         a.merge(&b);
         assert_eq!(a.pos, whole.pos);
+        // The order of arrival does not matter either, even across the cap.
+        let mut desc = Quantiles::default();
+        for &x in data.iter().rev() {
+            desc.add(x);
+        }
+        assert_eq!(desc, whole);
         // High quantiles are still accurate.
         let q = whole.quantile(0.99).unwrap();
         assert!(rel_err(q, exact(&data, 0.99)) <= ALPHA + 1e-9);

@@ -24,6 +24,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use serde_json::{json, Value};
 
+use super::hash::fnv1a64;
 use super::{expect_fields, put};
 
 /// Most distinct values kept exactly.
@@ -38,16 +39,6 @@ const Q: u32 = 64 - P;
 /// MurmurHash3 `fmix64` finaliser. The same on every platform and in every release.
 pub fn hash64(s: &str) -> u64 {
     fmix64(fnv1a64(s.as_bytes()))
-}
-
-/// FNV-1a, 64-bit.
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 /// MurmurHash3's 64-bit finaliser: every input bit affects every output bit.
