@@ -8,9 +8,13 @@
 //! [`record`]. Each binary in `src/bin/` is a thin call into [`cli`].
 
 pub mod cli;
+pub mod clock;
 pub mod error;
+pub mod fragment;
 pub mod io;
+pub mod merge;
 pub mod parse;
 pub mod record;
+pub mod shard;
 pub mod stat;
 pub mod time;

@@ -1,8 +1,248 @@
-//! `pulse-fragment` (not yet written).
+//! `pulse-fragment`: events to fragments (windowed, mergeable partial aggregates).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser as _;
+
+use crate::clock::Clock;
+use crate::error::{exit_with, Diag, Error, Result, EXIT_FAILURE, EXIT_OK};
+use crate::fragment::window::Windows;
+use crate::fragment::{Engine, InputKind, Own};
+use crate::io::{input, output, pipeline, progress::Progress};
+use crate::parse::{Format, Options as ParseOptions};
+use crate::spec::StatSet;
+
+const TOOL: &str = "pulse-fragment";
+
+/// Turn events into fragments: for each declared stat, group key and time window, the
+/// mergeable partial state, written as one JSON object per line.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "pulse-fragment",
+    version,
+    after_help = "Examples:\n  pulse-parse app.log | pulse-fragment | pulse-merge\n  pulse-fragment --raw app.log > fragments.ndjson\n  nc aorta 5000 | pulse-fragment --raw --source $(hostname) | nc merger 7000\n\nSee pulse-fragment(1), pulse.stats(5) and pulse(7)."
+)]
+pub struct Args {
+    /// Files of events (or raw log lines with --raw); `-` or none reads stdin.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Stats file declaring what to compute (repeatable); the built-in defaults when absent.
+    #[arg(short, long = "stats", value_name = "FILE")]
+    pub stats: Vec<PathBuf>,
+    /// Print the stats in force, in stats-file syntax, and exit.
+    #[arg(long)]
+    pub list_stats: bool,
+    /// Input is raw log lines: parse them in-process, exactly as pulse-parse would.
+    #[arg(long)]
+    pub raw: bool,
+    /// With --raw: force one log format instead of detecting it per line.
+    #[arg(long, value_name = "NAME", requires = "raw")]
+    pub format: Option<String>,
+    /// With --raw: the year of RFC 3164 timestamps, which have none (default: this year).
+    #[arg(long, value_name = "YEAR", requires = "raw")]
+    pub year: Option<i32>,
+    /// Name of this source in the fragments' `src` (default: HOST-PID-RANDOM, unique per process).
+    #[arg(long = "source", value_name = "NAME")]
+    pub source: Option<String>,
+    /// Seconds after a window's end (in event time) before it is written.
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    pub grace: f64,
+    /// Events this many seconds older than the newest seen are counted as late and dropped.
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    pub lateness: f64,
+    /// When reading a stream (not a regular file), write changed windows at least this often
+    /// by the wall clock, so a quiet stream still reports; 0 turns it off.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    pub flush_every: f64,
+    /// Prefix each line with its stat's shard number (0..N) and a tab, for routing
+    /// (`kcat -K'\t'`, a shell `case`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub shards: Option<u32>,
+    /// Stop at the first malformed input line (exit status 1).
+    #[arg(long)]
+    pub strict: bool,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Flush output after every line written.
+    #[arg(long)]
+    pub line_buffered: bool,
+    /// Use this fixed Unix time as "now" (events without a time; testing).
+    #[arg(long, value_name = "UNIX", hide = true)]
+    pub now: Option<f64>,
+}
 
 pub fn main() -> ! {
-    crate::error::exit_with(
-        "pulse-fragment",
-        Err(crate::error::Error::Runtime("not yet written".into())),
-    )
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    exit_with(TOOL, run(args))
+}
+
+/// Load the stats in force: every `--stats` file, or the defaults.
+pub fn load_stats(paths: &[PathBuf]) -> Result<StatSet> {
+    if paths.is_empty() {
+        return Ok(StatSet::defaults());
+    }
+    let mut set: Option<StatSet> = None;
+    for p in paths {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;
+        let one = StatSet::parse(&text, &p.display().to_string())
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        match &mut set {
+            None => set = Some(one),
+            Some(s) => s.extend(one).map_err(|e| Error::Usage(e.to_string()))?,
+        }
+    }
+    Ok(set.unwrap_or_else(StatSet::defaults))
+}
+
+fn default_source() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "host".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))
+        .unwrap_or(0);
+    format!("{host}-{}-{:08x}", std::process::id(), nanos)
+}
+
+pub fn run(args: Args) -> Result<i32> {
+    let stats = load_stats(&args.stats)?;
+    if args.list_stats {
+        let mut out = output::stdout(false);
+        out.write_all(stats.list().as_bytes())?;
+        if stats.l2met {
+            writeln!(
+                out,
+                "# l2met: count#X, measure#X, sample#X and unique#X attributes become stats named X (60s windows)"
+            )?;
+        }
+        for own in Own::ALL {
+            writeln!(out, "# {}: {} (60s windows, always on)", own.name(), own.describe())?;
+        }
+        out.flush()?;
+        return Ok(EXIT_OK);
+    }
+    for (flag, v) in [("--grace", args.grace), ("--lateness", args.lateness)] {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(Error::Usage(format!("{flag} must be a number of seconds >= 0")));
+        }
+    }
+    if !(args.flush_every.is_finite() && args.flush_every >= 0.0) {
+        return Err(Error::Usage("--flush-every must be a number of seconds >= 0".into()));
+    }
+    let kind = if args.raw {
+        let format = match &args.format {
+            Some(f) => f.parse::<Format>().map_err(Error::Usage)?,
+            None => Format::Auto,
+        };
+        let mut opts = ParseOptions::default();
+        opts.format = format;
+        if let Some(y) = args.year {
+            opts.year = y;
+        }
+        InputKind::Raw(opts)
+    } else {
+        InputKind::Events
+    };
+    let clock = match args.now {
+        Some(t) => Clock::Fixed(t),
+        None => Clock::System,
+    };
+    let inputs = input::open_all(&args.files)?;
+    let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
+    let live = inputs.iter().any(|i| i.len.is_none());
+    let total: Option<u64> = inputs.iter().map(|i| i.len).sum();
+    let progress = if args.files.is_empty() {
+        Progress::hidden()
+    } else {
+        Progress::new(total)
+    };
+    let tick = (live && args.flush_every > 0.0).then(|| Duration::from_secs_f64(args.flush_every));
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+
+    let engine = Engine {
+        stats,
+        input: kind,
+        lateness: args.lateness,
+        clock,
+    };
+    let src = args.source.clone().unwrap_or_else(default_source);
+    let mut windows = Windows::new(src, clock, args.grace, args.lateness, args.shards);
+    let mut diag = Diag::new(TOOL, args.strict);
+    let mut out = output::stdout(args.line_buffered || live);
+    let mut buf = Vec::with_capacity(1 << 16);
+    let mut line_base = 0u64;
+    let mut exact = engine.scratch();
+
+    let result = pipeline::run(
+        inputs,
+        threads,
+        tick,
+        || engine.scratch(),
+        |scratch, chunk| engine.process(scratch, chunk, None),
+        |step| {
+            match step {
+                pipeline::Step::Chunk { bytes, out: mut got, input } => {
+                    if got.min_kept < windows.newest() - engine.lateness {
+                        let data = std::mem::take(&mut got.data);
+                        got = engine.process(&mut exact, &data, Some(windows.newest()));
+                    }
+                    for b in &got.bad {
+                        let at = format!("{}: line {}", names[input], line_base + b.line + 1);
+                        diag.bad(b.kind, &at, &b.detail)?;
+                    }
+                    diag.count("malformed", got.bad_total - got.bad.len() as u64);
+                    line_base += got.lines;
+                    windows.absorb(&engine.stats, got.partial, got.max_time, &mut diag);
+                    windows.flush_due(&engine.stats, &mut buf);
+                    progress.inc(bytes as u64);
+                }
+                pipeline::Step::End { overlong, name, .. } => {
+                    if overlong > 0 {
+                        diag.bad(
+                            "overlong",
+                            &name,
+                            &format!("{overlong} lines longer than 1 MiB were cut"),
+                        )?;
+                    }
+                    line_base = 0;
+                }
+                pipeline::Step::Tick => windows.flush_all(&engine.stats, &mut buf, false),
+            }
+            if !buf.is_empty() {
+                out.write_all(&buf)?;
+                buf.clear();
+                if live {
+                    out.flush()?;
+                }
+            }
+            Ok(())
+        },
+    );
+    progress.finish();
+    result?;
+    windows.finish(&engine.stats, &mut out)?;
+    out.flush()?;
+    diag.finish();
+    Ok(if diag.total("malformed") > 0 {
+        EXIT_FAILURE
+    } else {
+        EXIT_OK
+    })
 }

@@ -1,8 +1,262 @@
-//! `pulse-merge` (not yet written).
+//! `pulse-merge`: fragments from any number of receivers to snapshots, sharded by stat.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser as _;
+use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
+
+use crate::clock::Clock;
+use crate::error::{exit_with, Diag, Error, Result, EXIT_FAILURE, EXIT_OK};
+use crate::io::{input, output};
+use crate::merge::{strip_shard_prefix, Config, Merger, Output, Reject};
+use crate::record::Fragment;
+use crate::shard::Shard;
+
+const TOOL: &str = "pulse-merge";
+
+/// Merge fragments from any number of inputs and TCP clients into snapshots.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "pulse-merge",
+    version,
+    after_help = "Examples:\n  pulse-parse app.log | pulse-fragment | pulse-merge\n  pulse-merge <(ssh a 'pulse-fragment --raw /var/log/app.log') <(ssh b '...')\n  pulse-merge --listen 0.0.0.0:7000 --shard 0/2 | pulse-emit --graphite graphite:2003\n\nSee pulse-merge(1) and pulse(7)."
+)]
+pub struct Args {
+    /// Files or FIFOs of fragments, read concurrently; `-` is stdin. With no FILE and no
+    /// --listen, reads stdin.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Also accept TCP clients on ADDR:PORT, each an NDJSON fragment stream; runs until
+    /// SIGINT or SIGTERM, then writes what is open as final.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// Keep only the stats of shard I of N (FNV-1a 64 of the stat name, modulo N).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+    /// Write provisional snapshots of changed open windows this often (seconds); 0 writes
+    /// final snapshots only.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    pub every: f64,
+    /// Seconds of wall clock to wait, after the first source passed a window's end, for
+    /// silent sources before making the window final.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub max_wait: f64,
+    /// Re-window into windows of SECS (a multiple of the fragments' windows), e.g. 600 to
+    /// turn 1-minute data into 10-minute data.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rollup: Option<u32>,
+    /// Write snapshots, or merged fragments (under --source) for a merger above this one.
+    #[arg(long, value_name = "KIND", default_value = "snapshots", value_parser = ["snapshots", "fragments"])]
+    pub output: String,
+    /// Final windows are forgotten this many seconds (event time) behind the newest
+    /// watermark; later fragments for them are counted as too old.
+    #[arg(long, value_name = "SECS", default_value_t = 3600.0)]
+    pub retain: f64,
+    /// Name of this merger in the fragments it writes with --output fragments.
+    #[arg(long = "source", value_name = "NAME")]
+    pub source: Option<String>,
+    /// Stop at the first malformed line or aggregate mismatch (exit status 1).
+    #[arg(long)]
+    pub strict: bool,
+    /// Use this fixed Unix time as "now" (testing).
+    #[arg(long, value_name = "UNIX", hide = true)]
+    pub now: Option<f64>,
+}
 
 pub fn main() -> ! {
-    crate::error::exit_with(
-        "pulse-merge",
-        Err(crate::error::Error::Runtime("not yet written".into())),
-    )
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    exit_with(TOOL, run(args))
+}
+
+enum Msg {
+    Frag(Box<Fragment>),
+    Bad { at: String, detail: String },
+    Failed(Error),
+    /// A file input ended.
+    Eof,
+}
+
+/// Read one NDJSON fragment stream, sending each parsed line.
+fn read_stream(name: String, reader: impl Read, tx: &Sender<Msg>) {
+    let mut r = BufReader::with_capacity(1 << 16, reader);
+    let mut buf = Vec::new();
+    let mut n = 0u64;
+    loop {
+        buf.clear();
+        match r.read_until(b'\n', &mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) => {
+                let _ = tx.send(Msg::Failed(Error::io(name, e)));
+                return;
+            }
+        }
+        n += 1;
+        let line = crate::io::lines::trim_cr(buf.strip_suffix(b"\n").unwrap_or(&buf));
+        if line.iter().all(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        let msg = match serde_json::from_slice::<Fragment>(strip_shard_prefix(line)) {
+            Ok(f) => Msg::Frag(Box::new(f)),
+            Err(e) => Msg::Bad {
+                at: format!("{name}: line {n}"),
+                detail: format!("not a fragment: {e}"),
+            },
+        };
+        if tx.send(msg).is_err() {
+            return;
+        }
+    }
+}
+
+pub fn run(args: Args) -> Result<i32> {
+    for (flag, v) in [
+        ("--every", args.every),
+        ("--max-wait", args.max_wait),
+        ("--retain", args.retain),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(Error::Usage(format!("{flag} must be a number of seconds >= 0")));
+        }
+    }
+    let clock = match args.now {
+        Some(t) => Clock::Fixed(t),
+        None => Clock::System,
+    };
+    let output_kind = if args.output == "fragments" {
+        Output::Fragments
+    } else {
+        Output::Snapshots
+    };
+    let cfg = Config {
+        shard: args.shard,
+        rollup: args.rollup,
+        max_wait: args.max_wait,
+        retain: args.retain,
+        output: output_kind,
+        src: args
+            .source
+            .clone()
+            .unwrap_or_else(|| format!("merge-{}", std::process::id())),
+    };
+    let listener = match &args.listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .map_err(|e| Error::Runtime(format!("cannot listen on {addr}: {e}")))?,
+        ),
+        None => None,
+    };
+    let inputs = if args.files.is_empty() && listener.is_some() {
+        Vec::new()
+    } else {
+        input::open_all(&args.files)?
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    if listener.is_some() {
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, Arc::clone(&stop))
+                .map_err(|e| Error::Runtime(format!("cannot handle signals: {e}")))?;
+        }
+    }
+
+    let (tx, rx) = bounded::<Msg>(8192);
+    let mut pending_files = inputs.len();
+    for inp in inputs {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            read_stream(inp.name, inp.reader, &tx);
+            let _ = tx.send(Msg::Eof);
+        });
+    }
+    if let Some(l) = listener {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(conn) = conn else { continue };
+                let name = conn
+                    .peer_addr()
+                    .map(|a| format!("tcp:{a}"))
+                    .unwrap_or_else(|_| "tcp".into());
+                let tx = tx.clone();
+                std::thread::spawn(move || read_stream(name, conn, &tx));
+            }
+        });
+    }
+    let listening = args.listen.is_some();
+    drop(tx);
+
+    let mut merger = Merger::new(cfg, clock);
+    let mut diag = Diag::new(TOOL, args.strict);
+    let mut out = output::stdout(true);
+    let mut buf = Vec::with_capacity(1 << 16);
+    let every = (args.every > 0.0).then(|| Duration::from_secs_f64(args.every));
+    let check = Duration::from_millis(200);
+    let mut last_provisional = Instant::now();
+    let mut last_check = Instant::now();
+    let mut too_old_reported = false;
+
+    loop {
+        if stop.load(Ordering::Relaxed) || (!listening && pending_files == 0) {
+            break;
+        }
+        let msg = match rx.recv_timeout(check) {
+            Ok(m) => Some(m),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        match msg {
+            Some(Msg::Frag(f)) => match merger.add(*f) {
+                Ok(()) | Err(Reject::OtherShard) | Err(Reject::Stale) => {}
+                Err(Reject::TooOld) => {
+                    if !too_old_reported {
+                        too_old_reported = true;
+                        eprintln!(
+                            "{TOOL}: fragments for windows already forgotten (older than --retain) are dropped and counted"
+                        );
+                    }
+                    diag.count("too old", 1);
+                }
+                Err(Reject::Bad(m)) => diag.bad("malformed", "fragment", &m)?,
+                Err(Reject::Mismatch(m)) => diag.bad("mismatch", "fragment", &m)?,
+            },
+            Some(Msg::Bad { at, detail }) => diag.bad("malformed", &at, &detail)?,
+            Some(Msg::Failed(e)) => return Err(e),
+            Some(Msg::Eof) => pending_files -= 1,
+            None => {}
+        }
+        if last_check.elapsed() >= check {
+            last_check = Instant::now();
+            let provisional = every.is_some_and(|e| last_provisional.elapsed() >= e);
+            if provisional {
+                last_provisional = Instant::now();
+            }
+            merger.poll(provisional, &mut buf);
+            if !buf.is_empty() {
+                out.write_all(&buf)?;
+                out.flush()?;
+                buf.clear();
+            }
+        }
+    }
+    merger.finish(&mut buf);
+    out.write_all(&buf)?;
+    out.flush()?;
+    diag.finish();
+    Ok(if diag.total("malformed") + diag.total("mismatch") > 0 {
+        EXIT_FAILURE
+    } else {
+        EXIT_OK
+    })
 }

@@ -1,1 +1,241 @@
 //! `pulse-fragment` CLI tests.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::util::{fixture, ndjson, run, sh};
+
+const APACHE: &str = "real/elastic-examples/apache_logs";
+
+/// The latest state per (stat, key, start, secs) of a fragment stream (what a merger keeps).
+pub fn latest_states(frags: &[Value]) -> BTreeMap<(String, String, i64, u64), Value> {
+    let mut m: BTreeMap<(String, String, i64, u64), (u64, Value)> = BTreeMap::new();
+    for f in frags {
+        let k = (
+            f["stat"].as_str().unwrap().to_string(),
+            f["key"].to_string(),
+            f["start"].as_i64().unwrap(),
+            f["secs"].as_u64().unwrap(),
+        );
+        let rev = f["rev"].as_u64().unwrap();
+        let keep = m.get(&k).is_none_or(|(r, _)| rev > *r);
+        if keep {
+            m.insert(k, (rev, f["state"].clone()));
+        }
+    }
+    m.into_iter().map(|(k, (_, v))| (k, v)).collect()
+}
+
+#[test]
+fn raw_input_gives_the_same_fragments_as_parse_then_fragment() {
+    let file = fixture(APACHE);
+    let file = file.to_str().unwrap();
+    let fused = sh(&format!("pulse-fragment --raw --source t --now 0 {file}"));
+    assert!(fused.status.success(), "{}", String::from_utf8_lossy(&fused.stderr));
+    let piped = sh(&format!(
+        "pulse-parse {file} | pulse-fragment --source t --now 0"
+    ));
+    assert!(piped.status.success(), "{}", String::from_utf8_lossy(&piped.stderr));
+    let a = latest_states(&ndjson(&fused.stdout));
+    let b = latest_states(&ndjson(&piped.stdout));
+    assert!(a.len() > 100, "only {} windows", a.len());
+    assert_eq!(a, b);
+    // And the whole file is accounted for: 10,000 events in pulse.events.
+    let events: f64 = a
+        .iter()
+        .filter(|(k, _)| k.0 == "pulse.events")
+        .map(|(_, v)| v["count"].as_f64().unwrap())
+        .sum();
+    assert_eq!(events, 10_000.0);
+}
+
+#[test]
+fn thread_count_does_not_change_the_result() {
+    let file = fixture(APACHE);
+    let file = file.to_str().unwrap();
+    let one = sh(&format!("pulse-fragment --raw --threads 1 --now 0 {file}"));
+    let four = sh(&format!("pulse-fragment --raw --threads 4 --now 0 {file}"));
+    assert!(one.status.success() && four.status.success());
+    assert_eq!(
+        latest_states(&ndjson(&one.stdout)),
+        latest_states(&ndjson(&four.stdout))
+    );
+}
+
+fn events(lines: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = String::new();
+    for (time, status) in lines {
+        out.push_str(&format!("{{\"time\":\"{time}\",\"status\":{status}}}\n"));
+    }
+    out.into_bytes()
+}
+
+const COUNT_BY_STATUS: &str = "req count 60s status? by status\n";
+
+fn stats_file(dir: &tempfile::TempDir, text: &str) -> String {
+    let p = dir.path().join("t.stats");
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn windows_follow_event_time_and_late_events_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = stats_file(&dir, COUNT_BY_STATUS);
+    let input = events(&[
+        ("2026-01-01T00:00:10Z", "200"),
+        ("2026-01-01T00:00:50Z", "200"),
+        ("2026-01-01T00:01:05Z", "500"),
+        ("2026-01-01T00:10:00Z", "200"),
+        // 9 minutes behind the newest: later than the default 300 s lateness.
+        ("2026-01-01T00:01:00Z", "200"),
+        // Within lateness: changes a window already written.
+        ("2026-01-01T00:06:00Z", "404"),
+    ]);
+    let out = run(
+        "pulse-fragment",
+        &["--stats", &stats, "--source", "s", "--now", "0"],
+        &input,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let frags = ndjson(&out.stdout);
+    let states = latest_states(&frags);
+    let t0 = 1767225600i64;
+    let count = |stat: &str, key: &str, start: i64| {
+        states
+            .get(&(stat.to_string(), key.to_string(), start, 60))
+            .map(|v| v["count"].as_f64().unwrap())
+    };
+    assert_eq!(count("req", "\"200\"", t0), Some(2.0));
+    assert_eq!(count("req", "\"500\"", t0 + 60), Some(1.0));
+    assert_eq!(count("req", "\"200\"", t0 + 600), Some(1.0));
+    assert_eq!(count("req", "\"404\"", t0 + 360), Some(1.0));
+    // The late event was not counted anywhere, but in pulse.late.
+    assert_eq!(count("req", "\"200\"", t0 + 60), None);
+    let late: f64 = states
+        .iter()
+        .filter(|(k, _)| k.0 == "pulse.late")
+        .map(|(_, v)| v["count"].as_f64().unwrap())
+        .sum();
+    assert_eq!(late, 1.0);
+    // The first window was written before end of input (its end + grace was passed), with
+    // a watermark at or past its end.
+    let first = frags
+        .iter()
+        .position(|f| f["stat"] == "req" && f["start"] == t0)
+        .unwrap();
+    let last_frag = frags.iter().position(|f| f["start"] == t0 + 600).unwrap();
+    assert!(first < last_frag);
+    assert!(frags[first]["wm"].as_i64().unwrap() >= t0 + 60);
+    // Every rev is unique and increasing in output order.
+    let revs: Vec<u64> = frags.iter().map(|f| f["rev"].as_u64().unwrap()).collect();
+    assert!(revs.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[test]
+fn malformed_lines_are_reported_with_their_number_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = stats_file(&dir, COUNT_BY_STATUS);
+    let mut input = events(&[("2026-01-01T00:00:10Z", "200")]);
+    input.extend_from_slice(b"{not json\n");
+    input.extend(events(&[("2026-01-01T00:00:20Z", "200")]));
+    let out = run("pulse-fragment", &["--stats", &stats, "--now", "0"], &input);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("pulse-fragment: stdin: line 2:"), "{err}");
+    let states = latest_states(&ndjson(&out.stdout));
+    let n: f64 = states
+        .iter()
+        .filter(|(k, _)| k.0 == "req")
+        .map(|(_, v)| v["count"].as_f64().unwrap())
+        .sum();
+    assert_eq!(n, 2.0);
+    let malformed: f64 = states
+        .iter()
+        .filter(|(k, _)| k.0 == "pulse.malformed")
+        .map(|(_, v)| v["count"].as_f64().unwrap())
+        .sum();
+    assert_eq!(malformed, 1.0);
+
+    let strict = run(
+        "pulse-fragment",
+        &["--stats", &stats, "--strict", "--threads", "1"],
+        &input,
+    );
+    assert_eq!(strict.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&strict.stderr).contains("line 2"));
+}
+
+#[test]
+fn bad_stats_file_is_a_usage_error_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = stats_file(&dir, "ok count 60s\nbroken frobnicate 60s\n");
+    let out = run("pulse-fragment", &["--stats", &stats], b"");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(":2:"), "{err}");
+}
+
+#[test]
+fn list_stats_prints_a_stats_file_that_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run("pulse-fragment", &["--list-stats"], b"");
+    assert!(out.status.success());
+    let listed = String::from_utf8(out.stdout).unwrap();
+    assert!(listed.contains("router.service"), "{listed}");
+    let p = stats_file(&dir, &listed);
+    let again = run("pulse-fragment", &["--list-stats", "--stats", &p], b"");
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(String::from_utf8(again.stdout).unwrap(), listed);
+}
+
+#[test]
+fn shards_prefix_routes_lines_by_stat() {
+    let file = fixture(APACHE);
+    let out = sh(&format!(
+        "pulse-fragment --raw --shards 3 --now 0 {}",
+        file.display()
+    ));
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut seen = [false; 3];
+    for line in text.lines() {
+        let (shard, json) = line.split_once('\t').expect("shard prefix");
+        let shard: u32 = shard.parse().unwrap();
+        let v: Value = serde_json::from_str(json).unwrap();
+        assert_eq!(pulse::shard::shard_of(v["stat"].as_str().unwrap(), 3), shard);
+        seen[shard as usize] = true;
+    }
+    assert!(seen.iter().filter(|s| **s).count() >= 2);
+}
+
+#[test]
+fn closed_pipe_ends_quietly() {
+    let file = fixture(APACHE);
+    let out = sh(&format!(
+        "pulse-fragment --raw --now 0 {} | head -n1",
+        file.display()
+    ));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+}
+
+#[test]
+fn l2met_keys_become_stats_with_zero_configuration() {
+    let input = b"{\"time\":\"2026-01-01T00:00:01Z\",\"measure#db.latency\":\"4ms\",\"count#signups\":2}\n{\"time\":\"2026-01-01T00:00:02Z\",\"measure#db.latency\":\"6ms\",\"count#signups\":1}\n";
+    let out = run("pulse-fragment", &["--now", "0"], input);
+    assert!(out.status.success());
+    let states = latest_states(&ndjson(&out.stdout));
+    let t0 = 1767225600i64;
+    let signups = &states[&("signups".to_string(), "null".to_string(), t0, 60)];
+    assert_eq!(signups["sum"].as_f64(), Some(3.0));
+    assert!(states.contains_key(&("db.latency".to_string(), "null".to_string(), t0, 60)));
+}
+
+#[test]
+fn clap_definition_is_consistent() {
+    use clap::CommandFactory;
+    pulse::cli::fragment::Args::command().debug_assert();
+}

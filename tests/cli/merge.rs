@@ -1,1 +1,267 @@
-//! `pulse-merge` CLI tests.
+//! `pulse-merge` CLI tests: any topology gives the same final snapshots.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::util::{bin, fixture, ndjson, sh};
+
+const APACHE: &str = "real/elastic-examples/apache_logs";
+
+type Finals = BTreeMap<(String, String, i64, u64), Value>;
+
+/// The latest final snapshot per (stat, key, start, secs).
+pub fn finals(snaps: &[Value]) -> Finals {
+    let mut m = Finals::new();
+    for s in snaps {
+        if s["final"] != Value::Bool(true) {
+            continue;
+        }
+        let k = (
+            s["stat"].as_str().unwrap().to_string(),
+            s["key"].to_string(),
+            s["start"].as_i64().unwrap(),
+            s["secs"].as_u64().unwrap(),
+        );
+        m.insert(k, s["values"].clone());
+    }
+    m
+}
+
+/// Split the lines of `src` into `n` files in `dir` (round-robin blocks of 337 lines, so
+/// every part has events of every hour).
+fn split(src: &Path, dir: &Path, n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(src).unwrap();
+    let mut parts: Vec<String> = vec![String::new(); n];
+    for (i, line) in text.lines().enumerate() {
+        parts[(i / 337) % n].push_str(line);
+        parts[(i / 337) % n].push('\n');
+    }
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let path = dir.join(format!("part{i}.log"));
+            std::fs::write(&path, p).unwrap();
+            path.to_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+fn whole_run(file: &str) -> Finals {
+    let out = sh(&format!(
+        "pulse-fragment --raw --now 0 {file} | pulse-merge --every 0 --now 0"
+    ));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    finals(&ndjson(&out.stdout))
+}
+
+#[test]
+fn split_log_merged_equals_the_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = fixture(APACHE);
+    let parts = split(&file, dir.path(), 3);
+    let whole = whole_run(file.to_str().unwrap());
+    assert!(whole.len() > 100);
+
+    // Three fragmenters, their outputs concatenated (and one of them twice: duplicates
+    // change nothing), one merger.
+    let out = sh(&format!(
+        "cat <(pulse-fragment --raw --now 0 {a}) <(pulse-fragment --raw --now 0 {b}) <(pulse-fragment --raw --now 0 {c}) > {d}/all.ndjson && \
+         cat {d}/all.ndjson {d}/all.ndjson | pulse-merge --every 0 --now 0",
+        a = parts[0],
+        b = parts[1],
+        c = parts[2],
+        d = dir.path().display()
+    ));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(finals(&ndjson(&out.stdout)), whole);
+}
+
+#[test]
+fn three_fragmenters_two_shards_union_equals_the_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = fixture(APACHE);
+    let parts = split(&file, dir.path(), 3);
+    let whole = whole_run(file.to_str().unwrap());
+    let d = dir.path().display();
+    let mut union = Finals::new();
+    for shard in 0..2 {
+        // The merger reads the three fragment streams concurrently, as FIFOs.
+        let out = sh(&format!(
+            "pulse-merge --every 0 --now 0 --shard {shard}/2 \
+               <(pulse-fragment --raw --now 0 --shards 2 {a}) \
+               <(pulse-fragment --raw --now 0 --shards 2 {b}) \
+               <(pulse-fragment --raw --now 0 --shards 2 {c}) > {d}/shard{shard}.ndjson && cat {d}/shard{shard}.ndjson",
+            a = parts[0],
+            b = parts[1],
+            c = parts[2],
+        ));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let got = finals(&ndjson(&out.stdout));
+        assert!(!got.is_empty());
+        for (k, v) in got {
+            assert_eq!(pulse::shard::shard_of(&k.0, 2), shard);
+            assert!(union.insert(k, v).is_none(), "a stat in two shards");
+        }
+    }
+    assert_eq!(union, whole);
+}
+
+#[test]
+fn stacked_mergers_equal_one_merger() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = fixture(APACHE);
+    let parts = split(&file, dir.path(), 2);
+    let whole = whole_run(file.to_str().unwrap());
+    let out = sh(&format!(
+        "pulse-merge --every 0 --now 0 \
+           <(pulse-fragment --raw --now 0 {a} | pulse-merge --every 0 --now 0 --output fragments --source m1) \
+           <(pulse-fragment --raw --now 0 {b} | pulse-merge --every 0 --now 0 --output fragments --source m2)",
+        a = parts[0],
+        b = parts[1],
+    ));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(finals(&ndjson(&out.stdout)), whole);
+}
+
+#[test]
+fn rollup_equals_fragmenting_with_the_longer_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = fixture(APACHE);
+    let s1 = dir.path().join("1m.stats");
+    let s10 = dir.path().join("10m.stats");
+    let body = |w: &str| {
+        format!(
+            "req count {w} status? by status\nbytes summary bytes {w} bytes?\nlat quantiles bytes {w} bytes?\nips unique client {w}\n"
+        )
+    };
+    std::fs::write(&s1, body("60s")).unwrap();
+    std::fs::write(&s10, body("600s")).unwrap();
+    let f = file.display();
+    let rolled = sh(&format!(
+        "pulse-fragment --raw --now 0 --stats {} {f} | pulse-merge --every 0 --now 0 --rollup 600",
+        s1.display()
+    ));
+    let direct = sh(&format!(
+        "pulse-fragment --raw --now 0 --stats {} {f} | pulse-merge --every 0 --now 0",
+        s10.display()
+    ));
+    assert!(rolled.status.success() && direct.status.success());
+    let a: Finals = finals(&ndjson(&rolled.stdout))
+        .into_iter()
+        .filter(|(k, _)| !k.0.starts_with("pulse."))
+        .collect();
+    let b: Finals = finals(&ndjson(&direct.stdout))
+        .into_iter()
+        .filter(|(k, _)| !k.0.starts_with("pulse."))
+        .collect();
+    assert!(a.keys().all(|k| k.3 == 600));
+    assert!(a.len() > 20);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn mismatched_aggregates_name_both_sources() {
+    let frag = |src: &str, agg: &str, state: &str| {
+        format!("{{\"stat\":\"x\",\"key\":null,\"start\":0,\"secs\":60,\"src\":\"{src}\",\"rev\":1,\"wm\":60,\"agg\":\"{agg}\",\"state\":{state}}}\n")
+    };
+    let mut input = frag("alpha", "count", "{\"count\":1}");
+    input.push_str(&frag("beta", "summary", "{\"count\":1,\"sum\":1,\"sumsq\":1,\"min\":1,\"max\":1}"));
+    let out = crate::util::run("pulse-merge", &["--every", "0", "--now", "0"], input.as_bytes());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("alpha") && err.contains("beta"), "{err}");
+    let snaps = finals(&ndjson(&out.stdout));
+    assert_eq!(snaps.len(), 1);
+    assert_eq!(snaps.values().next().unwrap()["count"].as_f64(), Some(1.0));
+}
+
+/// Several TCP clients; one disconnects mid-stream, reconnects and re-sends everything.
+#[test]
+fn listen_accepts_clients_that_reconnect_and_resend() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = fixture(APACHE);
+    let parts = split(&file, dir.path(), 3);
+    let whole = whole_run(file.to_str().unwrap());
+    let frags: Vec<Vec<u8>> = parts
+        .iter()
+        .map(|p| {
+            let o = sh(&format!("pulse-fragment --raw --now 0 {p}"));
+            assert!(o.status.success());
+            o.stdout
+        })
+        .collect();
+
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let out_path = dir.path().join("snaps.ndjson");
+    let mut merger = std::process::Command::new(bin("pulse-merge"))
+        .args(["--listen", &addr, "--every", "0.2", "--max-wait", "3600"])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let connect = || {
+        for _ in 0..200 {
+            if let Ok(s) = std::net::TcpStream::connect(&addr) {
+                return s;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("merger not listening on {addr}");
+    };
+    // Client 0 sends half, drops, reconnects and sends everything again.
+    let half = frags[0].len() / 2;
+    let cut = frags[0][..half].iter().rposition(|&b| b == b'\n').unwrap() + 1;
+    {
+        let mut c = connect();
+        c.write_all(&frags[0][..cut]).unwrap();
+    }
+    for f in &frags[1..] {
+        let mut c = connect();
+        c.write_all(f).unwrap();
+    }
+    {
+        let mut c = connect();
+        c.write_all(&frags[0]).unwrap();
+    }
+    // Wait (bounded) until the merger's provisional snapshots account for every event, then
+    // stop it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let snaps = ndjson(&std::fs::read(&out_path).unwrap());
+        let mut latest: BTreeMap<(String, i64), f64> = BTreeMap::new();
+        for s in &snaps {
+            if s["stat"] == "pulse.events" {
+                let k = (s["key"].to_string(), s["start"].as_i64().unwrap());
+                latest.insert(k, s["values"]["count"].as_f64().unwrap());
+            }
+        }
+        if latest.values().sum::<f64>() == 10_000.0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "merger did not take every fragment");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &merger.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let res = merger.wait().unwrap();
+    assert_eq!(res.code(), Some(0));
+    let snaps = ndjson(&std::fs::read(&out_path).unwrap());
+    assert_eq!(finals(&snaps), whole);
+}
+
+#[test]
+fn clap_definition_is_consistent() {
+    use clap::CommandFactory;
+    pulse::cli::merge::Args::command().debug_assert();
+}

@@ -1,0 +1,427 @@
+//! From events to fragments: evaluating the declared stats on each event, per chunk, and
+//! keeping the windows open until they are due.
+//!
+//! Work is split in two so it spreads over cores while staying exact:
+//! - [`Engine::process`] runs on worker threads over a chunk of lines: it reads each event
+//!   (NDJSON, or raw log lines with `--raw`), finds its time and window, evaluates every stat
+//!   and folds the contributions into a chunk-local [`Partial`];
+//! - [`window::Windows`] runs on one thread, receives the partials in input order, merges them
+//!   into the open windows and decides what to flush.
+//!
+//! Lateness is judged per event against the newest event time before it in the stream. A
+//! worker knows only the newest time inside its own chunk, so it drops what is late by that
+//! measure and reports the oldest time it kept; if that is late by the stream's measure,
+//! the chunk is processed again on the merging thread with the stream's newest time known
+//! (rare: it needs events more than `--lateness` out of order at a chunk boundary). The
+//! result is the same whatever the chunking or the number of threads.
+
+pub mod window;
+
+use std::collections::HashMap;
+
+use crate::clock::Clock;
+use crate::io::lines::lines;
+use crate::parse::{Options as ParseOptions, Parser};
+use crate::record::{Event, ValRef};
+use crate::spec::{l2met, StatSet};
+use crate::stat::{AggSpec, Input, State};
+
+/// The tool's own stats, emitted as fragments like any other (so they reach Graphite).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Own {
+    /// Events read (parsed or not).
+    Events,
+    /// Events that no log format recognised (`"unparsed": true`).
+    Unparsed,
+    /// Input lines that are not events (bad JSON).
+    Malformed,
+    /// Events older than the allowed lateness, dropped.
+    Late,
+    /// Group keys folded into `_overflow` by the cardinality cap.
+    Overflow,
+    /// Events that matched a stat's filter but lacked a usable value.
+    NoValue,
+}
+
+impl Own {
+    pub const ALL: [Own; 6] = [
+        Own::Events,
+        Own::Unparsed,
+        Own::Malformed,
+        Own::Late,
+        Own::Overflow,
+        Own::NoValue,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Own::Events => "pulse.events",
+            Own::Unparsed => "pulse.unparsed",
+            Own::Malformed => "pulse.malformed",
+            Own::Late => "pulse.late",
+            Own::Overflow => "pulse.overflow",
+            Own::NoValue => "pulse.novalue",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Own::Events => "events read",
+            Own::Unparsed => "events no log format recognised",
+            Own::Malformed => "input lines that are not JSON events",
+            Own::Late => "events later than --lateness, dropped",
+            Own::Overflow => "group keys folded into _overflow by the cap",
+            Own::NoValue => "events that matched a stat but had no usable value",
+        }
+    }
+}
+
+/// Window length of the tool's own stats.
+pub const OWN_SECS: u32 = 60;
+
+/// The key under which group keys beyond a stat's cap are counted.
+pub const OVERFLOW_KEY: &str = "_overflow";
+
+/// Which stat a partial state belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StatId {
+    /// A declared stat: its index in the [`StatSet`].
+    Def(u32),
+    /// A stat named by an l2met key (`measure#db.latency` → `db.latency`).
+    L2met(Box<str>),
+    /// One of the tool's own `pulse.*` stats.
+    Own(Own),
+}
+
+/// One partial state: a stat, a group key, a window.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub stat: StatId,
+    pub key: Option<Box<str>>,
+    pub start: i64,
+    pub secs: u32,
+    pub agg: AggSpec,
+    pub state: State,
+}
+
+/// Partial states of one chunk, in order of first appearance (so the merging thread sees the
+/// same order whatever the thread count).
+#[derive(Default)]
+pub struct Partial {
+    pub entries: Vec<Entry>,
+    /// (stat, start) → key → index in `entries`; `""` stands for "no key".
+    index: HashMap<(StatId, i64), HashMap<Box<str>, u32>>,
+}
+
+impl Partial {
+    fn slot(
+        &mut self,
+        stat: &StatId,
+        key: Option<&str>,
+        start: i64,
+        secs: u32,
+        agg: &AggSpec,
+    ) -> &mut State {
+        let by_key = match self.index.get_mut(&(stat.clone(), start)) {
+            Some(m) => m,
+            None => self.index.entry((stat.clone(), start)).or_default(),
+        };
+        let k = key.unwrap_or("");
+        let i = match by_key.get(k) {
+            Some(&i) => i,
+            None => {
+                let i = self.entries.len() as u32;
+                by_key.insert(k.into(), i);
+                self.entries.push(Entry {
+                    stat: stat.clone(),
+                    key: key.map(Into::into),
+                    start,
+                    secs,
+                    agg: agg.clone(),
+                    state: State::new(agg),
+                });
+                i
+            }
+        };
+        &mut self.entries[i as usize].state
+    }
+
+    /// Fold one contribution.
+    pub fn add(
+        &mut self,
+        stat: &StatId,
+        key: Option<&str>,
+        start: i64,
+        secs: u32,
+        agg: &AggSpec,
+        input: Input<'_>,
+    ) {
+        self.slot(stat, key, start, secs, agg).add(input);
+    }
+
+    /// Count one occurrence of an own stat at time `t`.
+    pub fn own(&mut self, own: Own, t: f64) {
+        self.own_n(own, t, 1.0);
+    }
+
+    pub fn own_n(&mut self, own: Own, t: f64, n: f64) {
+        let start = window_start(t, OWN_SECS);
+        self.add(
+            &StatId::Own(own),
+            None,
+            start,
+            OWN_SECS,
+            &AggSpec::Count,
+            Input::Num(n),
+        );
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Start of the epoch-aligned window of length `secs` holding time `t`.
+#[inline]
+pub fn window_start(t: f64, secs: u32) -> i64 {
+    let secs = secs.max(1) as i64;
+    ((t.floor() as i64).div_euclid(secs)) * secs
+}
+
+/// The time of an event: its `time` field (RFC 3339 text, or Unix seconds as a number —
+/// milliseconds when larger than 10^11), else `None`.
+pub fn event_time(ev: &Event) -> Option<f64> {
+    match ev.get("time")? {
+        ValRef::Str(s) => crate::time::parse_rfc3339(s),
+        ValRef::Int(n) => Some(unix_number(n as f64)),
+        ValRef::Float(f) if f.is_finite() => Some(unix_number(f)),
+        _ => None,
+    }
+}
+
+fn unix_number(n: f64) -> f64 {
+    if n.abs() > 1e11 {
+        n / 1000.0
+    } else {
+        n
+    }
+}
+
+/// A bad input line found by a worker, by its index in the chunk.
+#[derive(Debug, Clone)]
+pub struct Bad {
+    pub line: u64,
+    pub kind: &'static str,
+    pub detail: String,
+}
+
+/// What a worker hands back for one chunk.
+pub struct ChunkOut {
+    pub partial: Partial,
+    /// Lines in the chunk.
+    pub lines: u64,
+    /// Oldest event time kept (not judged late within the chunk); +inf if none.
+    pub min_kept: f64,
+    /// Newest event time seen; -inf if none.
+    pub max_time: f64,
+    /// The first few bad lines (the rest only counted in the partial's own stats).
+    pub bad: Vec<Bad>,
+    /// Number of bad lines in all.
+    pub bad_total: u64,
+    /// The chunk itself, kept only when it may have to be processed again.
+    pub data: Vec<u8>,
+}
+
+/// How a chunk's lines are read.
+#[derive(Clone, Copy, Debug)]
+pub enum InputKind {
+    /// One JSON event per line (the output of pulse-parse).
+    Events,
+    /// Raw log lines, parsed in-process exactly as pulse-parse would.
+    Raw(ParseOptions),
+}
+
+/// The per-event work, shared (read-only) by all workers.
+pub struct Engine {
+    pub stats: StatSet,
+    pub input: InputKind,
+    pub lateness: f64,
+    pub clock: Clock,
+}
+
+/// A worker's reusable scratch.
+pub struct Scratch {
+    event: Event,
+    parser: Option<Parser>,
+    key: String,
+    text: String,
+}
+
+/// Keep at most this many bad-line reports per chunk (all are counted).
+const BAD_SHOWN: usize = 4;
+
+impl Engine {
+    pub fn scratch(&self) -> Scratch {
+        Scratch {
+            event: Event::new(),
+            parser: match self.input {
+                InputKind::Raw(opts) => Some(Parser::new(opts)),
+                InputKind::Events => None,
+            },
+            key: String::new(),
+            text: String::new(),
+        }
+    }
+
+    /// Process one chunk of whole lines. `stream_newest` is the newest event time before the
+    /// chunk when known (the exact re-run), `None` on a worker.
+    pub fn process(&self, s: &mut Scratch, chunk: &[u8], stream_newest: Option<f64>) -> ChunkOut {
+        let mut out = ChunkOut {
+            partial: Partial::default(),
+            lines: 0,
+            min_kept: f64::INFINITY,
+            max_time: stream_newest.unwrap_or(f64::NEG_INFINITY),
+            bad: Vec::new(),
+            bad_total: 0,
+            data: Vec::new(),
+        };
+        let now = self.clock.now();
+        let Scratch {
+            event,
+            parser,
+            key,
+            text,
+        } = s;
+        for line in lines(chunk) {
+            let n = out.lines;
+            out.lines += 1;
+            match parser {
+                Some(p) => {
+                    p.parse_line(line, &mut |ev: &Event| {
+                        self.event(ev, now, &mut out, key, text);
+                    });
+                }
+                None => match event.read_json(line) {
+                    Ok(()) => self.event(event, now, &mut out, key, text),
+                    Err(e) => {
+                        if line.iter().all(|b| b.is_ascii_whitespace()) {
+                            continue;
+                        }
+                        let t = if out.max_time.is_finite() {
+                            out.max_time
+                        } else {
+                            now
+                        };
+                        out.partial.own(Own::Malformed, t);
+                        out.bad_total += 1;
+                        if out.bad.len() < BAD_SHOWN {
+                            out.bad.push(Bad {
+                                line: n,
+                                kind: "malformed",
+                                detail: e.to_string(),
+                            });
+                        }
+                    }
+                },
+            }
+        }
+        if stream_newest.is_none() && out.min_kept < f64::INFINITY {
+            out.data = chunk.to_vec();
+        }
+        out
+    }
+
+    /// Fold one event into the chunk's partial.
+    fn event(&self, ev: &Event, now: f64, out: &mut ChunkOut, key: &mut String, text: &mut String) {
+        let t = event_time(ev).unwrap_or(now);
+        if t < out.max_time - self.lateness {
+            out.partial.own(Own::Late, out.max_time);
+            return;
+        }
+        if t > out.max_time {
+            out.max_time = t;
+        }
+        if t < out.min_kept {
+            out.min_kept = t;
+        }
+        let p = &mut out.partial;
+        p.own(Own::Events, t);
+        if matches!(ev.get("unparsed"), Some(ValRef::Bool(true))) {
+            p.own(Own::Unparsed, t);
+        }
+        for (i, def) in self.stats.stats.iter().enumerate() {
+            if !def.matches(ev) {
+                continue;
+            }
+            let grouped = def.group_key(ev, key);
+            let Some(input) = def.input(ev, t, text) else {
+                p.own(Own::NoValue, t);
+                continue;
+            };
+            let start = window_start(t, def.secs);
+            p.add(
+                &StatId::Def(i as u32),
+                grouped.then_some(key.as_str()),
+                start,
+                def.secs,
+                &def.agg,
+                input,
+            );
+        }
+        if self.stats.l2met {
+            for (k, v) in ev.iter() {
+                let Some((name, agg)) = l2met(k) else {
+                    continue;
+                };
+                let input = match agg {
+                    AggSpec::Unique => {
+                        text.clear();
+                        v.write_text(text);
+                        Input::Text(text)
+                    }
+                    _ => match v {
+                        ValRef::Int(n) => Input::Num(n as f64),
+                        ValRef::Float(f) => Input::Num(f),
+                        ValRef::Str(s) => match crate::spec::parse_quantity(s, None) {
+                            Some(x) => Input::Num(x),
+                            None => {
+                                p.own(Own::NoValue, t);
+                                continue;
+                            }
+                        },
+                        _ => {
+                            p.own(Own::NoValue, t);
+                            continue;
+                        }
+                    },
+                };
+                let start = window_start(t, OWN_SECS);
+                p.add(&StatId::L2met(name.into()), None, start, OWN_SECS, &agg, input);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_align_to_the_epoch() {
+        assert_eq!(window_start(119.9, 60), 60);
+        assert_eq!(window_start(120.0, 60), 120);
+        assert_eq!(window_start(-0.5, 60), -60);
+        assert_eq!(window_start(1431857103.0, 600), 1431856800);
+    }
+
+    #[test]
+    fn event_time_reads_text_and_numbers() {
+        let mut e = Event::new();
+        e.set_str("time", "2015-05-17T10:05:03+00:00");
+        assert_eq!(event_time(&e), Some(1431857103.0));
+        e.set("time", crate::record::Val::Int(1431857103000));
+        assert_eq!(event_time(&e), Some(1431857103.0));
+        e.set_str("time", "yesterday");
+        assert_eq!(event_time(&e), None);
+    }
+}

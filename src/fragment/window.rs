@@ -1,0 +1,295 @@
+//! The open windows of one `pulse-fragment` run, and when to flush them.
+//!
+//! A window's fragment is written
+//! - when the stream's event time (the newest event time seen) passes its end by `grace`;
+//! - again whenever late events change it after that;
+//! - on every wall-clock tick in live mode, if it changed since last written (so a quiet
+//!   stream still reports; those fragments are provisional);
+//! - at end of input, for everything not yet written in its latest state.
+//!
+//! A window is forgotten once it is older than the allowed lateness (no event can reach it
+//! any more), so memory is bounded by open windows × stats × group keys, not by input
+//! length. Each write carries a `rev` larger than any before it from this process.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use super::{Entry, Own, Partial, StatId, OVERFLOW_KEY, OWN_SECS};
+use crate::clock::Clock;
+use crate::error::{Diag, Result};
+use crate::record::Fragment;
+use crate::shard::shard_of;
+use crate::spec::StatSet;
+use crate::stat::{AggSpec, State};
+
+struct Slot {
+    secs: u32,
+    agg: AggSpec,
+    state: State,
+    /// Changed since last written.
+    dirty: bool,
+}
+
+type SlotKey = (StatId, Option<Box<str>>, i64);
+
+/// The merging side of `pulse-fragment`.
+pub struct Windows {
+    src: String,
+    rev: u64,
+    clock: Clock,
+    grace: f64,
+    lateness: f64,
+    shards: Option<u32>,
+    /// Newest event time seen.
+    newest: f64,
+    slots: HashMap<SlotKey, Slot>,
+    /// Distinct group keys per (stat, window start), for the cap.
+    keys: HashMap<(StatId, i64), usize>,
+    /// Stats whose cap has been reported.
+    capped: Vec<StatId>,
+    /// l2met names whose aggregate disagreed with an earlier use, reported once.
+    l2met_clash: Vec<Box<str>>,
+    l2met_aggs: HashMap<Box<str>, AggSpec>,
+}
+
+impl Windows {
+    pub fn new(src: String, clock: Clock, grace: f64, lateness: f64, shards: Option<u32>) -> Self {
+        Windows {
+            src,
+            rev: 0,
+            clock,
+            grace,
+            lateness,
+            shards,
+            newest: f64::NEG_INFINITY,
+            slots: HashMap::new(),
+            keys: HashMap::new(),
+            capped: Vec::new(),
+            l2met_clash: Vec::new(),
+            l2met_aggs: HashMap::new(),
+        }
+    }
+
+    /// Newest event time seen so far (`-inf` before any).
+    pub fn newest(&self) -> f64 {
+        self.newest
+    }
+
+    /// Open windows held.
+    pub fn open(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Take in a chunk's partial states and its newest event time.
+    pub fn absorb(&mut self, stats: &StatSet, partial: Partial, max_time: f64, diag: &mut Diag) {
+        let stream_t = max_time.max(self.newest);
+        for entry in partial.entries {
+            self.absorb_entry(stats, entry, stream_t, diag);
+        }
+        if max_time > self.newest {
+            self.newest = max_time;
+        }
+    }
+
+    fn absorb_entry(&mut self, stats: &StatSet, e: Entry, stream_t: f64, diag: &mut Diag) {
+        let Entry {
+            stat,
+            mut key,
+            start,
+            secs,
+            agg,
+            state,
+        } = e;
+        if let StatId::L2met(name) = &stat {
+            // An l2met name used with two kinds (count#x and measure#x) cannot merge.
+            match self.l2met_aggs.get(name) {
+                Some(a) if *a != agg => {
+                    if !self.l2met_clash.contains(name) {
+                        self.l2met_clash.push(name.clone());
+                        let _ = diag.bad(
+                            "l2met clash",
+                            &format!("stat {name}"),
+                            &format!("used as both {a} and {agg}; keeping {a}"),
+                        );
+                    }
+                    return;
+                }
+                Some(_) => {}
+                None => {
+                    self.l2met_aggs.insert(name.clone(), agg.clone());
+                }
+            }
+        }
+        let full = (stat.clone(), key.clone(), start);
+        if !self.slots.contains_key(&full) {
+            if let (Some(_), StatId::Def(i)) = (&key, &stat) {
+                let cap = stats.stats[*i as usize].max_keys;
+                let n = self.keys.entry((stat.clone(), start)).or_insert(0);
+                if *n >= cap {
+                    if !self.capped.contains(&stat) {
+                        self.capped.push(stat.clone());
+                        let name = &stats.stats[*i as usize].name;
+                        let _ = diag.bad(
+                            "overflowed keys",
+                            &format!("stat {name}"),
+                            &format!(
+                                "more than {cap} group keys in one window; the rest are counted under {OVERFLOW_KEY}"
+                            ),
+                        );
+                    }
+                    key = Some(OVERFLOW_KEY.into());
+                    let t = stream_t;
+                    let own_start = super::window_start(t, OWN_SECS);
+                    self.add_own(Own::Overflow, own_start, 1.0);
+                } else {
+                    *n += 1;
+                }
+            }
+        }
+        let slot = self
+            .slots
+            .entry((stat, key, start))
+            .or_insert_with(|| Slot {
+                secs,
+                state: State::new(&agg),
+                agg,
+                dirty: false,
+            });
+        // Same stat, same spec: merge cannot fail.
+        let _ = slot.state.merge(&state);
+        slot.dirty = true;
+    }
+
+    fn add_own(&mut self, own: Own, start: i64, n: f64) {
+        let slot = self
+            .slots
+            .entry((StatId::Own(own), None, start))
+            .or_insert_with(|| Slot {
+                secs: OWN_SECS,
+                agg: AggSpec::Count,
+                state: State::new(&AggSpec::Count),
+                dirty: false,
+            });
+        slot.state.add(crate::stat::Input::Num(n));
+        slot.dirty = true;
+    }
+
+    /// Write windows due by event time (end + grace ≤ newest) and forget those past the
+    /// lateness horizon.
+    pub fn flush_due(&mut self, stats: &StatSet, out: &mut Vec<u8>) {
+        let newest = self.newest;
+        let grace = self.grace;
+        let wm = self.watermark();
+        self.write(stats, out, wm, |start, secs| {
+            (start + secs as i64) as f64 + grace <= newest
+        });
+        let horizon = newest - self.lateness;
+        self.slots
+            .retain(|(_, _, start), slot| ((*start + slot.secs as i64) as f64) > horizon);
+        self.keys.retain(|(stat, start), _| match stat {
+            StatId::Def(i) => ((*start + stats.stats[*i as usize].secs as i64) as f64) > horizon,
+            _ => false,
+        });
+    }
+
+    /// Write every window changed since last written: on a wall-clock tick (`at_end` false)
+    /// or at end of input (`at_end` true, when the watermark moves past every window).
+    pub fn flush_all(&mut self, stats: &StatSet, out: &mut Vec<u8>, at_end: bool) {
+        let wm = if at_end {
+            let max_end = self
+                .slots
+                .iter()
+                .map(|((_, _, start), s)| start + s.secs as i64)
+                .max()
+                .unwrap_or(i64::MIN);
+            max_end.max(self.watermark())
+        } else {
+            self.watermark()
+        };
+        self.write(stats, out, wm, |_, _| true);
+    }
+
+    /// Every window ending at or before the watermark has been written.
+    fn watermark(&self) -> i64 {
+        if self.newest.is_finite() {
+            (self.newest - self.grace).floor() as i64
+        } else {
+            i64::MIN
+        }
+    }
+
+    fn write(
+        &mut self,
+        stats: &StatSet,
+        out: &mut Vec<u8>,
+        wm: i64,
+        due: impl Fn(i64, u32) -> bool,
+    ) {
+        let mut keys: Vec<&SlotKey> = self
+            .slots
+            .iter()
+            .filter(|(k, s)| s.dirty && due(k.2, s.secs))
+            .map(|(k, _)| k)
+            .collect();
+        if keys.is_empty() {
+            return;
+        }
+        // Deterministic order: by window, then stat name, then key.
+        let name_of = |id: &StatId| -> String {
+            match id {
+                StatId::Def(i) => stats.stats[*i as usize].name.clone(),
+                StatId::L2met(n) => n.to_string(),
+                StatId::Own(o) => o.name().to_string(),
+            }
+        };
+        keys.sort_by(|a, b| (a.2, name_of(&a.0), &a.1).cmp(&(b.2, name_of(&b.0), &b.1)));
+        let keys: Vec<SlotKey> = keys.into_iter().cloned().collect();
+        for k in keys {
+            let Some(slot) = self.slots.get_mut(&k) else {
+                continue;
+            };
+            slot.dirty = false;
+            self.rev = next_rev(self.rev, &self.clock);
+            let stat = name_of(&k.0);
+            let frag = Fragment {
+                stat,
+                key: k.1.as_deref().map(str::to_string),
+                start: k.2,
+                secs: slot.secs,
+                src: self.src.clone(),
+                rev: self.rev,
+                wm,
+                agg: slot.agg.to_string(),
+                state: slot.state.to_json(),
+            };
+            if let Some(n) = self.shards {
+                out.extend_from_slice(itoa::Buffer::new().format(shard_of(&frag.stat, n)).as_bytes());
+                out.push(b'\t');
+            }
+            // Serialising plain data to a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, &frag);
+            out.push(b'\n');
+        }
+    }
+
+    /// Write everything not yet written, as at end of input.
+    pub fn finish(&mut self, stats: &StatSet, w: &mut dyn Write) -> Result<()> {
+        let mut out = Vec::new();
+        self.flush_all(stats, &mut out, true);
+        w.write_all(&out)?;
+        Ok(())
+    }
+}
+
+/// Revisions increase within a process; with the system clock they also follow wall time
+/// (microseconds), so a restarted process with the same `--source` still supersedes what it
+/// sent before.
+fn next_rev(prev: u64, clock: &Clock) -> u64 {
+    match clock {
+        Clock::Fixed(_) => prev + 1,
+        Clock::System => {
+            let now = (clock.now() * 1e6) as u64;
+            now.max(prev + 1)
+        }
+    }
+}

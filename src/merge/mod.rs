@@ -1,0 +1,279 @@
+//! From fragments to snapshots: the merger's state machine, free of I/O.
+//!
+//! For every (stat, key, window) the merger keeps, per source (and, with a rollup, per
+//! original window of that source), the fragment with the highest `rev`. The window's value is
+//! the merge of those states. Because each kept state is replaced, never added to, feeding a
+//! fragment twice, in any order, through any tree of mergers, changes nothing.
+//!
+//! A window becomes final when every source heard from has a watermark (`wm`) at or past the
+//! window's end, or `max_wait` seconds of wall clock after the first source passed it, or at
+//! end of input. A fragment that changes a final window makes it emit an updated final
+//! snapshot. Final windows are forgotten once they are `retain` seconds of event time behind
+//! the newest watermark; fragments for forgotten windows are counted as too old.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::clock::Clock;
+use crate::record::{Fragment, Snapshot};
+use crate::shard::Shard;
+use crate::stat::{AggSpec, State};
+
+/// What the merger writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Snapshots (for pulse-emit).
+    Snapshots,
+    /// Merged fragments under the merger's own `src` (for a merger above this one).
+    Fragments,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub shard: Option<Shard>,
+    pub rollup: Option<u32>,
+    pub max_wait: f64,
+    pub retain: f64,
+    pub output: Output,
+    /// The merger's own source name (for `Output::Fragments`).
+    pub src: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct WKey {
+    start: i64,
+    stat: String,
+    key: Option<String>,
+    secs: u32,
+}
+
+struct Acc {
+    agg: String,
+    spec: AggSpec,
+    /// The first source seen for this window (named in mismatch messages).
+    first_src: String,
+    /// (src, original window start) → (rev, state).
+    parts: HashMap<(String, i64), (u64, State)>,
+    dirty: bool,
+    is_final: bool,
+    /// Wall-clock time when the first source's watermark passed the window's end.
+    due_since: Option<f64>,
+}
+
+impl Acc {
+    fn merged(&self) -> State {
+        let mut s = State::new(&self.spec);
+        for (_, st) in self.parts.values() {
+            // All parts were checked against `agg` on the way in.
+            let _ = s.merge(st);
+        }
+        s
+    }
+}
+
+/// Why a fragment was not taken.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reject {
+    /// Another shard's stat: skipped silently.
+    OtherShard,
+    /// Older or equal `rev` than the one held: ignored silently (a re-delivery).
+    Stale,
+    /// For a window already forgotten.
+    TooOld,
+    /// The fragment is unusable (bad agg or state, window not a divisor of the rollup).
+    Bad(String),
+    /// Same stat with a different aggregate from another source.
+    Mismatch(String),
+}
+
+pub struct Merger {
+    cfg: Config,
+    clock: Clock,
+    windows: BTreeMap<WKey, Acc>,
+    wms: HashMap<String, i64>,
+    rev: u64,
+    max_wm: i64,
+}
+
+impl Merger {
+    pub fn new(cfg: Config, clock: Clock) -> Merger {
+        Merger {
+            cfg,
+            clock,
+            windows: BTreeMap::new(),
+            wms: HashMap::new(),
+            rev: 0,
+            max_wm: i64::MIN,
+        }
+    }
+
+    /// Windows held.
+    pub fn open(&self) -> usize {
+        self.windows.len()
+    }
+
+    /// Take one fragment.
+    pub fn add(&mut self, f: Fragment) -> Result<(), Reject> {
+        if let Some(shard) = self.cfg.shard {
+            if !shard.keeps(&f.stat) {
+                return Err(Reject::OtherShard);
+            }
+        }
+        if f.secs == 0 {
+            return Err(Reject::Bad("window of 0 seconds".into()));
+        }
+        let wm = self.wms.entry(f.src.clone()).or_insert(i64::MIN);
+        *wm = (*wm).max(f.wm);
+        self.max_wm = self.max_wm.max(f.wm);
+        let (start, secs) = match self.cfg.rollup {
+            Some(r) => {
+                if r % f.secs != 0 {
+                    return Err(Reject::Bad(format!(
+                        "stat {}: a {} s window does not divide the {r} s rollup",
+                        f.stat, f.secs
+                    )));
+                }
+                (f.start.div_euclid(r as i64) * r as i64, r)
+            }
+            None => (f.start, f.secs),
+        };
+        let wkey = WKey {
+            start,
+            stat: f.stat,
+            key: f.key,
+            secs,
+        };
+        if !self.windows.contains_key(&wkey)
+            && ((start + secs as i64) as f64) < self.max_wm as f64 - self.cfg.retain
+        {
+            return Err(Reject::TooOld);
+        }
+        let spec: AggSpec = f.agg.parse().map_err(Reject::Bad)?;
+        let state = State::from_json(&spec, &f.state).map_err(|e| {
+            Reject::Bad(format!("stat {}: bad state: {e}", wkey.stat))
+        })?;
+        let acc = self.windows.entry(wkey).or_insert_with_key(|_| Acc {
+            agg: f.agg.clone(),
+            spec,
+            first_src: f.src.clone(),
+            parts: HashMap::new(),
+            dirty: false,
+            is_final: false,
+            due_since: None,
+        });
+        if acc.agg != f.agg {
+            return Err(Reject::Mismatch(format!(
+                "aggregate mismatch: source {} sends {:?} but source {} sends {:?}",
+                acc.first_src, acc.agg, f.src, f.agg
+            )));
+        }
+        match acc.parts.get_mut(&(f.src.clone(), f.start)) {
+            Some((rev, _)) if *rev >= f.rev => return Err(Reject::Stale),
+            Some(slot) => *slot = (f.rev, state),
+            None => {
+                acc.parts.insert((f.src, f.start), (f.rev, state));
+            }
+        }
+        acc.dirty = true;
+        Ok(())
+    }
+
+    /// Mark windows final that are due, then write: final snapshots of windows that became
+    /// final or changed since, and (when `provisional`) snapshots of changed open windows.
+    pub fn poll(&mut self, provisional: bool, out: &mut Vec<u8>) {
+        let now = self.clock.now();
+        let min_wm = self.wms.values().copied().min().unwrap_or(i64::MIN);
+        let max_wait = self.cfg.max_wait;
+        for (k, acc) in self.windows.iter_mut() {
+            if acc.is_final {
+                continue;
+            }
+            let end = k.start + k.secs as i64;
+            if min_wm >= end {
+                acc.is_final = true;
+                acc.dirty = true;
+            } else if self.max_wm >= end {
+                let since = *acc.due_since.get_or_insert(now);
+                if now - since >= max_wait {
+                    acc.is_final = true;
+                    acc.dirty = true;
+                }
+            }
+        }
+        self.write(out, |acc| acc.is_final || provisional, min_wm);
+        let horizon = self.max_wm as f64 - self.cfg.retain;
+        self.windows
+            .retain(|k, acc| !(acc.is_final && !acc.dirty && ((k.start + k.secs as i64) as f64) < horizon));
+    }
+
+    /// End of all input: everything is final.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        for acc in self.windows.values_mut() {
+            if !acc.is_final {
+                acc.is_final = true;
+                acc.dirty = true;
+            }
+        }
+        let max_end = self
+            .windows
+            .keys()
+            .map(|k| k.start + k.secs as i64)
+            .max()
+            .unwrap_or(i64::MIN)
+            .max(self.max_wm);
+        self.write(out, |_| true, max_end);
+    }
+
+    fn write(&mut self, out: &mut Vec<u8>, want: impl Fn(&Acc) -> bool, wm: i64) {
+        for (k, acc) in self.windows.iter_mut() {
+            if !acc.dirty || !want(acc) {
+                continue;
+            }
+            acc.dirty = false;
+            let merged = acc.merged();
+            match self.cfg.output {
+                Output::Snapshots => {
+                    let mut values = BTreeMap::new();
+                    merged.values(&acc.spec, k.start, k.secs, &mut values);
+                    let snap = Snapshot {
+                        stat: k.stat.clone(),
+                        key: k.key.clone(),
+                        start: k.start,
+                        secs: k.secs,
+                        is_final: acc.is_final,
+                        values,
+                    };
+                    let _ = serde_json::to_writer(&mut *out, &snap);
+                }
+                Output::Fragments => {
+                    self.rev = match self.clock {
+                        Clock::Fixed(_) => self.rev + 1,
+                        Clock::System => ((self.clock.now() * 1e6) as u64).max(self.rev + 1),
+                    };
+                    let frag = Fragment {
+                        stat: k.stat.clone(),
+                        key: k.key.clone(),
+                        start: k.start,
+                        secs: k.secs,
+                        src: self.cfg.src.clone(),
+                        rev: self.rev,
+                        wm,
+                        agg: acc.agg.clone(),
+                        state: merged.to_json(),
+                    };
+                    let _ = serde_json::to_writer(&mut *out, &frag);
+                }
+            }
+            out.push(b'\n');
+        }
+    }
+}
+
+/// Strip a `SHARD<TAB>` routing prefix (from `pulse-fragment --shards`) if the line has one.
+pub fn strip_shard_prefix(line: &[u8]) -> &[u8] {
+    let digits = line.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits > 0 && line.get(digits) == Some(&b'\t') {
+        &line[digits + 1..]
+    } else {
+        line
+    }
+}
