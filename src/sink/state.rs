@@ -184,12 +184,7 @@ pub type OnLine<'a> = dyn FnMut(&str, u64, &[u8]) -> Result<()> + 'a;
 ///
 /// `on_line(label, line_number, line)` sees each line without its newline; numbers count from
 /// 1 at `from`.
-fn read_lines(
-    file: File,
-    name: &str,
-    from: u64,
-    on_line: &mut OnLine<'_>,
-) -> Result<u64> {
+fn read_lines(file: File, name: &str, from: u64, on_line: &mut OnLine<'_>) -> Result<u64> {
     let io = |e| Error::io(name.to_string(), e);
     let mut file = file;
     let len = file.metadata().map_err(io)?.len();

@@ -17,7 +17,7 @@ use std::io::Write;
 use super::graphite::{clean_prefix, write_lines};
 use super::Sink;
 use crate::error::{Error, Result};
-use crate::record::{write_f64, Snapshot};
+use crate::record::{write_f64, write_json_str, Snapshot};
 use crate::time::format_rfc3339;
 
 /// A text format on stdout.
@@ -62,7 +62,7 @@ impl<W: Write> Text<W> {
                 let mut buf = Vec::with_capacity(256);
                 for s in batch {
                     buf.clear();
-                    serde_json::to_writer(&mut buf, s)?;
+                    write_snapshot_json(&mut buf, s);
                     buf.push(b'\n');
                     self.out.write_all(&buf)?;
                 }
@@ -78,7 +78,8 @@ impl<W: Write> Text<W> {
             Format::Csv => {
                 let mut w = csv::Writer::from_writer(&mut self.out);
                 if !self.header_done {
-                    w.write_record(["stat", "key", "start", "secs", "final", "name", "value"])?;
+                    w.write_record(["stat", "key", "start", "secs", "final", "name", "value"])
+                        .map_err(csv_io)?;
                     self.header_done = true;
                 }
                 let mut num = String::new();
@@ -97,7 +98,8 @@ impl<W: Write> Text<W> {
                             fin,
                             name,
                             &num,
-                        ])?;
+                        ])
+                        .map_err(csv_io)?;
                     }
                 }
                 w.flush()?;
@@ -120,6 +122,47 @@ impl<W: Write> Sink for Text<W> {
     fn at_end_only(&self) -> bool {
         matches!(self.format, Format::Csv | Format::Table)
     }
+}
+
+/// The I/O error inside a csv error, with its kind kept (a closed pipe must stay one).
+fn csv_io(e: csv::Error) -> std::io::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => std::io::Error::other(format!("{other:?}")),
+    }
+}
+
+/// Append `s` as one JSON object (no newline), numbers written the shortest exact way
+/// (`12`, not `12.0`).
+pub fn write_snapshot_json(out: &mut Vec<u8>, s: &Snapshot) {
+    out.extend_from_slice(b"{\"stat\":");
+    write_json_str(out, &s.stat);
+    out.extend_from_slice(b",\"key\":");
+    match &s.key {
+        Some(k) => write_json_str(out, k),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"start\":");
+    out.extend_from_slice(itoa::Buffer::new().format(s.start).as_bytes());
+    out.extend_from_slice(b",\"secs\":");
+    out.extend_from_slice(itoa::Buffer::new().format(s.secs).as_bytes());
+    out.extend_from_slice(if s.is_final {
+        b",\"final\":true,\"values\":{"
+    } else {
+        b",\"final\":false,\"values\":{"
+    });
+    let mut num = String::new();
+    for (i, (name, &v)) in s.values.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json_str(out, name);
+        out.push(b':');
+        num.clear();
+        write_f64(&mut num, v);
+        out.extend_from_slice(num.as_bytes());
+    }
+    out.extend_from_slice(b"}}");
 }
 
 /// A number for people: six significant digits, no trailing zeros.
@@ -269,6 +312,9 @@ mod tests {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert_eq!(back, snaps());
+        assert!(out.starts_with(
+            r#"{"stat":"router.status","key":"200","start":1431856800,"secs":60,"final":true,"values":{"count":1200,"rate":20}}"#
+        ));
     }
 
     #[test]
