@@ -16,5 +16,7 @@ pub mod merge;
 pub mod parse;
 pub mod record;
 pub mod shard;
+pub mod sink;
+pub mod spec;
 pub mod stat;
 pub mod time;

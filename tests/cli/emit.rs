@@ -1,1 +1,611 @@
 //! `pulse-emit` CLI tests.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use crate::servers::{Carbon, Postgres};
+use crate::util::{bin, ndjson, run, sh};
+
+/// A window start near now (whisper keeps 5 years; keep test data well inside that).
+fn recent_minute(minutes_ago: i64) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    (now / 60 - minutes_ago) * 60
+}
+
+fn snap(stat: &str, key: Option<&str>, start: i64, fin: bool, values: &[(&str, f64)]) -> String {
+    serde_json::json!({
+        "stat": stat,
+        "key": key,
+        "start": start,
+        "secs": 60,
+        "final": fin,
+        "values": values.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>(),
+    })
+    .to_string()
+        + "\n"
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn append(path: &Path, s: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(s.as_bytes()).unwrap();
+}
+
+#[test]
+fn clap_command_is_valid() {
+    pulse::cli::emit::command().debug_assert();
+}
+
+#[test]
+fn json_collapses_to_latest_final_preferred_and_reports_bad_lines() {
+    let mut input = String::new();
+    input += &snap("web.status", Some("200"), 60, false, &[("count", 1.0)]);
+    input += "not json\n";
+    input += &snap("web.status", Some("200"), 60, true, &[("count", 5.0)]);
+    input += &snap("web.status", Some("200"), 60, false, &[("count", 4.0)]);
+    input += "\n";
+    input += &snap("web.status", None, 0, true, &[("count", 9.0)]);
+    input += "{\"stat\":\"x\"}\n";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.ndjson");
+    std::fs::write(&file, &input).unwrap();
+    let out = run(
+        "pulse-emit",
+        &["--format", "json", file.to_str().unwrap()],
+        b"",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = ndjson(&out.stdout);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0]["start"], 0);
+    assert_eq!(got[1]["values"]["count"], 5);
+    assert_eq!(got[1]["final"], true);
+    let err = stderr(&out);
+    assert!(
+        err.contains("s.ndjson: line 2: invalid: not a snapshot"),
+        "{err}"
+    );
+    assert!(err.contains("pulse-emit: 2 invalid"), "{err}");
+
+    let strict = run("pulse-emit", &["--strict", "-f", "json"], input.as_bytes());
+    assert_eq!(strict.status.code(), Some(1));
+    assert!(
+        stderr(&strict).contains("stdin: line 2"),
+        "{}",
+        stderr(&strict)
+    );
+}
+
+#[test]
+fn csv_rows_per_value_and_table_for_people() {
+    let input = snap(
+        "router.service",
+        Some("web.1"),
+        120,
+        true,
+        &[("mean", 12.5), ("count", 4.0)],
+    ) + &snap("router.service", None, 120, true, &[("count", 2.0)]);
+    let out = run("pulse-emit", &["-f", "csv"], input.as_bytes());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "stat,key,start,secs,final,name,value\n\
+         router.service,,120,60,true,count,2\n\
+         router.service,web.1,120,60,true,count,4\n\
+         router.service,web.1,120,60,true,mean,12.5\n"
+    );
+    // Default format is the table.
+    let out = run("pulse-emit", &[], input.as_bytes());
+    assert_eq!(
+        stdout(&out),
+        "router.service\n\
+         key    start                 secs  final  count  mean\n\
+         -      1970-01-01T00:02:00Z    60  yes        2     -\n\
+         web.1  1970-01-01T00:02:00Z    60  yes        4  12.5\n"
+    );
+}
+
+#[test]
+fn graphite_format_cleans_paths() {
+    let input = snap(
+        "router.status",
+        Some("a b/c:d.e"),
+        1431856800,
+        true,
+        &[("p.95", 0.25)],
+    ) + &snap("router.status", None, 1431856800, true, &[("count", 3.0)]);
+    let out = run(
+        "pulse-emit",
+        &["-f", "graphite", "--prefix", "pulse.prod"],
+        input.as_bytes(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "pulse.prod.router.status.count 3 1431856800\n\
+         pulse.prod.router.status.a_b_c_d_e.p_95 0.25 1431856800\n"
+    );
+}
+
+#[test]
+fn closed_pipe_is_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("many.ndjson");
+    let mut s = String::new();
+    for i in 0..20000 {
+        s += &snap("s", Some(&i.to_string()), 60, true, &[("count", 1.0)]);
+    }
+    std::fs::write(&file, s).unwrap();
+    for format in ["graphite", "json", "csv"] {
+        let out = sh(&format!(
+            "pulse-emit -f {format} < {} | head -1",
+            file.display()
+        ));
+        assert!(out.status.success(), "{format}: {}", stderr(&out));
+        assert_eq!(stdout(&out).lines().count(), 1);
+        assert_eq!(stderr(&out), "", "{format}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &["--state", "s.json"][..],
+        &["--state", "s.json", "-"],
+        &["--format", "xml"],
+        &["--graphite", "udp://x:1"],
+        &["--metrics-url", "ftp://u:secret@h/"],
+        &["--flush-interval", "0"],
+    ] {
+        let out = run("pulse-emit", args, b"");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("secret"));
+    }
+}
+
+/// One request as the test server saw it.
+#[derive(Debug, Clone)]
+struct Request {
+    line: String,
+    headers: BTreeMap<String, String>,
+    body: Vec<u8>,
+}
+
+/// A real HTTP/1.1 server on loopback that records requests and answers with the statuses
+/// given, in turn (the last one repeats). One request per connection.
+fn http_server(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<Request>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for (i, conn) in listener.incoming().enumerate().take(50) {
+            let Ok(mut conn) = conn else { continue };
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                continue;
+            }
+            let mut headers = BTreeMap::new();
+            loop {
+                let mut h = String::new();
+                r.read_line(&mut h).unwrap();
+                let h = h.trim_end();
+                if h.is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = h.split_once(':') {
+                    headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+                }
+            }
+            let len: usize = headers
+                .get("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            log.lock().unwrap().push(Request {
+                line: line.trim_end().to_string(),
+                headers,
+                body,
+            });
+            let status = statuses[i.min(statuses.len() - 1)];
+            let reason = if status == 200 {
+                "OK"
+            } else {
+                "Internal Server Error"
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn http_posts_original_body_with_basic_auth_and_retries_on_500() {
+    let (addr, seen) = http_server(vec![500, 200]);
+    let url = format!("http://pulse:s3cret@{addr}/metrics");
+    let input = snap(
+        "router.status",
+        Some("200"),
+        1431856800,
+        false,
+        &[("count", 11.0)],
+    ) + &snap(
+        "router.status",
+        Some("200"),
+        1431856800,
+        true,
+        &[("count", 12.0), ("rate", 0.2)],
+    ) + &snap("errors", None, 1431856860, true, &[("count", 1.0)]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.ndjson");
+    std::fs::write(&file, &input).unwrap();
+    let out = run(
+        "pulse-emit",
+        &["--metrics-url", &url, file.to_str().unwrap()],
+        b"",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "", "no stdout when a network sink is given");
+    let reqs = seen.lock().unwrap().clone();
+    assert_eq!(reqs.len(), 2, "one failed try, one retry: {reqs:?}");
+    for r in &reqs {
+        assert_eq!(r.line, "POST /metrics HTTP/1.1");
+        // base64("pulse:s3cret")
+        assert_eq!(r.headers["authorization"], "Basic cHVsc2U6czNjcmV0");
+        assert_eq!(r.headers["content-type"], "application/json");
+    }
+    assert_eq!(reqs[0].body, reqs[1].body);
+    let body: serde_json::Value = serde_json::from_slice(&reqs[1].body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!([
+            {"metric":"router.status.200.count","value":12.0,"measure_time":1431856800,"measure_period":60},
+            {"metric":"router.status.200.rate","value":0.2,"measure_time":1431856800,"measure_period":60},
+            {"metric":"errors.count","value":1.0,"measure_time":1431856860,"measure_period":60},
+        ])
+    );
+}
+
+#[test]
+fn http_failure_names_url_without_password_and_exits_1() {
+    let (addr, seen) = http_server(vec![500]);
+    let url = format!("http://pulse:s3cret@{addr}/m");
+    let input = snap("a", None, 60, true, &[("count", 1.0)]);
+    let out = std::process::Command::new(bin("pulse-emit"))
+        .env("METRICS_URLS", format!("{url},"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(input.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "POST http://{addr}/m: HTTP 500 Internal Server Error (after 3 tries)"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+    assert_eq!(seen.lock().unwrap().len(), 3);
+}
+
+#[test]
+fn cron_reads_only_new_lines_and_survives_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("snapshots.ndjson");
+    let state = dir.path().join("emit.state");
+    let cron = |extra: &[&str]| {
+        let mut args = vec!["--state", state.to_str().unwrap(), "-f", "csv"];
+        args.extend_from_slice(extra);
+        args.push(input.to_str().unwrap());
+        run("pulse-emit", &args, b"")
+    };
+    let rows = |out: &std::process::Output| -> Vec<String> {
+        assert!(out.status.success(), "{}", stderr(out));
+        stdout(out).lines().skip(1).map(String::from).collect()
+    };
+    append(&input, &snap("s", None, 60, true, &[("count", 1.0)]));
+    // A partial line (the writer caught mid-line) waits for the next run.
+    let second = snap("s", None, 120, true, &[("count", 2.0)]);
+    append(&input, &second[..10]);
+    assert_eq!(rows(&cron(&[])), vec!["s,,60,60,true,count,1"]);
+    append(&input, &second[10..]);
+    assert_eq!(rows(&cron(&[])), vec!["s,,120,60,true,count,2"]);
+    assert!(rows(&cron(&[])).is_empty());
+
+    // Rotation: more is written to the old file, it is renamed, a new one is created.
+    append(&input, &snap("s", None, 180, true, &[("count", 3.0)]));
+    std::fs::rename(&input, dir.path().join("snapshots.ndjson.1")).unwrap();
+    append(&input, &snap("s", None, 240, true, &[("count", 4.0)]));
+    assert_eq!(
+        rows(&cron(&[])),
+        vec!["s,,180,60,true,count,3", "s,,240,60,true,count,4"]
+    );
+    assert!(rows(&cron(&[])).is_empty());
+
+    // Another run holding the lock: this one refuses to send.
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("emit.state.lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    append(&input, &snap("s", None, 300, true, &[("count", 5.0)]));
+    let out = cron(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("another pulse-emit run holds the lock"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "");
+    drop(lock);
+    assert_eq!(rows(&cron(&[])), vec!["s,,300,60,true,count,5"]);
+}
+
+/// Real carbon-cache: send, read back with whisper-fetch; kill carbon, see the cron run fail,
+/// restart it, and see the next run deliver everything.
+#[test]
+fn cron_to_real_carbon_survives_carbon_going_away() {
+    let Some(mut carbon) = Carbon::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("snapshots.ndjson");
+    let state = dir.path().join("emit.state");
+    let t0 = recent_minute(30);
+    let cron = |carbon: &Carbon| {
+        run(
+            "pulse-emit",
+            &[
+                "--state",
+                state.to_str().unwrap(),
+                "--graphite",
+                &format!("tcp://{}", carbon.addr()),
+                "--prefix",
+                "pulse.test",
+                input.to_str().unwrap(),
+            ],
+            b"",
+        )
+    };
+    // Five minutes of a count per status, with a late non-final snapshot that a final one
+    // replaces.
+    let mut expect: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+    let write_minute = |m: i64, expect: &mut BTreeMap<String, Vec<(i64, f64)>>| {
+        let start = t0 + m * 60;
+        let ok = 100.0 + m as f64;
+        append(
+            &input,
+            &snap(
+                "router.status",
+                Some("200"),
+                start,
+                false,
+                &[("count", ok - 50.0)],
+            ),
+        );
+        append(
+            &input,
+            &snap("router.status", Some("200"), start, true, &[("count", ok)]),
+        );
+        append(
+            &input,
+            &snap(
+                "router.status",
+                Some("5xx"),
+                start,
+                true,
+                &[("count", m as f64)],
+            ),
+        );
+        expect
+            .entry("pulse.test.router.status.200.count".into())
+            .or_default()
+            .push((start, ok));
+        expect
+            .entry("pulse.test.router.status.5xx.count".into())
+            .or_default()
+            .push((start, m as f64));
+    };
+    for m in 0..3 {
+        write_minute(m, &mut expect);
+    }
+    let out = cron(&carbon);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (from, until) = (t0, t0 + 3600);
+    for (metric, want) in &expect {
+        assert_eq!(
+            &carbon.wait_for(metric, from, until, want),
+            want,
+            "{metric}\n{}",
+            carbon.log()
+        );
+    }
+
+    carbon.stop();
+    for m in 3..5 {
+        write_minute(m, &mut expect);
+    }
+    let out = cron(&carbon);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("graphite {}", carbon.addr())),
+        "{err}"
+    );
+    assert!(err.contains("checkpoint not advanced"), "{err}");
+
+    carbon.restart();
+    let out = cron(&carbon);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (metric, want) in &expect {
+        assert_eq!(want.len(), 5);
+        assert_eq!(
+            &carbon.wait_for(metric, from, until, want),
+            want,
+            "{metric}\n{}",
+            carbon.log()
+        );
+    }
+    assert_eq!(
+        carbon.metrics(),
+        vec![
+            "pulse.test.router.status.200.count",
+            "pulse.test.router.status.5xx.count"
+        ]
+    );
+}
+
+/// Streaming from stdin into real carbon: points arrive while the stream is still open.
+#[test]
+fn stream_to_real_carbon_flushes_while_open() {
+    let Some(carbon) = Carbon::start() else {
+        return;
+    };
+    let t = recent_minute(10);
+    let mut child = std::process::Command::new(bin("pulse-emit"))
+        .args(["--graphite", &carbon.addr(), "--flush-interval", "0.2"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(snap("live.requests", None, t, false, &[("count", 7.0)]).as_bytes())
+        .unwrap();
+    stdin.flush().unwrap();
+    let got = carbon.wait_for("live.requests.count", t, t + 60, &[(t, 7.0)]);
+    assert_eq!(got, vec![(t, 7.0)], "{}", carbon.log());
+    // A later snapshot of the same window overwrites the point.
+    stdin
+        .write_all(snap("live.requests", None, t, true, &[("count", 9.0)]).as_bytes())
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        carbon.wait_for("live.requests.count", t, t + 60, &[(t, 9.0)]),
+        vec![(t, 9.0)]
+    );
+}
+
+/// CSV output loads into a real PostgreSQL with psql's \copy, and sums match the input.
+#[test]
+fn csv_loads_into_real_postgres() {
+    let Some(pg) = Postgres::start() else {
+        return;
+    };
+    let mut input = String::new();
+    let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+    for m in 0..20i64 {
+        for (key, k) in [
+            (Some("web.1"), 1.0),
+            (None, 2.0),
+            (Some("a,\"quoted\" key"), 3.0),
+        ] {
+            let count = (m as f64 + 1.0) * k;
+            let mean = 0.5 * m as f64 + k;
+            // A non-final snapshot first: only the final one must be loaded.
+            input += &snap("router.service", key, m * 60, false, &[("count", 1000.0)]);
+            input += &snap(
+                "router.service",
+                key,
+                m * 60,
+                true,
+                &[("count", count), ("mean", mean)],
+            );
+            *sums.entry("count".into()).or_default() += count;
+            *sums.entry("mean".into()).or_default() += mean;
+        }
+    }
+    let out = run("pulse-emit", &["--format", "csv"], input.as_bytes());
+    assert!(out.status.success(), "{}", stderr(&out));
+    pg.query(
+        "CREATE TABLE metrics(stat text, key text, start bigint, secs int, final boolean, name text, value double precision)",
+    );
+    let load = pg.psql(r"\copy metrics FROM STDIN CSV HEADER", &out.stdout);
+    assert!(load.status.success(), "{}", stderr(&load));
+    let got = pg.query("SELECT name, sum(value) FROM metrics GROUP BY name ORDER BY name");
+    let want: String = sums.iter().map(|(n, s)| format!("{n}|{s}\n")).collect();
+    assert_eq!(got, want);
+    assert_eq!(
+        pg.query("SELECT count(*) FROM metrics WHERE key IS NULL"),
+        "40\n"
+    );
+    assert_eq!(
+        pg.query("SELECT count(DISTINCT key) FROM metrics WHERE key LIKE '%quoted%'"),
+        "1\n"
+    );
+    assert_eq!(pg.query("SELECT bool_and(final) FROM metrics"), "t\n");
+}
+
+/// The OPTIONS section of `man/pulse-emit.1` is generated from the clap definition, between
+/// marker comments; the rest is hand-written. `PULSE_BLESS=1 cargo test man_page` rewrites it.
+#[test]
+fn man_page_options_match_help() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("man/pulse-emit.1");
+    let page = std::fs::read_to_string(&path).expect("man/pulse-emit.1");
+    let mut options = Vec::new();
+    clap_mangen::Man::new(pulse::cli::emit::command())
+        .render_options_section(&mut options)
+        .unwrap();
+    let options = String::from_utf8(options).unwrap();
+    let (begin, end) = (
+        ".\\\" BEGIN GENERATED OPTIONS\n",
+        ".\\\" END GENERATED OPTIONS\n",
+    );
+    let a = page.find(begin).expect("begin marker") + begin.len();
+    let b = page.find(end).expect("end marker");
+    if std::env::var_os("PULSE_BLESS").is_some() {
+        let new = format!("{}{}{}", &page[..a], options, &page[b..]);
+        std::fs::write(&path, new).unwrap();
+        return;
+    }
+    assert_eq!(
+        &page[a..b],
+        options,
+        "man/pulse-emit.1 OPTIONS drifted from --help: run PULSE_BLESS=1 cargo test man_page"
+    );
+    for section in [
+        ".SH NAME",
+        ".SH SYNOPSIS",
+        ".SH DESCRIPTION",
+        ".SH SINKS",
+        ".SH CRON",
+        ".SH ENVIRONMENT",
+        ".SH \"EXIT STATUS\"",
+        ".SH EXAMPLES",
+    ] {
+        assert!(page.contains(section), "{section}");
+    }
+}

@@ -4,4 +4,5 @@ mod emit;
 mod fragment;
 mod merge;
 mod parse;
+mod servers;
 mod util;

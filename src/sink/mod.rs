@@ -1,0 +1,245 @@
+//! Where snapshots go: Graphite, HTTP, and text formats on a writer.
+//!
+//! Every sink takes batches of [`Snapshot`]s that were already collapsed by [`Latest`] (one
+//! per stat, key and window, the newest, final preferred) and either delivers the whole batch
+//! or returns an error, in which case the caller keeps the batch and tries again later: a
+//! sink never reports a batch as delivered before its bytes were written and flushed
+//! (Graphite) or acknowledged with a 2xx status (HTTP).
+//!
+//! - [`graphite`]: the plaintext protocol over TCP, with reconnects and backoff;
+//! - [`http`]: the original Heroku Pulse emitter's JSON body, POSTed to each URL;
+//! - [`text`]: `json`, `csv`, `table` and `graphite` lines on a writer (stdout);
+//! - [`state`]: the checkpoint that lets `pulse-emit --state` run from cron.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::Result;
+use crate::record::Snapshot;
+
+pub mod graphite;
+pub mod http;
+pub mod state;
+pub mod text;
+
+/// A destination for snapshots.
+pub trait Sink {
+    /// How messages name this sink (`graphite 127.0.0.1:2003`, a URL without its password).
+    fn name(&self) -> String;
+
+    /// Deliver `batch`; `Ok` only once all of it was accepted.
+    fn send(&mut self, batch: &[Snapshot]) -> Result<()>;
+
+    /// True when the sink wants the whole input at the end (csv, table) rather than batches
+    /// as they come.
+    fn at_end_only(&self) -> bool {
+        false
+    }
+}
+
+/// The identity of a snapshot: window start first so that output is in time order.
+pub type SnapKey = (i64, String, Option<String>, u32);
+
+fn snap_key(s: &Snapshot) -> SnapKey {
+    (s.start, s.stat.clone(), s.key.clone(), s.secs)
+}
+
+/// The latest snapshot of each (stat, key, window).
+///
+/// A later snapshot replaces an earlier one, except that a non-final snapshot never replaces
+/// a final one (a merger restarted on old input may re-send a window it already closed).
+#[derive(Debug, Default, Clone)]
+pub struct Latest {
+    map: BTreeMap<SnapKey, Snapshot>,
+}
+
+impl Latest {
+    pub fn new() -> Latest {
+        Latest::default()
+    }
+
+    pub fn insert(&mut self, snap: Snapshot) {
+        match self.map.entry(snap_key(&snap)) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(snap);
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => {
+                if snap.is_final || !o.get().is_final {
+                    o.insert(snap);
+                }
+            }
+        }
+    }
+
+    /// Put back snapshots that could not be delivered, unless something newer arrived since.
+    pub fn restore(&mut self, older: Vec<Snapshot>) {
+        for snap in older {
+            self.map.entry(snap_key(&snap)).or_insert(snap);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// All snapshots in (start, stat, key, secs) order, leaving this empty.
+    pub fn drain(&mut self) -> Vec<Snapshot> {
+        std::mem::take(&mut self.map).into_values().collect()
+    }
+
+    /// All snapshots in (start, stat, key, secs) order.
+    pub fn to_vec(&self) -> Vec<Snapshot> {
+        self.map.values().cloned().collect()
+    }
+}
+
+/// The snapshot as read: values may be `null` (a merger writes non-finite numbers so).
+#[derive(Deserialize)]
+struct WireSnapshot {
+    stat: String,
+    key: Option<String>,
+    start: i64,
+    secs: u32,
+    #[serde(rename = "final", default)]
+    is_final: bool,
+    values: BTreeMap<String, Option<f64>>,
+}
+
+/// Parse one NDJSON line as a snapshot. `null` values are dropped (they carry no number).
+pub fn parse_snapshot(line: &[u8]) -> std::result::Result<Snapshot, String> {
+    let w: WireSnapshot = serde_json::from_slice(line).map_err(|e| {
+        let msg = e.to_string();
+        format!("not a snapshot: {msg}")
+    })?;
+    if w.stat.is_empty() {
+        return Err("not a snapshot: empty stat name".into());
+    }
+    if w.secs == 0 {
+        return Err("not a snapshot: secs is 0".into());
+    }
+    Ok(Snapshot {
+        stat: w.stat,
+        key: w.key,
+        start: w.start,
+        secs: w.secs,
+        is_final: w.is_final,
+        values: w
+            .values
+            .into_iter()
+            .filter_map(|(k, v)| v.filter(|v| v.is_finite()).map(|v| (k, v)))
+            .collect(),
+    })
+}
+
+/// Exponential backoff: `base`, `2 × base`, ... capped at `max`.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    base: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    pub fn new(base: Duration, max: Duration) -> Backoff {
+        Backoff {
+            base,
+            max,
+            next: base,
+        }
+    }
+
+    /// The delay to wait now; the next one doubles.
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        d
+    }
+
+    pub fn reset(&mut self) {
+        self.next = self.base;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(stat: &str, key: Option<&str>, start: i64, fin: bool, v: f64) -> Snapshot {
+        Snapshot {
+            stat: stat.into(),
+            key: key.map(Into::into),
+            start,
+            secs: 60,
+            is_final: fin,
+            values: [("count".to_string(), v)].into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn latest_keeps_newest_and_prefers_final() {
+        let mut l = Latest::new();
+        l.insert(snap("a", None, 60, false, 1.0));
+        l.insert(snap("a", None, 60, false, 2.0));
+        l.insert(snap("a", Some("x"), 60, false, 5.0));
+        l.insert(snap("a", None, 0, true, 9.0));
+        l.insert(snap("a", None, 60, true, 3.0));
+        l.insert(snap("a", None, 60, false, 4.0));
+        let v = l.drain();
+        let got: Vec<(i64, Option<&str>, f64)> = v
+            .iter()
+            .map(|s| (s.start, s.key.as_deref(), s.values["count"]))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(0, None, 9.0), (60, None, 3.0), (60, Some("x"), 5.0)]
+        );
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn restore_does_not_override_newer() {
+        let mut l = Latest::new();
+        l.insert(snap("a", None, 60, false, 2.0));
+        l.restore(vec![
+            snap("a", None, 60, false, 1.0),
+            snap("b", None, 0, true, 7.0),
+        ]);
+        let v = l.drain();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[1].values["count"], 2.0);
+    }
+
+    #[test]
+    fn parse_snapshot_accepts_null_key_and_values() {
+        let s = parse_snapshot(
+            br#"{"stat":"s","key":null,"start":60,"secs":60,"final":true,"values":{"count":2,"stddev":null}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.key, None);
+        assert!(s.is_final);
+        assert_eq!(s.values.len(), 1);
+        for bad in [
+            &b"{}"[..],
+            b"[1]",
+            b"{\"stat\":\"s\",\"key\":null,\"start\":\"x\",\"secs\":60,\"values\":{}}",
+            b"{\"stat\":\"s\",\"key\":null,\"start\":1,\"secs\":0,\"values\":{}}",
+        ] {
+            assert!(parse_snapshot(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_to_cap() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
+        let d: Vec<u128> = (0..4).map(|_| b.next_delay().as_millis()).collect();
+        assert_eq!(d, vec![100, 200, 350, 350]);
+        b.reset();
+        assert_eq!(b.next_delay().as_millis(), 100);
+    }
+}
