@@ -12,5 +12,6 @@ pub mod error;
 pub mod io;
 pub mod parse;
 pub mod record;
+pub mod spec;
 pub mod stat;
 pub mod time;
