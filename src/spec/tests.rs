@@ -424,3 +424,82 @@ fn l2met_keys() {
     assert_eq!(l2met("count#"), None);
     assert_eq!(l2met("other#x"), None);
 }
+
+const MAN: &str = include_str!("../../man/pulse.stats.5");
+
+/// The `.EX` blocks of a section of the man page, roff escapes undone.
+fn man_blocks(section: &str) -> Vec<String> {
+    let start = MAN.find(&format!(".SH {section}\n")).expect("section");
+    let body = &MAN[start + 1..];
+    let body = &body[..body.find("\n.SH ").unwrap_or(body.len())];
+    let mut blocks = Vec::new();
+    let mut cur: Option<String> = None;
+    for line in body.lines() {
+        match (line, cur.as_mut()) {
+            (".EX", None) => cur = Some(String::new()),
+            (".EE", Some(_)) => blocks.extend(cur.take()),
+            (l, Some(b)) => {
+                b.push_str(&l.replace("\\-", "-").replace("\\e", "\\"));
+                b.push('\n');
+            }
+            _ => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn man_page_examples_parse_and_cover_the_grammar() {
+    let text: String = man_blocks("EXAMPLES")
+        .into_iter()
+        .filter(|b| !b.starts_with("pulse-") && !b.starts_with("zcat"))
+        .collect();
+    let set = StatSet::parse(&text, "pulse.stats.5").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(set.stats.len() >= 15, "{}", set.stats.len());
+    assert!(set.l2met);
+    let aggs: Vec<String> = set.stats.iter().map(|s| s.agg.to_string()).collect();
+    for a in ["count", "summary", "quantiles", "unique", "top 10"] {
+        assert!(aggs.iter().any(|x| x == a), "no {a} example");
+    }
+    for f in ["sum", "count", "max"] {
+        assert!(
+            aggs.iter().any(|x| x.starts_with(&format!("last {f}"))),
+            "no last {f}"
+        );
+    }
+    let conds: Vec<&Test> = set
+        .stats
+        .iter()
+        .flat_map(|s| s.filter.any.iter().flatten().map(|c| &c.test))
+        .collect();
+    let has = |p: &dyn Fn(&Test) -> bool| conds.iter().any(|t| p(t));
+    assert!(has(&|t| matches!(t, Test::Eq(l) if l.len() == 1)));
+    assert!(
+        has(&|t| matches!(t, Test::Eq(l) if l.len() > 1)),
+        "alternatives"
+    );
+    assert!(has(&|t| matches!(t, Test::Ne(_))));
+    assert!(has(&|t| matches!(t, Test::Present)));
+    assert!(has(&|t| matches!(t, Test::Absent)));
+    assert!(has(&|t| matches!(t, Test::Contains(_))));
+    assert!(has(&|t| matches!(t, Test::NotContains(_))));
+    for op in [CmpOp::Lt, CmpOp::Le, CmpOp::Gt, CmpOp::Ge] {
+        assert!(has(&|t| matches!(t, Test::Cmp(o, _) if *o == op)), "{op:?}");
+    }
+    assert!(
+        set.stats.iter().any(|s| s.filter.any.len() > 1),
+        "an || example"
+    );
+    assert!(set.stats.iter().any(|s| s.max_keys != DEFAULT_MAX_KEYS));
+    assert!(set.stats.iter().any(|s| s.group_by.len() > 1));
+}
+
+#[test]
+fn man_page_error_messages_are_the_real_ones() {
+    let blocks = man_blocks("ERRORS");
+    let lines: Vec<&str> = blocks[0].lines().collect();
+    let e1 = err("\n\na count 60");
+    let e2 = err("\n\n\n\n\n\na count 60s status 500");
+    assert_eq!(lines[0], e1.to_string().replace("t.stats", "my.stats"));
+    assert_eq!(lines[1], e2.to_string().replace("t.stats", "my.stats"));
+}
