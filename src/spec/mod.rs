@@ -182,13 +182,10 @@ impl StatDef {
         out
     }
 
-    /// Filter and clauses (`status>=500 by host max-keys 500`).
-    fn tail_text(&self) -> String {
-        let mut out = self.filter.to_string();
+    /// Filter and clauses (`status>=500`, `by host max-keys 500`).
+    fn tail_text(&self) -> (String, String) {
+        let mut out = String::new();
         if !self.group_by.is_empty() {
-            if !out.is_empty() {
-                out.push(' ');
-            }
             out.push_str("by ");
             for (i, g) in self.group_by.iter().enumerate() {
                 if i > 0 {
@@ -200,7 +197,7 @@ impl StatDef {
         if self.max_keys != DEFAULT_MAX_KEYS {
             out.push_str(&format!(" max-keys {}", self.max_keys));
         }
-        out
+        (self.filter.to_string(), out)
     }
 }
 
@@ -235,9 +232,11 @@ impl fmt::Display for StatDef {
     /// The stat as one line of a stats file.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {} {}s", self.name, self.agg_text(), self.secs)?;
-        let tail = self.tail_text();
-        if !tail.is_empty() {
-            write!(f, " {tail}")?;
+        let (filter, clauses) = self.tail_text();
+        for part in [filter, clauses] {
+            if !part.is_empty() {
+                write!(f, " {part}")?;
+            }
         }
         Ok(())
     }
@@ -323,19 +322,21 @@ impl StatSet {
     /// One line per stat in the stats-file syntax, columns aligned (plus `l2met on` when
     /// set). Parsing the result gives this set back.
     pub fn list(&self) -> String {
-        let rows: Vec<[String; 4]> = self
+        let rows: Vec<[String; 5]> = self
             .stats
             .iter()
             .map(|s| {
+                let (filter, clauses) = s.tail_text();
                 [
                     s.name.clone(),
                     s.agg_text(),
                     format!("{}s", s.secs),
-                    s.tail_text(),
+                    filter,
+                    clauses,
                 ]
             })
             .collect();
-        let mut width = [0usize; 3];
+        let mut width = [0usize; 4];
         for r in &rows {
             for (w, c) in width.iter_mut().zip(r.iter()) {
                 *w = (*w).max(c.chars().count());
@@ -348,7 +349,7 @@ impl StatSet {
         for r in &rows {
             let mut line = String::new();
             for (i, c) in r.iter().enumerate() {
-                if i == 3 {
+                if i == 4 {
                     line.push_str(c);
                 } else {
                     line.push_str(&format!("{c:<w$}  ", w = width[i]));
