@@ -503,3 +503,34 @@ fn man_page_error_messages_are_the_real_ones() {
     assert_eq!(lines[0], e1.to_string().replace("t.stats", "my.stats"));
     assert_eq!(lines[1], e2.to_string().replace("t.stats", "my.stats"));
 }
+
+proptest::proptest! {
+    /// Any text either parses or gives an error with a line number inside the text; what
+    /// parses lists back to itself.
+    #[test]
+    fn parse_never_panics(text in "([a-z#\"|&!=<>~?,\\\\ .0-9]{0,12}( |\n)){0,8}") {
+        match StatSet::parse(&text, "p") {
+            Ok(set) => {
+                let again = StatSet::parse(&set.list(), "listed").expect("list re-parses");
+                proptest::prop_assert_eq!(strip_lines(set), strip_lines(again));
+            }
+            Err(e) => proptest::prop_assert!(e.line >= 1 && e.line <= text.lines().count().max(1)),
+        }
+    }
+
+    #[test]
+    fn stat_lines_survive_list(
+        name in "[a-z][a-z0-9._-]{0,8}",
+        field in "[a-z_][a-z_#.]{0,5}",
+        value in "[ -~]{0,6}",
+        secs in 1u32..100_000,
+    ) {
+        let (mut quoted, mut quoted_y) = (String::new(), String::new());
+        lex::write_word(&mut quoted, &value, &['|']);
+        lex::write_word(&mut quoted_y, &format!("{value}y"), &['|']);
+        let text = format!("{name} summary {field} {secs}s {field}!={quoted} {field}~x|{quoted_y} by {field}");
+        let set = StatSet::parse(&text, "p").map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{text}: {e}")))?;
+        let again = StatSet::parse(&set.list(), "listed").expect("list re-parses");
+        proptest::prop_assert_eq!(strip_lines(set), strip_lines(again));
+    }
+}
