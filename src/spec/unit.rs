@@ -1,0 +1,303 @@
+//! Units of measure and numbers written with a unit suffix (`37ms`, `1.2s`, `21.00MB`).
+//!
+//! Two dimensions are known: time (base: seconds) and bytes (base: bytes). Byte multiples are
+//! powers of 1024 (`kB` = 1024 B, `MB` = 1024² B, ...), because that is what Heroku's runtime
+//! and add-on metrics mean by them (`sample#memory_total=21.00MB` is MiB, `memory-total=15657100kB`
+//! is KiB); `KiB`, `MiB`, ... are accepted as the same units. Any other alphabetic suffix
+//! (`348836pages`, `3bottles`, `5%`) names a count that cannot be converted: such a value reads
+//! as its number when the stat declares no unit, and as no value when it declares one.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A unit a stat's values are converted to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Unit {
+    Ns,
+    Us,
+    Ms,
+    S,
+    Min,
+    H,
+    B,
+    KB,
+    MB,
+    GB,
+    TB,
+}
+
+/// What a unit measures; only units of the same dimension convert into each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dim {
+    Time,
+    Bytes,
+}
+
+impl Unit {
+    /// The canonical spelling, as `list()` writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::Ns => "ns",
+            Unit::Us => "us",
+            Unit::Ms => "ms",
+            Unit::S => "s",
+            Unit::Min => "min",
+            Unit::H => "h",
+            Unit::B => "B",
+            Unit::KB => "kB",
+            Unit::MB => "MB",
+            Unit::GB => "GB",
+            Unit::TB => "TB",
+        }
+    }
+
+    pub fn dim(self) -> Dim {
+        match self {
+            Unit::Ns | Unit::Us | Unit::Ms | Unit::S | Unit::Min | Unit::H => Dim::Time,
+            _ => Dim::Bytes,
+        }
+    }
+
+    /// Size of the unit in its dimension's base (seconds or bytes).
+    pub fn scale(self) -> f64 {
+        match self {
+            Unit::Ns => 1e-9,
+            Unit::Us => 1e-6,
+            Unit::Ms => 1e-3,
+            Unit::S => 1.0,
+            Unit::Min => 60.0,
+            Unit::H => 3600.0,
+            Unit::B => 1.0,
+            Unit::KB => 1024.0,
+            Unit::MB => 1024.0 * 1024.0,
+            Unit::GB => 1024.0 * 1024.0 * 1024.0,
+            Unit::TB => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        }
+    }
+
+    /// The unit a suffix names, if it is a known one. Time units are case-sensitive (`ms`,
+    /// not `MS`); byte units are not (`kB`, `KB`, `kb`, `KiB`).
+    pub fn from_suffix(s: &str) -> Option<Unit> {
+        Some(match s {
+            "ns" => Unit::Ns,
+            "us" | "µs" | "μs" => Unit::Us,
+            "ms" => Unit::Ms,
+            "s" | "sec" | "secs" => Unit::S,
+            "m" | "min" | "mins" => Unit::Min,
+            "h" | "hr" | "hrs" => Unit::H,
+            _ => {
+                let eq = |w: &str| s.eq_ignore_ascii_case(w);
+                if eq("b") || eq("byte") || eq("bytes") {
+                    Unit::B
+                } else if eq("kb") || eq("kib") {
+                    Unit::KB
+                } else if eq("mb") || eq("mib") {
+                    Unit::MB
+                } else if eq("gb") || eq("gib") {
+                    Unit::GB
+                } else if eq("tb") || eq("tib") {
+                    Unit::TB
+                } else {
+                    return None;
+                }
+            }
+        })
+    }
+
+    /// Convert `x` from this unit to `to`; `None` across dimensions.
+    pub fn convert(self, x: f64, to: Unit) -> Option<f64> {
+        if self == to {
+            Some(x)
+        } else if self.dim() == to.dim() {
+            Some(x * (self.scale() / to.scale()))
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for Unit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Unit {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Unit, String> {
+        Unit::from_suffix(s).ok_or_else(|| {
+            format!("unknown unit {s:?} (expected ns, us, ms, s, m, h, B, kB, MB, GB or TB)")
+        })
+    }
+}
+
+/// The suffix after a number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Suffix {
+    /// A bare number.
+    None,
+    /// A known unit.
+    Unit(Unit),
+    /// An alphabetic suffix that is not a unit (`pages`, `%`): a plain count.
+    Other,
+}
+
+/// Split `s` into a number and its suffix: `"37ms"` → `(37, Unit(Ms))`, `"4"` → `(4, None)`,
+/// `"348836pages"` → `(348836, Other)`. `None` when `s` does not start with a number or the
+/// suffix has anything but letters (or is a lone `%`).
+pub fn split_quantity(s: &str) -> Option<(f64, Suffix)> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+        i += 1;
+    }
+    let int_start = i;
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+    }
+    let mut digits = i - int_start;
+    if i < b.len() && b[i] == b'.' {
+        let frac = i + 1;
+        let mut j = frac;
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        digits += j - frac;
+        if j > frac || digits > 0 {
+            i = j;
+        }
+    }
+    if digits == 0 {
+        return None;
+    }
+    // An exponent only when digits follow (`1e3`, `2E-2`), so `1eggs` is 1 egg.
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        let mut j = i + 1;
+        if j < b.len() && (b[j] == b'+' || b[j] == b'-') {
+            j += 1;
+        }
+        let exp_start = j;
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        if j > exp_start {
+            i = j;
+        }
+    }
+    let x: f64 = s[..i].parse().ok()?;
+    if !x.is_finite() {
+        return None;
+    }
+    let rest = &s[i..];
+    let suffix = if rest.is_empty() {
+        Suffix::None
+    } else if let Some(u) = Unit::from_suffix(rest) {
+        Suffix::Unit(u)
+    } else if rest == "%" || rest.chars().all(char::is_alphabetic) {
+        Suffix::Other
+    } else {
+        return None;
+    };
+    Some((x, suffix))
+}
+
+/// Parse a number with an optional unit suffix (`"37ms"`, `"21.00MB"`, `"1.2s"`, `"4"`),
+/// converted to `want` when given. A bare number is taken to be in `want` already. `None`
+/// when `s` is not a number, or when `want` is given and the suffix is an unknown word or a
+/// unit of another dimension. Without `want`, the number is returned as written.
+pub fn parse_quantity(s: &str, want: Option<Unit>) -> Option<f64> {
+    let (x, suffix) = split_quantity(s)?;
+    match (suffix, want) {
+        (_, None) | (Suffix::None, Some(_)) => Some(x),
+        (Suffix::Unit(u), Some(w)) => u.convert(x, w),
+        (Suffix::Other, Some(_)) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: Option<f64>, b: f64) -> bool {
+        a.is_some_and(|a| (a - b).abs() <= 1e-9 * b.abs().max(1.0))
+    }
+
+    #[test]
+    fn quantities_convert_to_the_declared_unit() {
+        assert!(close(parse_quantity("1.2s", Some(Unit::Ms)), 1200.0));
+        assert!(close(parse_quantity("37ms", Some(Unit::Ms)), 37.0));
+        assert!(close(parse_quantity("37ms", Some(Unit::S)), 0.037));
+        assert!(close(parse_quantity("1500us", Some(Unit::Ms)), 1.5));
+        assert!(close(parse_quantity("250µs", Some(Unit::Us)), 250.0));
+        assert!(close(parse_quantity("2m", Some(Unit::S)), 120.0));
+        assert!(close(parse_quantity("1h", Some(Unit::Min)), 60.0));
+        assert!(close(parse_quantity("21.00MB", Some(Unit::MB)), 21.0));
+        assert!(close(parse_quantity("512kB", Some(Unit::MB)), 0.5));
+        assert!(close(parse_quantity("1KB", Some(Unit::B)), 1024.0));
+        assert!(close(parse_quantity("1GB", Some(Unit::MB)), 1024.0));
+        assert!(close(parse_quantity("10bytes", Some(Unit::B)), 10.0));
+        assert!(close(
+            parse_quantity("194056863bytes", Some(Unit::KB)),
+            189508.655273
+        ));
+        assert!(close(parse_quantity("-3.5e2ms", Some(Unit::S)), -0.35));
+    }
+
+    #[test]
+    fn bare_numbers_are_in_the_declared_unit() {
+        assert!(close(parse_quantity("4", Some(Unit::Ms)), 4.0));
+        assert!(close(parse_quantity("4", None), 4.0));
+        assert!(close(parse_quantity(".5", None), 0.5));
+        assert!(close(parse_quantity("5.", None), 5.0));
+    }
+
+    #[test]
+    fn unknown_suffixes_are_counts() {
+        assert!(close(parse_quantity("348836pages", None), 348836.0));
+        assert!(close(parse_quantity("3bottle", None), 3.0));
+        assert!(close(parse_quantity("1eggs", None), 1.0));
+        assert!(close(parse_quantity("99%", None), 99.0));
+        assert_eq!(parse_quantity("348836pages", Some(Unit::B)), None);
+        // Without a declared unit a known suffix is read as written.
+        assert!(close(parse_quantity("37ms", None), 37.0));
+    }
+
+    #[test]
+    fn incompatible_or_malformed_is_none() {
+        assert_eq!(parse_quantity("37ms", Some(Unit::MB)), None);
+        assert_eq!(parse_quantity("21MB", Some(Unit::S)), None);
+        for bad in [
+            "", "-", ".", "ms", "abc", "1.2.3", "12:30", "1 ms", "1e", "NaN", "inf",
+        ] {
+            assert!(
+                split_quantity(bad).is_none() || bad == "1e",
+                "{bad:?} parsed as {:?}",
+                split_quantity(bad)
+            );
+        }
+        // `1e` is one `e` (an unknown suffix), not an exponent.
+        assert_eq!(split_quantity("1e"), Some((1.0, Suffix::Other)));
+    }
+
+    #[test]
+    fn unit_names_round_trip() {
+        for u in [
+            Unit::Ns,
+            Unit::Us,
+            Unit::Ms,
+            Unit::S,
+            Unit::Min,
+            Unit::H,
+            Unit::B,
+            Unit::KB,
+            Unit::MB,
+            Unit::GB,
+            Unit::TB,
+        ] {
+            assert_eq!(u.name().parse::<Unit>(), Ok(u));
+        }
+        assert_eq!("MiB".parse::<Unit>(), Ok(Unit::MB));
+        assert!("MS".parse::<Unit>().is_err());
+        assert!("pages".parse::<Unit>().is_err());
+    }
+}
