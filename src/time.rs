@@ -118,6 +118,154 @@ pub fn format_rfc3339(secs: i64) -> String {
     )
 }
 
+/// The month number (1-12) of an English three-letter abbreviation (`Jan`..`Dec`, any case).
+pub fn month_from_abbrev(m: &[u8]) -> Option<u32> {
+    if m.len() != 3 {
+        return None;
+    }
+    let l = [
+        m[0].to_ascii_lowercase(),
+        m[1].to_ascii_lowercase(),
+        m[2].to_ascii_lowercase(),
+    ];
+    const NAMES: [&[u8; 3]; 12] = [
+        b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov",
+        b"dec",
+    ];
+    NAMES.iter().position(|n| **n == l).map(|i| i as u32 + 1)
+}
+
+fn push2(out: &mut String, v: i64) {
+    out.push((b'0' + (v / 10 % 10) as u8) as char);
+    out.push((b'0' + (v % 10) as u8) as char);
+}
+
+/// Convert an Apache/NCSA access-log time (`17/May/2015:10:05:03 +0000`) to RFC 3339
+/// (`2015-05-17T10:05:03+00:00`), keeping the offset as written. Appends to `out`; returns
+/// false (appending nothing) when `s` is not such a time.
+pub fn apache_to_rfc3339(s: &str, out: &mut String) -> bool {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' {
+        return false;
+    }
+    let (Some(day), Some(month), Some(year)) = (
+        digits(b, 2),
+        month_from_abbrev(&b[3..6]),
+        digits(&b[7..], 4),
+    ) else {
+        return false;
+    };
+    let (Some(h), Some(mi), Some(sec)) = (
+        digits(&b[12..], 2),
+        digits(&b[15..], 2),
+        digits(&b[18..], 2),
+    ) else {
+        return false;
+    };
+    if b[14] != b':' || b[17] != b':' || !(1..=31).contains(&day) || h > 23 || mi > 59 || sec > 60 {
+        return false;
+    }
+    let zone = &b[20..];
+    let (sign, zh, zm) = match zone {
+        [] => (b'Z', 0, 0),
+        [b' ', sign @ (b'+' | b'-'), rest @ ..] if rest.len() == 4 => {
+            match (digits(rest, 2), digits(&rest[2..], 2)) {
+                (Some(zh), Some(zm)) => (*sign, zh, zm),
+                _ => return false,
+            }
+        }
+        _ => return false,
+    };
+    out.reserve(25);
+    push2(out, year / 100);
+    push2(out, year % 100);
+    out.push('-');
+    push2(out, month as i64);
+    out.push('-');
+    push2(out, day);
+    out.push('T');
+    push2(out, h);
+    out.push(':');
+    push2(out, mi);
+    out.push(':');
+    push2(out, sec);
+    if sign == b'Z' {
+        out.push('Z');
+    } else {
+        out.push(sign as char);
+        push2(out, zh);
+        out.push(':');
+        push2(out, zm);
+    }
+    true
+}
+
+/// Convert a BSD syslog (RFC 3164) time (`Feb 13 20:07:26`, `Feb  3 20:07:26`, exactly 15
+/// bytes) of year `year` to RFC 3339 in UTC (`2026-02-13T20:07:26Z`): the stamp carries no
+/// zone, so it is taken as UTC. Appends to `out`; returns false when `s` is not such a time.
+pub fn bsd_to_rfc3339(s: &str, year: i32, out: &mut String) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 15 || b[3] != b' ' || b[6] != b' ' || b[9] != b':' || b[12] != b':' {
+        return false;
+    }
+    let Some(month) = month_from_abbrev(&b[..3]) else {
+        return false;
+    };
+    let day = match (b[4], b[5]) {
+        (b' ', d) if d.is_ascii_digit() => (d - b'0') as i64,
+        (a, d) if a.is_ascii_digit() && d.is_ascii_digit() => ((a - b'0') * 10 + d - b'0') as i64,
+        _ => return false,
+    };
+    let (Some(h), Some(mi), Some(sec)) =
+        (digits(&b[7..], 2), digits(&b[10..], 2), digits(&b[13..], 2))
+    else {
+        return false;
+    };
+    if !(1..=31).contains(&day) || h > 23 || mi > 59 || sec > 60 || !(0..=9999).contains(&year) {
+        return false;
+    }
+    let year = year as i64;
+    push2(out, year / 100);
+    push2(out, year % 100);
+    out.push('-');
+    push2(out, month as i64);
+    out.push('-');
+    push2(out, day);
+    out.push('T');
+    push2(out, h);
+    out.push(':');
+    push2(out, mi);
+    out.push(':');
+    push2(out, sec);
+    out.push('Z');
+    true
+}
+
+/// The current year (UTC) by the system clock.
+pub fn current_year() -> i32 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    civil_from_days(secs.div_euclid(86400)).0 as i32
+}
+
+/// Append Unix seconds as RFC 3339 in UTC, with up to six fraction digits when not whole
+/// (`2015-05-17T10:05:03.25Z`).
+pub fn write_rfc3339(out: &mut String, secs: f64) {
+    let whole = secs.floor();
+    let s = format_rfc3339(whole as i64);
+    let micros = ((secs - whole) * 1e6).round() as i64;
+    if micros == 0 || micros >= 1_000_000 {
+        out.push_str(&s);
+        return;
+    }
+    out.push_str(&s[..s.len() - 1]);
+    let frac = format!(".{micros:06}");
+    out.push_str(frac.trim_end_matches('0'));
+    out.push('Z');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +302,31 @@ mod tests {
             assert_eq!(days_from_civil(y, m, d), z);
         }
         assert_eq!(format_rfc3339(1431857103), "2015-05-17T10:05:03Z");
+    }
+    #[test]
+    fn apache_and_bsd_times() {
+        let mut s = String::new();
+        assert!(apache_to_rfc3339("17/May/2015:10:05:03 +0000", &mut s));
+        assert_eq!(s, "2015-05-17T10:05:03+00:00");
+        s.clear();
+        assert!(apache_to_rfc3339("23/Jan/2012:21:24:19 -0800", &mut s));
+        assert_eq!(s, "2012-01-23T21:24:19-08:00");
+        assert_eq!(parse_rfc3339(&s), parse_rfc3339("2012-01-24T05:24:19Z"));
+        s.clear();
+        assert!(!apache_to_rfc3339("17/Mai/2015:10:05:03 +0000", &mut s));
+        assert!(!apache_to_rfc3339("17/May/2015:10:05:03 +00", &mut s));
+        assert!(s.is_empty());
+        assert!(bsd_to_rfc3339("Feb 13 20:07:26", 2019, &mut s));
+        assert_eq!(s, "2019-02-13T20:07:26Z");
+        s.clear();
+        assert!(bsd_to_rfc3339("Feb  3 20:07:26", 2026, &mut s));
+        assert_eq!(s, "2026-02-03T20:07:26Z");
+        s.clear();
+        assert!(!bsd_to_rfc3339("Fob 13 20:07:26", 2019, &mut s));
+        assert!(!bsd_to_rfc3339("Feb 13 2007:26", 2019, &mut s));
+        assert!(current_year() >= 2024);
+        s.clear();
+        write_rfc3339(&mut s, 1431857103.25);
+        assert_eq!(s, "2015-05-17T10:05:03.25Z");
     }
 }

@@ -1,0 +1,135 @@
+//! Byte-level helpers shared by the format parsers: tokens, timestamps, unescaping.
+
+use crate::record::{Event, Span};
+
+/// The first space-delimited token of `s` and what follows the single space after it.
+#[inline]
+pub fn token(s: &str) -> (&str, &str) {
+    match memchr::memchr(b' ', s.as_bytes()) {
+        Some(i) => (&s[..i], &s[i + 1..]),
+        None => (s, ""),
+    }
+}
+
+/// `s` without leading spaces.
+#[inline]
+pub fn skip_spaces(s: &str) -> &str {
+    s.trim_start_matches(' ')
+}
+
+/// True when `t` starts like an RFC 3339 timestamp (`2012-11-30T06:45:29...`).
+#[inline]
+pub fn looks_rfc3339(t: &str) -> bool {
+    let b = t.as_bytes();
+    b.len() >= 19
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && matches!(b[10], b'T' | b't')
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[5..7].iter().chain(&b[8..10]).all(u8::is_ascii_digit)
+}
+
+/// True when `t` is `key=...` with a non-empty key that holds no quote.
+#[inline]
+pub fn is_kv_token(t: &str) -> bool {
+    match memchr::memchr(b'=', t.as_bytes()) {
+        Some(i) if i > 0 => memchr::memchr(b'"', &t.as_bytes()[..i]).is_none(),
+        _ => false,
+    }
+}
+
+/// Index of the closing unescaped `"` in `b` from `i` (just after the opening quote), or
+/// `b.len()` when the quote is never closed.
+#[inline]
+pub fn quote_end(b: &[u8], mut i: usize) -> usize {
+    while let Some(j) = memchr::memchr2(b'"', b'\\', &b[i..]) {
+        let k = i + j;
+        if b[k] == b'\\' {
+            i = k + 2;
+            if i >= b.len() {
+                return b.len();
+            }
+        } else {
+            return k;
+        }
+    }
+    b.len()
+}
+
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Push `raw` into the event's arena with backslash escapes undone: `\"`, `\\`, `\n`, `\t`,
+/// `\r`, and with `hex_bytes` also `\xNN` (a raw byte, as Apache writes non-ASCII bytes).
+/// Other escapes are kept as written. Bytes that do not form UTF-8 are replaced (lossy).
+pub fn push_unescaped(ev: &mut Event, scratch: &mut Vec<u8>, raw: &str, hex_bytes: bool) -> Span {
+    let b = raw.as_bytes();
+    if memchr::memchr(b'\\', b).is_none() {
+        return ev.push_text(raw);
+    }
+    scratch.clear();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c != b'\\' || i + 1 >= b.len() {
+            scratch.push(c);
+            i += 1;
+            continue;
+        }
+        let (out, used) = match b[i + 1] {
+            b'"' => (b'"', 2),
+            b'\\' => (b'\\', 2),
+            b'n' => (b'\n', 2),
+            b't' => (b'\t', 2),
+            b'r' => (b'\r', 2),
+            b'x' if hex_bytes && i + 3 < b.len() => match (hex(b[i + 2]), hex(b[i + 3])) {
+                (Some(h), Some(l)) => (h << 4 | l, 4),
+                _ => (b'\\', 1),
+            },
+            _ => (b'\\', 1),
+        };
+        scratch.push(out);
+        i += used;
+    }
+    let text = String::from_utf8_lossy(scratch);
+    ev.push_text(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_and_stamps() {
+        assert_eq!(token("a b c"), ("a", "b c"));
+        assert_eq!(token("abc"), ("abc", ""));
+        assert!(looks_rfc3339("2012-11-30T06:45:29+00:00"));
+        assert!(!looks_rfc3339("2012-11-30 06:45:29"));
+        assert!(is_kv_token("a=b"));
+        assert!(is_kv_token("sample#x="));
+        assert!(!is_kv_token("=b"));
+        assert!(!is_kv_token("\"a=b\""));
+        assert_eq!(quote_end(b"ab\\\"c\" d", 0), 5);
+        assert_eq!(quote_end(b"abc\\", 0), 4);
+    }
+
+    #[test]
+    fn unescaping() {
+        let mut ev = Event::new();
+        let mut sc = Vec::new();
+        let s = push_unescaped(&mut ev, &mut sc, r#"a\"b\\c\x41\xe4"#, true);
+        assert_eq!(ev.text(s), "a\"b\\cA\u{fffd}");
+        let s = push_unescaped(&mut ev, &mut sc, r#"\x4"#, true);
+        assert_eq!(ev.text(s), "\\x4");
+        let s = push_unescaped(&mut ev, &mut sc, r#"esc\t\q\"#, false);
+        assert_eq!(ev.text(s), "esc\t\\q\\");
+    }
+}

@@ -1,0 +1,359 @@
+//! Syslog headers: RFC 5424 (`<PRI>1 TIME HOST APP PROCID MSGID [SD] MSG`, as Logplex sends
+//! it, and its drain-to-file form without `<PRI>1`) and RFC 3164 / BSD
+//! (`<PRI>Mmm dd hh:mm:ss HOST TAG[PID]: MSG`).
+//!
+//! Fields: `time` (as written for RFC 5424; BSD stamps become RFC 3339 in UTC), `host`
+//! (HOSTNAME), `source` (APP-NAME or tag), `ps` (PROCID or `[pid]`), `facility` and `level`
+//! (names, from PRI when present), `msgid` (when not `-`), `sd` (the structured data, raw,
+//! when not `-` or `[]`), `msg`, then the message's attributes when it looks like logfmt.
+//! NILVALUE (`-`) fields are left out.
+//!
+//! Leniency, because real senders bend the RFC: Logplex leaves out STRUCTURED-DATA, so the
+//! token after MSGID is read as SD only when it is `-` or starts with `[` (a message that
+//! starts with `- ` loses that dash); a MSGID holding `=` is taken as the start of the message
+//! (a sender that dropped PROCID); runs of spaces between header fields are accepted.
+
+use super::logfmt::{looks_logfmt, parse_attrs};
+use super::scan::{looks_rfc3339, skip_spaces, token};
+use crate::record::{Event, Val};
+
+const FACILITIES: [&str; 24] = [
+    "kern",
+    "user",
+    "mail",
+    "daemon",
+    "auth",
+    "syslog",
+    "lpr",
+    "news",
+    "uucp",
+    "cron",
+    "authpriv",
+    "ftp",
+    "ntp",
+    "security",
+    "console",
+    "solaris-cron",
+    "local0",
+    "local1",
+    "local2",
+    "local3",
+    "local4",
+    "local5",
+    "local6",
+    "local7",
+];
+const SEVERITIES: [&str; 8] = [
+    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+];
+
+/// True for `facility.level` as the original Pulse lines carry it (`local0.info`).
+pub fn is_facility_level(t: &str) -> bool {
+    let Some((f, l)) = t.split_once('.') else {
+        return false;
+    };
+    FACILITIES.contains(&f)
+        && (SEVERITIES.contains(&l) || matches!(l, "error" | "warn" | "emergency" | "panic"))
+}
+
+/// A `<PRI>` prefix: its value (0..=191) and what follows.
+#[inline]
+pub fn pri(s: &str) -> Option<(u8, &str)> {
+    let b = s.as_bytes();
+    if b.first() != Some(&b'<') {
+        return None;
+    }
+    let mut v: u32 = 0;
+    let mut i = 1;
+    while i < b.len() && i <= 4 && b[i].is_ascii_digit() {
+        v = v * 10 + (b[i] - b'0') as u32;
+        i += 1;
+    }
+    if i == 1 || i > 4 || b.get(i) != Some(&b'>') || v > 191 {
+        return None;
+    }
+    Some((v as u8, &s[i + 1..]))
+}
+
+/// Set `facility` and `level` from a PRI value.
+pub fn set_pri(ev: &mut Event, pri: u8) {
+    ev.set_str("facility", FACILITIES[(pri >> 3) as usize]);
+    ev.set_str("level", SEVERITIES[(pri & 7) as usize]);
+}
+
+/// Set `msg` and, when it looks like logfmt, its attributes.
+#[inline]
+pub fn set_message(ev: &mut Event, scratch: &mut Vec<u8>, msg: &str) {
+    let msg = msg.strip_prefix('\u{feff}').unwrap_or(msg);
+    ev.set_str("msg", msg);
+    if looks_logfmt(msg) {
+        parse_attrs(ev, scratch, msg);
+    }
+}
+
+#[inline]
+fn set_unless_nil(ev: &mut Event, key: &str, v: &str) {
+    if !v.is_empty() && v != "-" {
+        ev.set_str(key, v);
+    }
+}
+
+/// The byte index just past a run of SD elements starting at `i` (`[...]`, with `\]`
+/// escapes), or the end of `b` when one is unclosed.
+fn sd_end(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && b[i] == b'[' {
+        i += 1;
+        // PARAM-VALUEs must escape `]`, so the first unescaped one closes the element
+        // (even when a sender forgot a closing quote).
+        while i < b.len() {
+            match b[i] {
+                b'\\' => i += 1,
+                b']' => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        if i >= b.len() {
+            return b.len();
+        }
+        i += 1;
+    }
+    i
+}
+
+/// An RFC 5424 line: `<PRI>VERSION TIME HOST APP PROCID MSGID SD MSG`.
+pub fn parse_rfc5424(ev: &mut Event, scratch: &mut Vec<u8>, s: &str) -> bool {
+    let Some((p, rest)) = pri(s) else {
+        return false;
+    };
+    let (ver, rest) = token(rest);
+    if ver.is_empty() || ver.len() > 2 || !ver.bytes().all(|c| c.is_ascii_digit()) {
+        return false;
+    }
+    header_fields(ev, scratch, rest, Some(p))
+}
+
+/// The fields after `<PRI>VERSION ` (or the whole drain-to-file line `TIME HOST APP PROCID
+/// [MSGID] MSG`).
+pub fn header_fields(ev: &mut Event, scratch: &mut Vec<u8>, s: &str, pri: Option<u8>) -> bool {
+    let (time, rest) = token(skip_spaces(s));
+    let (host, rest) = token(skip_spaces(rest));
+    let (app, rest) = token(skip_spaces(rest));
+    if time.is_empty() || host.is_empty() || app.is_empty() {
+        return false;
+    }
+    if time != "-" && !time.as_bytes()[0].is_ascii_digit() {
+        return false;
+    }
+    let mut rest = skip_spaces(rest);
+    let mut procid = "-";
+    let mut msgid = "-";
+    if !rest.is_empty() {
+        let (t, r) = token(rest);
+        if t.contains('=') {
+            // PROCID missing: this is already the message.
+        } else {
+            procid = t;
+            rest = skip_spaces(r);
+            let (t, r) = token(rest);
+            if !t.contains('=') {
+                msgid = t;
+                rest = r;
+            }
+        }
+    }
+    let mut sd = "";
+    if rest == "-" {
+        rest = "";
+    } else if let Some(r) = rest.strip_prefix("- ") {
+        rest = r;
+    } else if rest.starts_with('[') {
+        let end = sd_end(rest.as_bytes(), 0);
+        sd = &rest[..end];
+        rest = rest[end..].strip_prefix(' ').unwrap_or(&rest[end..]);
+    }
+    ev.clear();
+    set_unless_nil(ev, "time", time);
+    set_unless_nil(ev, "host", host);
+    set_unless_nil(ev, "source", app);
+    set_unless_nil(ev, "ps", procid);
+    if let Some(p) = pri {
+        set_pri(ev, p);
+    }
+    set_unless_nil(ev, "msgid", msgid);
+    if !sd.is_empty() && sd != "[]" {
+        let v = ev.push_text(sd);
+        ev.set("sd", Val::Str(v));
+    }
+    set_message(ev, scratch, rest);
+    true
+}
+
+/// An RFC 3164 (BSD) line, with or without `<PRI>`, with a BSD stamp (`Feb  3 20:07:26`,
+/// year `year`) or an RFC 3339 one.
+pub fn parse_rfc3164(ev: &mut Event, scratch: &mut Vec<u8>, s: &str, year: i32) -> bool {
+    let (p, rest) = match pri(s) {
+        Some((p, r)) => (Some(p), r),
+        None => (None, s),
+    };
+    ev.clear();
+    let rest =
+        if rest.len() >= 15 && crate::time::month_from_abbrev(&rest.as_bytes()[..3]).is_some() {
+            let stamp = &rest[..15];
+            let mut ok = false;
+            let span = ev.build_text(|t| ok = crate::time::bsd_to_rfc3339(stamp, year, t));
+            if !ok {
+                return false;
+            }
+            ev.set("time", Val::Str(span));
+            &rest[15..]
+        } else {
+            let (t, r) = token(rest);
+            if !looks_rfc3339(t) {
+                return false;
+            }
+            ev.set_str("time", t);
+            r
+        };
+    let rest = skip_spaces(rest);
+    // HOSTNAME, unless the sender left it out and this is already the tag.
+    let (host, after) = token(rest);
+    let rest = if host.is_empty() || host.ends_with(':') || host.contains('[') {
+        rest
+    } else {
+        ev.set_str("host", host);
+        skip_spaces(after)
+    };
+    // TAG: `name[pid]:`, `name:`, `name [pid]:`; no tag when none of these.
+    let b = rest.as_bytes();
+    let stop = b
+        .iter()
+        .position(|&c| matches!(c, b':' | b' ' | b'['))
+        .unwrap_or(b.len());
+    let mut msg = rest;
+    if stop > 0 && stop < b.len() {
+        let name = &rest[..stop];
+        let mut after = &rest[stop..];
+        if after.starts_with(" [") {
+            after = &after[1..];
+        }
+        if let Some(inner) = after.strip_prefix('[') {
+            if let Some(close) = inner.find(']') {
+                let pid = &inner[..close];
+                let tail = &inner[close + 1..];
+                if !pid.contains(' ') && (tail.is_empty() || tail.starts_with(':')) {
+                    ev.set_str("source", name);
+                    ev.set_str("ps", pid);
+                    msg = tail.strip_prefix(':').unwrap_or(tail);
+                }
+            }
+        } else if let Some(m) = after.strip_prefix(':') {
+            ev.set_str("source", name);
+            msg = m;
+        }
+    }
+    if let Some(p) = p {
+        set_pri(ev, p);
+    }
+    set_message(ev, scratch, skip_spaces(msg));
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(ev: &Event) -> serde_json::Value {
+        let mut out = Vec::new();
+        ev.write_json(&mut out);
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    fn p5424(s: &str) -> Option<serde_json::Value> {
+        let mut ev = Event::new();
+        parse_rfc5424(&mut ev, &mut Vec::new(), s).then(|| json(&ev))
+    }
+
+    #[test]
+    fn rfc5424_router_frame() {
+        let v = p5424("<158>1 2017-08-28T08:36:13.461949+00:00 host heroku router - at=info method=POST path=\"/logs\" status=400 bytes=259").unwrap();
+        assert_eq!(v["time"], "2017-08-28T08:36:13.461949+00:00");
+        assert_eq!(v["host"], "host");
+        assert_eq!(v["source"], "heroku");
+        assert_eq!(v["ps"], "router");
+        assert_eq!(v["facility"], "local3");
+        assert_eq!(v["level"], "info");
+        assert_eq!(v["status"], 400);
+        assert_eq!(v["path"], "/logs");
+        assert!(v.get("msgid").is_none());
+    }
+
+    #[test]
+    fn rfc5424_structured_data_and_nil() {
+        let v = p5424(r#"<133>1 2013-05-24T06:48:51.740194+00:00 host token process - [meta sequenceId="518"][meta somethingElse="blah\]] this is the message"#).unwrap();
+        assert_eq!(
+            v["sd"],
+            r#"[meta sequenceId="518"][meta somethingElse="blah\]]"#
+        );
+        assert_eq!(v["msg"], "this is the message");
+        let v = p5424("<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [] BOMAn application").unwrap();
+        assert_eq!(v["msgid"], "ID47");
+        assert!(v.get("sd").is_none());
+        assert!(v.get("ps").is_none());
+        assert_eq!(v["msg"], "BOMAn application");
+        let v = p5424("<190>1 2014-07-17T12:59:25.223980+00:00 d.8f7a app web.2 - - Started GET")
+            .unwrap();
+        assert_eq!(v["msg"], "Started GET");
+        let v =
+            p5424("<2>1 2017-11-30T06:45:29+00:00 host app - sample#service.dataset_count=19071")
+                .unwrap();
+        assert_eq!(v["sample#service.dataset_count"], 19071);
+        assert!(v.get("ps").is_none());
+        assert_eq!(v["facility"], "kern");
+        assert_eq!(v["level"], "crit");
+        assert!(p5424("<999>1 x y z").is_none());
+        assert!(p5424("<13>Feb 13 20:07:26 host x").is_none());
+        assert!(p5424("<13>1 2003").is_none());
+    }
+
+    fn p3164(s: &str) -> Option<serde_json::Value> {
+        let mut ev = Event::new();
+        parse_rfc3164(&mut ev, &mut Vec::new(), s, 2019).then(|| json(&ev))
+    }
+
+    #[test]
+    fn rfc3164_forms() {
+        let v = p3164("<13>Feb 13 20:07:26 74794bfb6795 root[8539]: i am foobar").unwrap();
+        assert_eq!(v["time"], "2019-02-13T20:07:26Z");
+        assert_eq!(v["host"], "74794bfb6795");
+        assert_eq!(v["source"], "root");
+        assert_eq!(v["ps"], "8539");
+        assert_eq!(v["msg"], "i am foobar");
+        assert_eq!(v["level"], "notice");
+        let v = p3164("<190>2019-02-13T21:53:30.605850+00:00 74794bfb6795 liblogging-stdlog:  [origin x=\"1\"] start").unwrap();
+        assert_eq!(v["time"], "2019-02-13T21:53:30.605850+00:00");
+        assert_eq!(v["source"], "liblogging-stdlog");
+        assert_eq!(v["msg"], "[origin x=\"1\"] start");
+        let v = p3164("Feb  3 01:02:03 myhost sshd [42]: Accepted key").unwrap();
+        assert_eq!(v["time"], "2019-02-03T01:02:03Z");
+        assert_eq!(v["source"], "sshd");
+        assert_eq!(v["ps"], "42");
+        let v = p3164("Feb  3 01:02:03 myhost just words here").unwrap();
+        assert!(v.get("source").is_none());
+        assert_eq!(v["msg"], "just words here");
+        let v = p3164("Feb  3 01:02:03 cron[7]: job=x n=2").unwrap();
+        assert!(v.get("host").is_none());
+        assert_eq!(v["source"], "cron");
+        assert_eq!(v["n"], 2);
+        assert!(p3164("Feb 33 01:02:03 h x").is_none());
+        assert!(p3164("hello").is_none());
+    }
+
+    #[test]
+    fn facility_level() {
+        assert!(is_facility_level("local0.info"));
+        assert!(is_facility_level("user.err"));
+        assert!(!is_facility_level("web.1"));
+        assert!(!is_facility_level("local0"));
+    }
+}

@@ -1,0 +1,211 @@
+//! Tests of the whole line parser: detection, frames, and a property test.
+
+use super::*;
+use proptest::prelude::*;
+
+fn parse_with(format: Format, line: &[u8]) -> (Vec<serde_json::Value>, LineOutcome) {
+    let mut p = Parser::new(Options { format, year: 2019 });
+    let mut got = Vec::new();
+    let outcome = p.parse_line(line, &mut |ev: &Event| {
+        let mut out = Vec::new();
+        ev.write_json(&mut out);
+        got.push(serde_json::from_slice(&out).expect("valid JSON"));
+    });
+    (got, outcome)
+}
+
+fn one(line: &str) -> serde_json::Value {
+    let (mut v, o) = parse_with(Format::Auto, line.as_bytes());
+    assert_eq!(v.len(), 1, "{line}");
+    assert_eq!(o.events, 1);
+    v.remove(0)
+}
+
+fn is_unparsed(v: &serde_json::Value) -> bool {
+    v.get("unparsed") == Some(&serde_json::Value::Bool(true))
+}
+
+#[test]
+fn format_names_round_trip() {
+    for (f, n) in Format::ALL {
+        assert_eq!(n.parse::<Format>(), Ok(f));
+        assert_eq!(f.to_string(), n);
+    }
+    assert!("nope".parse::<Format>().unwrap_err().contains("rfc5424"));
+}
+
+#[test]
+fn auto_detects_each_format() {
+    let v = one(
+        r#"2012-01-23T21:24:19-08:00 10.64.78.161 local0.info shen[5]: - face-lift.3418@heroku.com at=start n=1"#,
+    );
+    assert_eq!(
+        (v["source"].as_str(), v["instance_id"].as_i64()),
+        (Some("shen"), Some(3418))
+    );
+    let v = one("<40>1 2012-11-30T06:45:29+00:00 host app web.3 - State changed");
+    assert_eq!(v["ps"], "web.3");
+    let v = one(
+        "83 <40>1 2012-11-30T06:45:29+00:00 host app web.3 - State changed from starting to up",
+    );
+    assert_eq!(v["msg"], "State changed from starting to up");
+    let v = one("2010-10-06T21:51:04-07:00 heroku[web.1]: State changed from down to starting");
+    assert_eq!(
+        (v["source"].as_str(), v["ps"].as_str()),
+        (Some("heroku"), Some("web.1"))
+    );
+    let v = one("2013-04-17T19:04:46+00:00 d.1234-drain-identifier-567 heroku logplex - - Error L10 (output buffer overflow)");
+    assert_eq!(
+        (v["host"].as_str(), v["source"].as_str(), v["ps"].as_str()),
+        (
+            Some("d.1234-drain-identifier-567"),
+            Some("heroku"),
+            Some("logplex")
+        )
+    );
+    assert_eq!(v["msg"], "Error L10 (output buffer overflow)");
+    let v = one("<13>Feb 13 20:07:26 74794bfb6795 root[8539]: i am foobar");
+    assert_eq!(v["time"], "2019-02-13T20:07:26Z");
+    let v = one("Feb  3 20:07:26 box cron[1]: ok");
+    assert_eq!(v["time"], "2019-02-03T20:07:26Z");
+    let v = one("2024-01-01T00:00:00Z level=info n=3");
+    assert_eq!(
+        (v["time"].as_str(), v["n"].as_i64()),
+        (Some("2024-01-01T00:00:00Z"), Some(3))
+    );
+    assert!(v.get("msg").is_none());
+    let v = one("count#signups=1 measure#signup-controller=50ms");
+    assert_eq!(v["measure#signup-controller"], "50ms");
+    let v = one("y");
+    assert_eq!(v["y"], true);
+    let v = one(r#"1.2.3.4 - - [17/May/2015:10:05:03 +0000] "GET / HTTP/1.1" 200 5 "-" "x""#);
+    assert_eq!(v["status"], 200);
+    let v = one(r#"{"ts":"2024-01-01T00:00:00Z","a":1}"#);
+    assert_eq!(v["time"], "2024-01-01T00:00:00Z");
+    let v = one(r#"{"timestamp":1431857103500,"a":1}"#);
+    assert_eq!(v["time"], "2015-05-17T10:05:03.5Z");
+    let v = one(r#"{"time":"x","ts":5}"#);
+    assert_eq!(v["time"], "x");
+    for bad in [
+        "just some words",
+        "{not json",
+        "2012-01-01T00:00:00Z lonely",
+        "12345",
+    ] {
+        let v = one(bad);
+        assert!(is_unparsed(&v), "{bad}: {v}");
+        assert_eq!(v["line"], bad);
+    }
+}
+
+#[test]
+fn forced_formats() {
+    let line = b"a=1 b=two";
+    let (v, _) = parse_with(Format::Logfmt, line);
+    assert_eq!(v[0]["b"], "two");
+    let (v, o) = parse_with(Format::Access, line);
+    assert!(is_unparsed(&v[0]) && o.unparsed);
+    let (v, _) = parse_with(Format::Logfmt, b"hello world");
+    assert_eq!(v[0]["world"], true);
+    let (v, _) = parse_with(Format::Json, b"a=1");
+    assert!(is_unparsed(&v[0]));
+    let (v, _) = parse_with(
+        Format::HerokuCli,
+        b"2013-04-17T19:04:46+00:00 d.1 heroku logplex - - Error L10",
+    );
+    assert_eq!(v[0]["ps"], "logplex");
+    let (v, _) = parse_with(
+        Format::Rfc5424,
+        b"83 <40>1 2012-11-30T06:45:29+00:00 host app web.3 - x",
+    );
+    assert!(is_unparsed(&v[0]));
+}
+
+#[test]
+fn empty_crlf_nul_and_invalid_utf8() {
+    let (v, o) = parse_with(Format::Auto, b"");
+    assert!(o.empty && !o.unparsed && is_unparsed(&v[0]));
+    let (v, _) = parse_with(Format::Auto, b"a=1 b=x\r");
+    assert_eq!(v[0]["b"], "x");
+    let (v, _) = parse_with(Format::Auto, b"a=\xff\x00z");
+    assert_eq!(v[0]["a"], "\u{fffd}\u{0}z");
+}
+
+#[test]
+fn several_frames_on_one_line() {
+    let a = "<40>1 2012-11-30T06:45:29+00:00 host app web.3 - one";
+    let b = "<158>1 2012-11-30T06:45:30+00:00 host heroku router - at=info status=200";
+    let line = format!("{} {a}\n{} {b}", a.len() + 1, b.len());
+    let (v, o) = parse_with(Format::Auto, line.as_bytes());
+    assert_eq!(
+        o,
+        LineOutcome {
+            events: 2,
+            unparsed: false,
+            bad_frame_counts: 0,
+            empty: false
+        }
+    );
+    assert_eq!(v[0]["msg"], "one");
+    assert_eq!(v[1]["status"], 200);
+    let line = format!("{} {a} {} {b}", a.len() + 7, b.len());
+    let (v, o) = parse_with(Format::Auto, line.as_bytes());
+    assert_eq!((o.events, o.bad_frame_counts), (2, 1));
+    assert_eq!(v[0]["msg"], "one");
+}
+
+#[test]
+fn parse_chunk_counts_and_offsets() {
+    let mut p = Parser::new(Options {
+        format: Format::Auto,
+        year: 2020,
+    });
+    let r = parse_chunk(&mut p, b"a=1\n\nwhat is this\r\nb=2");
+    assert_eq!((r.lines, r.events, r.unparsed, r.empty), (4, 4, 1, 1));
+    let issue = r.first_unparsed.unwrap();
+    assert_eq!(issue.line, 2);
+    assert_eq!(issue.text, "what is this");
+    let out = String::from_utf8(r.out).unwrap();
+    assert_eq!(out.lines().count(), 4);
+    assert!(out[issue.out_offset..].starts_with(r#"{"line":"what is this","unparsed":true}"#));
+}
+
+proptest! {
+    #[test]
+    fn any_bytes_give_one_valid_record_per_line(
+        lines in proptest::collection::vec(
+            proptest::collection::vec(
+                prop_oneof![
+                    Just(b'\r'), Just(0u8), Just(0xffu8), Just(b' '), Just(b'='), Just(b'"'),
+                    Just(b'<'), Just(b'['), Just(b'\\'), any::<u8>(), b'a'..=b'z', b'0'..=b'9'
+                ],
+                0..80,
+            ),
+            1..8,
+        ),
+        format in 0usize..9,
+    ) {
+        let mut p = Parser::new(Options { format: Format::ALL[format].0, year: 2020 });
+        let mut chunk = Vec::new();
+        for l in &lines {
+            chunk.extend(l.iter().copied().filter(|&c| c != b'\n'));
+            chunk.push(b'\n');
+        }
+        let r = parse_chunk(&mut p, &chunk);
+        prop_assert_eq!(r.lines, lines.len() as u64);
+        let text = String::from_utf8(r.out).expect("UTF-8 output");
+        let mut records = 0;
+        for l in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(l).expect("valid JSON");
+            prop_assert!(v.is_object());
+            records += 1;
+        }
+        // Frame splitting may yield more than one record per line; otherwise exactly one.
+        let framed = chunk.split(|&c| c == b'\n').any(logplex::starts_with_frame);
+        if !framed {
+            prop_assert_eq!(records, lines.len());
+        } else {
+            prop_assert!(records >= lines.len());
+        }
+    }
+}
