@@ -131,18 +131,27 @@ pub fn run(args: Args) -> Result<i32> {
             )?;
         }
         for own in Own::ALL {
-            writeln!(out, "# {}: {} (60s windows, always on)", own.name(), own.describe())?;
+            writeln!(
+                out,
+                "# {}: {} (60s windows, always on)",
+                own.name(),
+                own.describe()
+            )?;
         }
         out.flush()?;
         return Ok(EXIT_OK);
     }
     for (flag, v) in [("--grace", args.grace), ("--lateness", args.lateness)] {
         if !(v.is_finite() && v >= 0.0) {
-            return Err(Error::Usage(format!("{flag} must be a number of seconds >= 0")));
+            return Err(Error::Usage(format!(
+                "{flag} must be a number of seconds >= 0"
+            )));
         }
     }
     if !(args.flush_every.is_finite() && args.flush_every >= 0.0) {
-        return Err(Error::Usage("--flush-every must be a number of seconds >= 0".into()));
+        return Err(Error::Usage(
+            "--flush-every must be a number of seconds >= 0".into(),
+        ));
     }
     let kind = if args.raw {
         let format = match &args.format {
@@ -198,7 +207,11 @@ pub fn run(args: Args) -> Result<i32> {
         |scratch, chunk| engine.process(scratch, chunk, None),
         |step| {
             match step {
-                pipeline::Step::Chunk { bytes, out: mut got, input } => {
+                pipeline::Step::Chunk {
+                    bytes,
+                    out: mut got,
+                    input,
+                } => {
                     if got.min_kept < windows.newest() - engine.lateness {
                         let data = std::mem::take(&mut got.data);
                         got = engine.process(&mut exact, &data, Some(windows.newest()));

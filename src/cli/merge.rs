@@ -53,10 +53,11 @@ pub struct Args {
     /// Write snapshots, or merged fragments (under --source) for a merger above this one.
     #[arg(long, value_name = "KIND", default_value = "snapshots", value_parser = ["snapshots", "fragments"])]
     pub output: String,
-    /// Final windows are forgotten this many seconds (event time) behind the newest
-    /// watermark; later fragments for them are counted as too old.
-    #[arg(long, value_name = "SECS", default_value_t = 3600.0)]
-    pub retain: f64,
+    /// Forget final windows this many seconds (event time) behind the slowest source's
+    /// watermark; later fragments for them are counted as too old. Default: 3600 with
+    /// --listen; reading only files and FIFOs (finite), nothing is forgotten (`inf`).
+    #[arg(long, value_name = "SECS")]
+    pub retain: Option<f64>,
     /// Name of this merger in the fragments it writes with --output fragments.
     #[arg(long = "source", value_name = "NAME")]
     pub source: Option<String>,
@@ -82,7 +83,10 @@ pub fn main() -> ! {
 
 enum Msg {
     Frag(Box<Fragment>),
-    Bad { at: String, detail: String },
+    Bad {
+        at: String,
+        detail: String,
+    },
     Failed(Error),
     /// A file input ended.
     Eof,
@@ -122,13 +126,20 @@ fn read_stream(name: String, reader: impl Read, tx: &Sender<Msg>) {
 }
 
 pub fn run(args: Args) -> Result<i32> {
+    let retain = args.retain.unwrap_or(if args.listen.is_some() {
+        3600.0
+    } else {
+        f64::INFINITY
+    });
     for (flag, v) in [
         ("--every", args.every),
         ("--max-wait", args.max_wait),
-        ("--retain", args.retain),
+        ("--retain", retain),
     ] {
-        if !(v.is_finite() && v >= 0.0) {
-            return Err(Error::Usage(format!("{flag} must be a number of seconds >= 0")));
+        if v.is_nan() || v < 0.0 || (v.is_infinite() && flag != "--retain") {
+            return Err(Error::Usage(format!(
+                "{flag} must be a number of seconds >= 0"
+            )));
         }
     }
     let clock = match args.now {
@@ -144,7 +155,7 @@ pub fn run(args: Args) -> Result<i32> {
         shard: args.shard,
         rollup: args.rollup,
         max_wait: args.max_wait,
-        retain: args.retain,
+        retain,
         output: output_kind,
         src: args
             .source

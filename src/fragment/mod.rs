@@ -396,7 +396,14 @@ impl Engine {
                     },
                 };
                 let start = window_start(t, OWN_SECS);
-                p.add(&StatId::L2met(name.into()), None, start, OWN_SECS, &agg, input);
+                p.add(
+                    &StatId::L2met(name.into()),
+                    None,
+                    start,
+                    OWN_SECS,
+                    &agg,
+                    input,
+                );
             }
         }
     }

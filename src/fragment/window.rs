@@ -244,7 +244,8 @@ impl Windows {
         };
         keys.sort_by(|a, b| (a.2, name_of(&a.0), &a.1).cmp(&(b.2, name_of(&b.0), &b.1)));
         let keys: Vec<SlotKey> = keys.into_iter().cloned().collect();
-        for k in keys {
+        let last = keys.len() - 1;
+        for (n, k) in keys.into_iter().enumerate() {
             let Some(slot) = self.slots.get_mut(&k) else {
                 continue;
             };
@@ -258,12 +259,19 @@ impl Windows {
                 secs: slot.secs,
                 src: self.src.clone(),
                 rev: self.rev,
-                wm,
+                // True when this line is written: windows are written in order of start, so
+                // all ending by this one's start are out; after the batch's last line, all
+                // due ones are.
+                wm: if n == last { wm } else { wm.min(k.2) },
                 agg: slot.agg.to_string(),
                 state: slot.state.to_json(),
             };
             if let Some(n) = self.shards {
-                out.extend_from_slice(itoa::Buffer::new().format(shard_of(&frag.stat, n)).as_bytes());
+                out.extend_from_slice(
+                    itoa::Buffer::new()
+                        .format(shard_of(&frag.stat, n))
+                        .as_bytes(),
+                );
                 out.push(b'\t');
             }
             // Serialising plain data to a Vec cannot fail.

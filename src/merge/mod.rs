@@ -9,7 +9,9 @@
 //! window's end, or `max_wait` seconds of wall clock after the first source passed it, or at
 //! end of input. A fragment that changes a final window makes it emit an updated final
 //! snapshot. Final windows are forgotten once they are `retain` seconds of event time behind
-//! the newest watermark; fragments for forgotten windows are counted as too old.
+//! the slowest source's watermark; fragments for forgotten windows are counted as too old.
+//! (A source first heard of after that, with old windows, finds them forgotten: so the CLI
+//! forgets nothing unless it runs unbounded, with `--listen`.)
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -142,15 +144,15 @@ impl Merger {
             key: f.key,
             secs,
         };
+        let min_known = self.wms.values().copied().min().unwrap_or(i64::MIN);
         if !self.windows.contains_key(&wkey)
-            && ((start + secs as i64) as f64) < self.max_wm as f64 - self.cfg.retain
+            && ((start + secs as i64) as f64) < min_known as f64 - self.cfg.retain
         {
             return Err(Reject::TooOld);
         }
         let spec: AggSpec = f.agg.parse().map_err(Reject::Bad)?;
-        let state = State::from_json(&spec, &f.state).map_err(|e| {
-            Reject::Bad(format!("stat {}: bad state: {e}", wkey.stat))
-        })?;
+        let state = State::from_json(&spec, &f.state)
+            .map_err(|e| Reject::Bad(format!("stat {}: bad state: {e}", wkey.stat)))?;
         let acc = self.windows.entry(wkey).or_insert_with_key(|_| Acc {
             agg: f.agg.clone(),
             spec,
@@ -200,9 +202,11 @@ impl Merger {
             }
         }
         self.write(out, |acc| acc.is_final || provisional, min_wm);
-        let horizon = self.max_wm as f64 - self.cfg.retain;
-        self.windows
-            .retain(|k, acc| !(acc.is_final && !acc.dirty && ((k.start + k.secs as i64) as f64) < horizon));
+        let min_known = self.wms.values().copied().min().unwrap_or(i64::MIN);
+        let horizon = min_known as f64 - self.cfg.retain;
+        self.windows.retain(|k, acc| {
+            !(acc.is_final && !acc.dirty && ((k.start + k.secs as i64) as f64) < horizon)
+        });
     }
 
     /// End of all input: everything is final.

@@ -32,11 +32,19 @@ fn raw_input_gives_the_same_fragments_as_parse_then_fragment() {
     let file = fixture(APACHE);
     let file = file.to_str().unwrap();
     let fused = sh(&format!("pulse-fragment --raw --source t --now 0 {file}"));
-    assert!(fused.status.success(), "{}", String::from_utf8_lossy(&fused.stderr));
+    assert!(
+        fused.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fused.stderr)
+    );
     let piped = sh(&format!(
         "pulse-parse {file} | pulse-fragment --source t --now 0"
     ));
-    assert!(piped.status.success(), "{}", String::from_utf8_lossy(&piped.stderr));
+    assert!(
+        piped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
     let a = latest_states(&ndjson(&fused.stdout));
     let b = latest_states(&ndjson(&piped.stdout));
     assert!(a.len() > 100, "only {} windows", a.len());
@@ -98,7 +106,11 @@ fn windows_follow_event_time_and_late_events_are_dropped() {
         &["--stats", &stats, "--source", "s", "--now", "0"],
         &input,
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let frags = ndjson(&out.stdout);
     let states = latest_states(&frags);
     let t0 = 1767225600i64;
@@ -186,7 +198,11 @@ fn list_stats_prints_a_stats_file_that_reads_back() {
     assert!(listed.contains("router.service"), "{listed}");
     let p = stats_file(&dir, &listed);
     let again = run("pulse-fragment", &["--list-stats", "--stats", &p], b"");
-    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     assert_eq!(String::from_utf8(again.stdout).unwrap(), listed);
 }
 
@@ -204,7 +220,10 @@ fn shards_prefix_routes_lines_by_stat() {
         let (shard, json) = line.split_once('\t').expect("shard prefix");
         let shard: u32 = shard.parse().unwrap();
         let v: Value = serde_json::from_str(json).unwrap();
-        assert_eq!(pulse::shard::shard_of(v["stat"].as_str().unwrap(), 3), shard);
+        assert_eq!(
+            pulse::shard::shard_of(v["stat"].as_str().unwrap(), 3),
+            shard
+        );
         seen[shard as usize] = true;
     }
     assert!(seen.iter().filter(|s| **s).count() >= 2);
@@ -218,7 +237,11 @@ fn closed_pipe_ends_quietly() {
         file.display()
     ));
     assert_eq!(out.status.code(), Some(0));
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
 }
 

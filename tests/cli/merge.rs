@@ -54,7 +54,11 @@ fn whole_run(file: &str) -> Finals {
     let out = sh(&format!(
         "pulse-fragment --raw --now 0 {file} | pulse-merge --every 0 --now 0"
     ));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     finals(&ndjson(&out.stdout))
 }
 
@@ -76,7 +80,11 @@ fn split_log_merged_equals_the_whole() {
         c = parts[2],
         d = dir.path().display()
     ));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(finals(&ndjson(&out.stdout)), whole);
 }
 
@@ -99,7 +107,11 @@ fn three_fragmenters_two_shards_union_equals_the_whole() {
             b = parts[1],
             c = parts[2],
         ));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let got = finals(&ndjson(&out.stdout));
         assert!(!got.is_empty());
         for (k, v) in got {
@@ -123,7 +135,11 @@ fn stacked_mergers_equal_one_merger() {
         a = parts[0],
         b = parts[1],
     ));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(finals(&ndjson(&out.stdout)), whole);
 }
 
@@ -169,8 +185,16 @@ fn mismatched_aggregates_name_both_sources() {
         format!("{{\"stat\":\"x\",\"key\":null,\"start\":0,\"secs\":60,\"src\":\"{src}\",\"rev\":1,\"wm\":60,\"agg\":\"{agg}\",\"state\":{state}}}\n")
     };
     let mut input = frag("alpha", "count", "{\"count\":1}");
-    input.push_str(&frag("beta", "summary", "{\"count\":1,\"sum\":1,\"sumsq\":1,\"min\":1,\"max\":1}"));
-    let out = crate::util::run("pulse-merge", &["--every", "0", "--now", "0"], input.as_bytes());
+    input.push_str(&frag(
+        "beta",
+        "summary",
+        "{\"count\":1,\"sum\":1,\"sumsq\":1,\"min\":1,\"max\":1}",
+    ));
+    let out = crate::util::run(
+        "pulse-merge",
+        &["--every", "0", "--now", "0"],
+        input.as_bytes(),
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("alpha") && err.contains("beta"), "{err}");
@@ -246,7 +270,10 @@ fn listen_accepts_clients_that_reconnect_and_resend() {
         if latest.values().sum::<f64>() == 10_000.0 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "merger did not take every fragment");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "merger did not take every fragment"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let status = std::process::Command::new("kill")
