@@ -1,8 +1,258 @@
-//! `pulse-parse` (not yet written).
+//! `pulse-parse`: raw log lines in, NDJSON events out.
+//!
+//! Lines are parsed in chunks across worker threads ([`crate::io::pipeline`]) and written in
+//! input order to locked, block-buffered stdout. Unparsed lines, wrong Logplex frame counts
+//! and overlong lines are reported once (with file and line number), counted, and summarised
+//! at exit; `--strict` makes the first one fatal.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{CommandFactory, Parser as ClapParser};
+
+use crate::error::{Diag, Error, Result, EXIT_OK};
+use crate::io::input::{open_all, MAX_LINE};
+use crate::io::pipeline::{self, Step};
+use crate::io::progress::Progress;
+use crate::parse::{parse_chunk, Format, Options, ParsedChunk, Parser};
+
+const TOOL: &str = "pulse-parse";
+
+fn format_parser() -> impl TypedValueParser<Value = Format> {
+    let names: Vec<&'static str> = Format::ALL.iter().map(|(_, n)| *n).collect();
+    PossibleValuesParser::new(names).try_map(|s| s.parse::<Format>())
+}
+
+/// Turn raw log lines into NDJSON events.
+///
+/// Reads each FILE (or stdin when none is given, or for `-`), recognises every line's format
+/// (original Pulse syslog, RFC 5424, Logplex drain frames, `heroku logs`, RFC 3164, logfmt,
+/// Apache/nginx access logs, JSON) and writes one JSON object per event: the line's envelope
+/// (time, host, source, ps, level, ...) plus the key=value attributes of its message. A line
+/// no format matches becomes {"line": "...", "unparsed": true}.
+#[derive(ClapParser, Debug, Clone)]
+#[command(name = "pulse-parse", version, max_term_width = 100)]
+pub struct Args {
+    /// Parse every line as this format instead of detecting it per line.
+    #[arg(long, value_name = "NAME", default_value = "auto", value_parser = format_parser())]
+    pub format: Format,
+
+    /// Year of RFC 3164 (BSD syslog) timestamps, which carry none [default: current UTC year].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(0..=9999))]
+    pub year: Option<i32>,
+
+    /// Stop with status 1 at the first unparsed line, wrong frame count or overlong line.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Worker threads [default: all cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+
+    /// Flush each line as it is written (for `tail -f | pulse-parse | ...`).
+    #[arg(long)]
+    pub line_buffered: bool,
+
+    /// Files to read; `-` is stdin. None: stdin.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+/// The clap command (for tests and man page checks).
+pub fn command() -> clap::Command {
+    Args::command()
+}
 
 pub fn main() -> ! {
-    crate::error::exit_with(
-        "pulse-parse",
-        Err(crate::error::Error::Runtime("not yet written".into())),
-    )
+    let args = Args::try_parse().unwrap_or_else(|e| e.exit());
+    crate::error::exit_with(TOOL, run(&args))
+}
+
+/// Run with real stdio.
+pub fn run(args: &Args) -> Result<i32> {
+    let mut out = crate::io::output::stdout(args.line_buffered);
+    let mut diag = Diag::new(TOOL, args.strict);
+    run_to(args, &mut out, &mut diag)
+}
+
+/// Per-input position for messages.
+struct Position {
+    input: usize,
+    line: u64,
+}
+
+/// Run, writing to `out` and reporting to `diag`.
+pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> {
+    let inputs = open_all(&args.files)?;
+    let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
+    let total = inputs
+        .iter()
+        .map(|i| i.len)
+        .try_fold(0u64, |acc, l| l.map(|l| acc + l));
+    let progress = if args.files.is_empty() {
+        Progress::hidden()
+    } else {
+        Progress::new(total)
+    };
+    let opts = Options {
+        format: args.format,
+        year: args.year.unwrap_or_else(crate::time::current_year),
+    };
+    let threads = args.threads.map(|t| t as usize).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let mut pos = Position { input: 0, line: 0 };
+    let result = pipeline::run(
+        inputs,
+        threads,
+        None,
+        || Parser::new(opts),
+        |parser: &mut Parser, chunk: &[u8]| parse_chunk(parser, chunk),
+        |step| {
+            match step {
+                Step::Chunk {
+                    input,
+                    bytes,
+                    out: chunk,
+                } => {
+                    if input != pos.input {
+                        pos = Position { input, line: 0 };
+                    }
+                    let name = &names[input];
+                    let written = report(diag, name, pos.line, &chunk)
+                        .map_err(|e| (e, chunk.first_unparsed.as_ref().map(|i| i.out_offset)));
+                    match written {
+                        Ok(()) => out
+                            .write_all(&chunk.out)
+                            .map_err(|e| Error::io("stdout", e))?,
+                        Err((e, offset)) => {
+                            let keep = offset.unwrap_or(0);
+                            out.write_all(&chunk.out[..keep])
+                                .and_then(|_| out.flush())
+                                .map_err(|e| Error::io("stdout", e))?;
+                            return Err(e);
+                        }
+                    }
+                    pos.line += chunk.lines;
+                    progress.inc(bytes as u64);
+                }
+                Step::End {
+                    input,
+                    name,
+                    overlong,
+                } => {
+                    if overlong > 0 {
+                        diag.bad(
+                            "overlong",
+                            &name,
+                            &format!("line longer than {} bytes cut to that length", MAX_LINE),
+                        )?;
+                        diag.count("overlong", overlong - 1);
+                    }
+                    if input + 1 < names.len() {
+                        pos = Position {
+                            input: input + 1,
+                            line: 0,
+                        };
+                    }
+                }
+                Step::Tick => {}
+            }
+            Ok(())
+        },
+    );
+    progress.finish();
+    let flushed = out.flush().map_err(|e| Error::io("stdout", e));
+    result?;
+    flushed?;
+    diag.finish();
+    Ok(EXIT_OK)
+}
+
+/// Report a chunk's bad lines; under `--strict` the first is an error.
+fn report(diag: &mut Diag, name: &str, base: u64, chunk: &ParsedChunk) -> Result<()> {
+    if let Some(issue) = &chunk.first_bad_frame {
+        let at = format!("{name}: line {}", base + issue.line + 1);
+        diag.bad(
+            "bad frame count",
+            &at,
+            &format!(
+                "octet count does not fit the frame, recovered: {}",
+                issue.text
+            ),
+        )?;
+        diag.count("bad frame count", chunk.bad_frame_counts - 1);
+    }
+    if let Some(issue) = &chunk.first_unparsed {
+        let at = format!("{name}: line {}", base + issue.line + 1);
+        diag.bad(
+            "unparsed",
+            &at,
+            &format!("no format matches: {}", issue.text),
+        )?;
+        diag.count("unparsed", chunk.unparsed - 1);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_definition_is_valid() {
+        command().debug_assert();
+    }
+
+    fn args(list: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("pulse-parse").chain(list.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn flags_parse() {
+        let a = args(&[
+            "--format",
+            "rfc3164",
+            "--year",
+            "2019",
+            "--threads",
+            "2",
+            "x.log",
+        ]);
+        assert_eq!(a.format, Format::Rfc3164);
+        assert_eq!(a.year, Some(2019));
+        assert_eq!(a.threads, Some(2));
+        assert_eq!(args(&[]).format, Format::Auto);
+        let err = Args::try_parse_from(["pulse-parse", "--format", "xml"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn strict_stops_at_the_first_unparsed_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.log");
+        std::fs::write(&path, "a=1\nnot logfmt at all\nb=2\n").unwrap();
+        let p = path.to_str().unwrap();
+        let mut out = Vec::new();
+        let mut diag = Diag::new(TOOL, true).quiet();
+        let err = run_to(
+            &args(&["--strict", "--threads", "1", p]),
+            &mut out,
+            &mut diag,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("in.log: line 2: unparsed"),
+            "{err}"
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), "{\"a\":1}\n");
+        let mut out = Vec::new();
+        let mut diag = Diag::new(TOOL, false).quiet();
+        assert_eq!(run_to(&args(&[p, p]), &mut out, &mut diag).unwrap(), 0);
+        assert_eq!(diag.total("unparsed"), 2);
+        assert_eq!(out.iter().filter(|&&c| c == b'\n').count(), 6);
+    }
 }

@@ -1,1 +1,347 @@
 //! `pulse-parse` CLI tests.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::util::{fixture, ndjson, run, sh};
+
+fn parse_file(args: &[&str], file: &Path) -> (Vec<serde_json::Value>, String) {
+    let mut all: Vec<&str> = args.to_vec();
+    let f = file.to_str().unwrap();
+    all.push(f);
+    let out = run("pulse-parse", &all, b"");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        ndjson(&out.stdout),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn unparsed(v: &serde_json::Value) -> bool {
+    v.get("unparsed").and_then(|u| u.as_bool()) == Some(true)
+}
+
+#[test]
+fn apache_log_statuses() {
+    let (events, stderr) = parse_file(&[], &fixture("real/elastic-examples/apache_logs"));
+    assert_eq!(events.len(), 10_000);
+    assert!(stderr.is_empty(), "{stderr}");
+    let mut statuses: BTreeMap<i64, usize> = BTreeMap::new();
+    for e in &events {
+        assert!(!unparsed(e), "{e}");
+        *statuses.entry(e["status"].as_i64().unwrap()).or_default() += 1;
+    }
+    // The fixture README says 200 x9125, but its counts then sum to 9,999 of 10,000 lines;
+    // `awk '{print $9}'` and `grep -c '" 200 '` both give 9,126.
+    let want: BTreeMap<i64, usize> = [
+        (200, 9126),
+        (304, 445),
+        (404, 213),
+        (301, 164),
+        (206, 45),
+        (500, 3),
+        (403, 2),
+        (416, 2),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(statuses, want);
+    let nulls = events.iter().filter(|e| e["bytes"].is_null()).count();
+    assert_eq!(nulls, 669);
+    assert_eq!(events[0]["time"], "2015-05-17T10:05:03+00:00");
+    assert_eq!(events[0]["client"], "83.149.9.216");
+    // Line 8899: user agent with no closing quote.
+    let ua = events[8898]["user_agent"].as_str().unwrap();
+    assert!(ua.ends_with("google.com/bot.html"), "{ua}");
+}
+
+#[test]
+fn every_logplex_frame_parses() {
+    let (good, stderr) = parse_file(&[], &fixture("real/curated/logplex-frames.txt"));
+    assert_eq!(good.len(), 19);
+    assert!(stderr.is_empty(), "{stderr}");
+    assert!(good.iter().all(|e| !unparsed(e)));
+    assert_eq!(good[2]["time"], "2012-11-30T06:45:29+00:00");
+    assert_eq!(
+        (good[2]["source"].as_str(), good[2]["ps"].as_str()),
+        (Some("app"), Some("web.3"))
+    );
+    assert_eq!(
+        (good[4]["host"].as_str(), good[4]["source"].as_str()),
+        (Some("heroku"), Some("web.3"))
+    );
+    assert_eq!(good[7]["msgid"], "10");
+    assert_eq!(good[12]["msg"], "this is the message");
+    assert_eq!(good[15]["measure.world"], 100);
+    let (bad, stderr) = parse_file(&[], &fixture("real/curated/logplex-frames-badcounts.txt"));
+    assert_eq!(bad.len(), 4);
+    assert!(bad.iter().all(|e| !unparsed(e)));
+    assert_eq!(
+        (bad[1]["source"].as_str(), bad[1]["ps"].as_str()),
+        (Some("heroku"), Some("logplex"))
+    );
+    assert_eq!(bad[3]["sample#load_avg_15m"], 0.01);
+    assert!(stderr.contains("line 1: bad frame count"), "{stderr}");
+    assert!(
+        stderr.contains("pulse-parse: 4 bad frame count"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn drain_samples_recover() {
+    let (s1, stderr) = parse_file(&[], &fixture("real/heroku-influxdb-drain/sample1.txt"));
+    assert_eq!(s1.len(), 2);
+    assert_eq!(s1[0]["ps"], "logplex");
+    assert!(s1[0]["msg"]
+        .as_str()
+        .unwrap()
+        .ends_with("2017-08-28T08:07:27+00:00."));
+    assert_eq!(
+        (s1[1]["source"].as_str(), s1[1]["ps"].as_str()),
+        (Some("heroku"), Some("router"))
+    );
+    assert_eq!(s1[1]["time"], "2017-08-28T08:36:13.461949+00:00");
+    assert_eq!(s1[1]["status"], 400);
+    assert!(stderr.contains("1 bad frame count"), "{stderr}");
+    for (name, n) in [
+        ("sample0.txt", 4),
+        ("sample3.txt", 2),
+        ("sample4.txt", 1),
+        ("sample5.txt", 1),
+    ] {
+        let (ev, stderr) = parse_file(&[], &fixture(&format!("real/heroku-influxdb-drain/{name}")));
+        assert_eq!(ev.len(), n, "{name}");
+        assert!(ev.iter().all(|e| !unparsed(e)), "{name}");
+        assert!(stderr.is_empty(), "{name}: {stderr}");
+    }
+}
+
+#[test]
+fn heroku_lines_and_messages_parse() {
+    let (ev, stderr) = parse_file(&[], &fixture("real/curated/heroku-cli-lines.log"));
+    assert_eq!(ev.len(), 58);
+    assert!(stderr.is_empty(), "{stderr}");
+    assert!(ev.iter().all(|e| !unparsed(e)));
+    assert_eq!(
+        (ev[9]["source"].as_str(), ev[9]["ps"].as_str()),
+        (Some("heroku"), Some("router"))
+    );
+    assert_eq!(ev[9]["code"], "H12");
+    assert_eq!(ev[9]["desc"], "Request timeout");
+    assert_eq!(ev[9]["time"], "2010-10-06T21:51:37-07:00");
+    assert_eq!(ev[52]["ps"], "logplex");
+    assert_eq!(ev[52]["host"], "d.1234-drain-identifier-567");
+    assert_eq!(ev[57]["sample#load-avg-1m"], 0.115);
+    let (ev, stderr) = parse_file(&[], &fixture("real/curated/heroku-messages.txt"));
+    assert_eq!(ev.len(), 25);
+    assert!(stderr.is_empty(), "{stderr}");
+    assert!(ev.iter().all(|e| !unparsed(e)));
+    assert_eq!(ev[1]["sample#memory_total"], "21.00MB");
+    assert_eq!(ev[0]["sample#load_avg_1m"], 2.46);
+}
+
+#[test]
+fn syslog_loose_samples() {
+    for f in [
+        "simple",
+        "long_msg",
+        "rfc3339_timestamp",
+        "with_structured_data",
+    ] {
+        let (ev, _) = parse_file(
+            &["--year", "2019"],
+            &fixture(&format!("real/syslog-loose/rfc3164/{f}.txt")),
+        );
+        assert_eq!(ev.len(), 1);
+        assert!(!unparsed(&ev[0]), "{f}: {}", ev[0]);
+        assert!(ev[0]["time"].as_str().unwrap().starts_with("2019-"), "{f}");
+    }
+    for f in [
+        "with_structured_data",
+        "without_structured_data",
+        "with_structured_data_long_msg",
+        "without_structured_data_long_msg",
+    ] {
+        let (ev, _) = parse_file(
+            &["--format", "rfc5424"],
+            &fixture(&format!("real/syslog-loose/rfc5424/{f}.txt")),
+        );
+        assert_eq!(ev[0]["source"], "evntslog", "{f}");
+        assert_eq!(ev[0]["msgid"], "ID47", "{f}");
+    }
+}
+
+/// Golden outputs: `BLESS=1 cargo test` rewrites `tests/fixtures/golden/*.ndjson`.
+#[test]
+fn golden_outputs() {
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        ("mixed", &["--year", "2019"], &["parse/mixed.log"]),
+        (
+            "logplex-frames",
+            &[],
+            &[
+                "real/curated/logplex-frames.txt",
+                "real/curated/logplex-frames-badcounts.txt",
+            ],
+        ),
+        (
+            "drain-samples",
+            &[],
+            &[
+                "real/heroku-influxdb-drain/sample0.txt",
+                "real/heroku-influxdb-drain/sample1.txt",
+                "real/heroku-influxdb-drain/sample3.txt",
+                "real/heroku-influxdb-drain/sample4.txt",
+                "real/heroku-influxdb-drain/sample5.txt",
+            ],
+        ),
+        (
+            "heroku-cli-lines",
+            &[],
+            &["real/curated/heroku-cli-lines.log"],
+        ),
+        (
+            "heroku-messages",
+            &[],
+            &["real/curated/heroku-messages.txt"],
+        ),
+        (
+            "syslog-loose",
+            &["--year", "2019"],
+            &[
+                "real/syslog-loose/rfc3164/simple.txt",
+                "real/syslog-loose/rfc3164/long_msg.txt",
+                "real/syslog-loose/rfc3164/rfc3339_timestamp.txt",
+                "real/syslog-loose/rfc3164/with_structured_data.txt",
+                "real/syslog-loose/rfc5424/with_structured_data.txt",
+                "real/syslog-loose/rfc5424/without_structured_data.txt",
+            ],
+        ),
+    ];
+    let bless = std::env::var_os("BLESS").is_some();
+    let mut failures = Vec::new();
+    for (name, args, inputs) in cases {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.extend(
+            inputs
+                .iter()
+                .map(|i| fixture(i).to_str().unwrap().to_string()),
+        );
+        let refs: Vec<&str> = all.iter().map(|s| s.as_str()).collect();
+        let out = run("pulse-parse", &refs, b"");
+        assert!(out.status.success(), "{name}");
+        let golden = fixture(&format!("golden/{name}.ndjson"));
+        if bless {
+            std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+            std::fs::write(&golden, &out.stdout).unwrap();
+            continue;
+        }
+        let want = std::fs::read(&golden)
+            .unwrap_or_else(|_| panic!("{} missing: run BLESS=1 cargo test", golden.display()));
+        if ndjson(&want) != ndjson(&out.stdout) {
+            failures.push(name.to_string());
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "golden output differs for {failures:?} (BLESS=1 cargo test rewrites, review the diff)"
+    );
+}
+
+#[test]
+fn stdin_crlf_invalid_utf8_and_empty_lines() {
+    let out = run("pulse-parse", &[], b"a=1\r\n\nb=\xff\x00\nno format here");
+    assert!(out.status.success());
+    let ev = ndjson(&out.stdout);
+    assert_eq!(ev.len(), 4);
+    assert_eq!(ev[0]["a"], 1);
+    assert!(unparsed(&ev[1]) && ev[1]["line"] == "");
+    assert_eq!(ev[2]["b"], "\u{fffd}\u{0}");
+    assert!(unparsed(&ev[3]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("pulse-parse: stdin: line 4: unparsed: no format matches: no format here"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("pulse-parse: 1 unparsed"), "{stderr}");
+}
+
+#[test]
+fn strict_fails_naming_the_line() {
+    let out = run("pulse-parse", &["--strict"], b"a=1\nb=2\nnope nope\nc=3\n");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("stdin: line 3: unparsed"), "{stderr}");
+    assert_eq!(ndjson(&out.stdout).len(), 2);
+}
+
+#[test]
+fn usage_errors_help_and_version() {
+    let out = run("pulse-parse", &["--format", "xml"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("xml"));
+    let out = run("pulse-parse", &["--no-such-flag"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    for flag in ["--help", "--version"] {
+        let out = run("pulse-parse", &[flag], b"");
+        assert_eq!(out.status.code(), Some(0), "{flag}");
+        assert!(!out.stdout.is_empty());
+    }
+    let out = run("pulse-parse", &["/no/such/file"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("pulse-parse: /no/such/file"));
+}
+
+#[test]
+fn formats_forced_and_threads_agree() {
+    let f = fixture("real/elastic-examples/apache_logs");
+    let (one, _) = parse_file(&["--threads", "1", "--format", "access"], &f);
+    let (many, _) = parse_file(&["--threads", "4"], &f);
+    assert_eq!(one, many);
+    let (forced, _) = parse_file(&["--format", "json"], &f);
+    assert!(forced.iter().all(unparsed));
+}
+
+#[test]
+fn broken_pipe_is_quiet() {
+    let f = fixture("real/elastic-examples/apache_logs");
+    let out = sh(&format!(
+        "pulse-parse {} {} | head -n1",
+        f.display(),
+        f.display()
+    ));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(ndjson(&out.stdout).len(), 1);
+}
+
+#[test]
+fn man_page_lists_every_option() {
+    let page =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("man/pulse-parse.1"))
+            .unwrap();
+    for arg in pulse::cli::parse::command().get_arguments() {
+        if let Some(long) = arg.get_long() {
+            let roff = format!("\\-\\-{}", long.replace('-', "\\-"));
+            assert!(
+                page.contains(&roff),
+                "man/pulse-parse.1 does not document --{long}"
+            );
+        }
+    }
+    for (_, name) in pulse::parse::Format::ALL {
+        assert!(
+            page.contains(&format!(".B {name}")),
+            "man page lacks format {name}"
+        );
+    }
+}
