@@ -185,12 +185,7 @@ pub fn run(args: Args) -> Result<i32> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
 
-    let engine = Engine {
-        stats,
-        input: kind,
-        lateness: args.lateness,
-        clock,
-    };
+    let engine = Engine::new(stats, kind, args.lateness, clock);
     let src = args.source.clone().unwrap_or_else(default_source);
     let mut windows = Windows::new(src, clock, args.grace, args.lateness, args.shards);
     let mut diag = Diag::new(TOOL, args.strict);

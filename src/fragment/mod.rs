@@ -23,7 +23,7 @@ use crate::clock::Clock;
 use crate::io::lines::lines;
 use crate::parse::{Options as ParseOptions, Parser};
 use crate::record::{Event, ValRef};
-use crate::spec::{l2met, StatSet};
+use crate::spec::{l2met, Cond, StatSet};
 use crate::stat::{AggSpec, Input, State};
 
 /// The tool's own stats, emitted as fragments like any other (so they reach Graphite).
@@ -104,76 +104,142 @@ pub struct Entry {
     pub state: State,
 }
 
+/// A fast, deterministic hasher for the hot path (FxHash-style multiply-rotate); the keys are
+/// our own group keys and names, not adversarial input needing SipHash.
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517cc1b727220a95;
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            h = (h.rotate_left(5) ^ b as u64).wrapping_mul(K);
+        }
+        self.0 = h;
+    }
+
+    #[inline]
+    fn write_u8(&mut self, b: u8) {
+        self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(0x517cc1b727220a95);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+
 /// Partial states of one chunk, in order of first appearance (so the merging thread sees the
 /// same order whatever the thread count).
 #[derive(Default)]
 pub struct Partial {
     pub entries: Vec<Entry>,
-    /// (stat, start) → key → index in `entries`; `""` stands for "no key".
-    index: HashMap<(StatId, i64), HashMap<Box<str>, u32>>,
+    /// Per declared stat: (window start, key → index in `entries`); `""` stands for no key.
+    defs: Vec<Vec<(i64, FastMap<Box<str>, u32>)>>,
+    /// (own stat, window start, index in `entries`).
+    own: Vec<(Own, i64, u32)>,
+    /// l2met name → (window start, index in `entries`).
+    l2met: FastMap<Box<str>, Vec<(i64, u32)>>,
 }
 
 impl Partial {
-    fn slot(
-        &mut self,
-        stat: &StatId,
-        key: Option<&str>,
-        start: i64,
-        secs: u32,
-        agg: &AggSpec,
-    ) -> &mut State {
-        let by_key = match self.index.get_mut(&(stat.clone(), start)) {
-            Some(m) => m,
-            None => self.index.entry((stat.clone(), start)).or_default(),
-        };
-        let k = key.unwrap_or("");
-        let i = match by_key.get(k) {
-            Some(&i) => i,
-            None => {
-                let i = self.entries.len() as u32;
-                by_key.insert(k.into(), i);
-                self.entries.push(Entry {
-                    stat: stat.clone(),
-                    key: key.map(Into::into),
-                    start,
-                    secs,
-                    agg: agg.clone(),
-                    state: State::new(agg),
-                });
-                i
-            }
-        };
-        &mut self.entries[i as usize].state
+    fn push(&mut self, stat: StatId, key: Option<&str>, start: i64, secs: u32, agg: &AggSpec) -> u32 {
+        let i = self.entries.len() as u32;
+        self.entries.push(Entry {
+            stat,
+            key: key.map(Into::into),
+            start,
+            secs,
+            agg: agg.clone(),
+            state: State::new(agg),
+        });
+        i
     }
 
-    /// Fold one contribution.
-    pub fn add(
+    /// Fold one contribution to declared stat `def`.
+    #[inline]
+    pub fn add_def(
         &mut self,
-        stat: &StatId,
+        def: u32,
         key: Option<&str>,
         start: i64,
         secs: u32,
         agg: &AggSpec,
         input: Input<'_>,
     ) {
-        self.slot(stat, key, start, secs, agg).add(input);
+        let d = def as usize;
+        if self.defs.len() <= d {
+            self.defs.resize_with(d + 1, Vec::new);
+        }
+        let windows = &mut self.defs[d];
+        let w = match windows.iter().position(|(s, _)| *s == start) {
+            Some(w) => w,
+            None => {
+                windows.push((start, FastMap::default()));
+                windows.len() - 1
+            }
+        };
+        let k = key.unwrap_or("");
+        let i = match self.defs[d][w].1.get(k) {
+            Some(&i) => i,
+            None => {
+                let i = self.push(StatId::Def(def), key, start, secs, agg);
+                self.defs[d][w].1.insert(k.into(), i);
+                i
+            }
+        };
+        self.entries[i as usize].state.add(input);
+    }
+
+    /// Fold one contribution to the l2met stat `name` (60 s windows, no key).
+    pub fn add_l2met(&mut self, name: &str, start: i64, agg: &AggSpec, input: Input<'_>) {
+        let found = self
+            .l2met
+            .get(name)
+            .and_then(|ws| ws.iter().find(|(s, _)| *s == start))
+            .map(|&(_, i)| i);
+        let i = match found {
+            Some(i) => i,
+            None => {
+                let i = self.push(StatId::L2met(name.into()), None, start, OWN_SECS, agg);
+                self.l2met.entry(name.into()).or_default().push((start, i));
+                i
+            }
+        };
+        self.entries[i as usize].state.add(input);
     }
 
     /// Count one occurrence of an own stat at time `t`.
+    #[inline]
     pub fn own(&mut self, own: Own, t: f64) {
         self.own_n(own, t, 1.0);
     }
 
     pub fn own_n(&mut self, own: Own, t: f64, n: f64) {
         let start = window_start(t, OWN_SECS);
-        self.add(
-            &StatId::Own(own),
-            None,
-            start,
-            OWN_SECS,
-            &AggSpec::Count,
-            Input::Num(n),
-        );
+        let found = self
+            .own
+            .iter()
+            .find(|(o, s, _)| *o == own && *s == start)
+            .map(|&(_, _, i)| i);
+        let i = match found {
+            Some(i) => i,
+            None => {
+                let i = self.push(StatId::Own(own), None, start, OWN_SECS, &AggSpec::Count);
+                self.own.push((own, start, i));
+                i
+            }
+        };
+        self.entries[i as usize].state.add(Input::Num(n));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -247,6 +313,63 @@ pub struct Engine {
     pub input: InputKind,
     pub lateness: f64,
     pub clock: Clock,
+    /// Every distinct filter condition of the stat set, evaluated at most once per event.
+    conds: Vec<Cond>,
+    /// Per stat: its filter as OR of AND-groups of indexes into `conds`.
+    filters: Vec<Vec<Vec<u16>>>,
+}
+
+impl Engine {
+    pub fn new(stats: StatSet, input: InputKind, lateness: f64, clock: Clock) -> Engine {
+        let mut conds: Vec<Cond> = Vec::new();
+        let filters = stats
+            .stats
+            .iter()
+            .map(|def| {
+                def.filter
+                    .any
+                    .iter()
+                    .map(|group| {
+                        group
+                            .iter()
+                            .map(|c| match conds.iter().position(|k| k == c) {
+                                Some(i) => i as u16,
+                                None => {
+                                    conds.push(c.clone());
+                                    (conds.len() - 1) as u16
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        Engine {
+            stats,
+            input,
+            lateness,
+            clock,
+            conds,
+            filters,
+        }
+    }
+
+    /// Does the event pass stat `i`'s filter? Conditions shared by several stats are
+    /// evaluated once per event through `memo` (0 unknown, 1 false, 2 true).
+    #[inline]
+    fn passes(&self, i: usize, ev: &Event, memo: &mut [u8]) -> bool {
+        let any = &self.filters[i];
+        any.is_empty()
+            || any.iter().any(|group| {
+                group.iter().all(|&c| {
+                    let m = &mut memo[c as usize];
+                    if *m == 0 {
+                        *m = if self.conds[c as usize].test(ev) { 2 } else { 1 };
+                    }
+                    *m == 2
+                })
+            })
+    }
 }
 
 /// A worker's reusable scratch.
@@ -255,6 +378,7 @@ pub struct Scratch {
     parser: Option<Parser>,
     key: String,
     text: String,
+    memo: Vec<u8>,
 }
 
 /// Keep at most this many bad-line reports per chunk (all are counted).
@@ -270,6 +394,7 @@ impl Engine {
             },
             key: String::new(),
             text: String::new(),
+            memo: vec![0; self.conds.len()],
         }
     }
 
@@ -291,6 +416,7 @@ impl Engine {
             parser,
             key,
             text,
+            memo,
         } = s;
         for line in lines(chunk) {
             let n = out.lines;
@@ -298,11 +424,11 @@ impl Engine {
             match parser {
                 Some(p) => {
                     p.parse_line(line, &mut |ev: &Event| {
-                        self.event(ev, now, &mut out, key, text);
+                        self.event(ev, now, &mut out, key, text, memo);
                     });
                 }
                 None => match event.read_json(line) {
-                    Ok(()) => self.event(event, now, &mut out, key, text),
+                    Ok(()) => self.event(event, now, &mut out, key, text, memo),
                     Err(e) => {
                         if line.iter().all(|b| b.is_ascii_whitespace()) {
                             continue;
@@ -332,7 +458,15 @@ impl Engine {
     }
 
     /// Fold one event into the chunk's partial.
-    fn event(&self, ev: &Event, now: f64, out: &mut ChunkOut, key: &mut String, text: &mut String) {
+    fn event(
+        &self,
+        ev: &Event,
+        now: f64,
+        out: &mut ChunkOut,
+        key: &mut String,
+        text: &mut String,
+        memo: &mut [u8],
+    ) {
         let t = event_time(ev).unwrap_or(now);
         if t < out.max_time - self.lateness {
             out.partial.own(Own::Late, out.max_time);
@@ -349,8 +483,9 @@ impl Engine {
         if matches!(ev.get("unparsed"), Some(ValRef::Bool(true))) {
             p.own(Own::Unparsed, t);
         }
+        memo.fill(0);
         for (i, def) in self.stats.stats.iter().enumerate() {
-            if !def.matches(ev) {
+            if !self.passes(i, ev, memo) {
                 continue;
             }
             let grouped = def.group_key(ev, key);
@@ -359,8 +494,8 @@ impl Engine {
                 continue;
             };
             let start = window_start(t, def.secs);
-            p.add(
-                &StatId::Def(i as u32),
+            p.add_def(
+                i as u32,
                 grouped.then_some(key.as_str()),
                 start,
                 def.secs,
@@ -396,14 +531,7 @@ impl Engine {
                     },
                 };
                 let start = window_start(t, OWN_SECS);
-                p.add(
-                    &StatId::L2met(name.into()),
-                    None,
-                    start,
-                    OWN_SECS,
-                    &agg,
-                    input,
-                );
+                p.add_l2met(name, start, &agg, input);
             }
         }
     }

@@ -104,11 +104,44 @@ pub fn write_f64(out: &mut String, f: f64) {
     }
 }
 
+/// Slots of an event's field index (a power of two).
+const SLOTS: usize = 64;
+/// Beyond this many fields the index is dropped and lookups scan the list.
+const MAX_INDEXED: usize = SLOTS * 3 / 4;
+
 /// One event, reusable: [`Event::clear`] keeps the allocations.
-#[derive(Clone, Debug, Default)]
+///
+/// Fields are looked up through a small open-addressing hash index (FNV-1a of the name,
+/// linear probing), since every stat of `pulse-fragment` reads fields of every event; an event
+/// with more than 48 fields falls back to scanning.
+#[derive(Clone, Debug)]
 pub struct Event {
     text: String,
     fields: Vec<(Span, Val)>,
+    /// Field position + 1 per slot; 0 is empty.
+    index: [u16; SLOTS],
+    indexed: bool,
+}
+
+impl Default for Event {
+    fn default() -> Event {
+        Event {
+            text: String::new(),
+            fields: Vec::new(),
+            index: [0; SLOTS],
+            indexed: true,
+        }
+    }
+}
+
+#[inline]
+fn slot_of(key: &[u8]) -> usize {
+    let mut h: u32 = 0x811c9dc5;
+    for &b in key {
+        h ^= b as u32;
+        h = h.wrapping_mul(0x01000193);
+    }
+    (h ^ (h >> 16)) as usize & (SLOTS - 1)
 }
 
 impl Event {
@@ -118,7 +151,40 @@ impl Event {
 
     pub fn clear(&mut self) {
         self.text.clear();
+        if !self.fields.is_empty() || !self.indexed {
+            self.index = [0; SLOTS];
+        }
         self.fields.clear();
+        self.indexed = true;
+    }
+
+    /// Append a field and index it.
+    #[inline]
+    fn push_field(&mut self, key: Span, val: Val) {
+        let pos = self.fields.len();
+        self.fields.push((key, val));
+        if !self.indexed {
+            return;
+        }
+        if pos >= MAX_INDEXED {
+            self.indexed = false;
+            return;
+        }
+        let mut i = slot_of(self.text(key).as_bytes());
+        while self.index[i] != 0 {
+            i = (i + 1) & (SLOTS - 1);
+        }
+        self.index[i] = pos as u16 + 1;
+    }
+
+    fn reindex(&mut self) {
+        self.index = [0; SLOTS];
+        self.indexed = true;
+        let fields = std::mem::take(&mut self.fields);
+        for (k, v) in fields.iter().copied() {
+            self.push_field(k, v);
+        }
+        self.fields = fields;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -157,8 +223,24 @@ impl Event {
         &self.text[span.start as usize..span.end as usize]
     }
 
+    #[inline]
     fn find(&self, key: &str) -> Option<usize> {
-        self.fields.iter().position(|(k, _)| self.text(*k) == key)
+        if !self.indexed {
+            return self.fields.iter().position(|(k, _)| self.text(*k) == key);
+        }
+        let mut i = slot_of(key.as_bytes());
+        loop {
+            match self.index[i] {
+                0 => return None,
+                n => {
+                    let pos = n as usize - 1;
+                    if self.text(self.fields[pos].0) == key {
+                        return Some(pos);
+                    }
+                }
+            }
+            i = (i + 1) & (SLOTS - 1);
+        }
     }
 
     /// Set `key` to `val`, replacing an earlier field of the same name in place (so an
@@ -169,7 +251,7 @@ impl Event {
             Some(i) => self.fields[i].1 = val,
             None => {
                 let k = self.push_text(key);
-                self.fields.push((k, val));
+                self.push_field(k, val);
             }
         }
     }
@@ -177,10 +259,14 @@ impl Event {
     /// Like [`Event::set`] with a key already in the arena.
     #[inline]
     pub fn set_span(&mut self, key: Span, val: Val) {
-        let name = self.text(key);
-        match self.fields.iter().position(|(k, _)| self.text(*k) == name) {
+        // The key's text is in the arena; look it up by a copy of its span's text.
+        let found = {
+            let name = self.text(key);
+            self.find(name)
+        };
+        match found {
             Some(i) => self.fields[i].1 = val,
-            None => self.fields.push((key, val)),
+            None => self.push_field(key, val),
         }
     }
 
@@ -195,13 +281,14 @@ impl Event {
     /// the key is new, e.g. the first envelope field).
     #[inline]
     pub fn push_unchecked(&mut self, key: Span, val: Val) {
-        self.fields.push((key, val));
+        self.push_field(key, val);
     }
 
     pub fn remove(&mut self, key: &str) -> bool {
         match self.find(key) {
             Some(i) => {
                 self.fields.remove(i);
+                self.reindex();
                 true
             }
             None => false,
@@ -223,10 +310,7 @@ impl Event {
     /// The value of `key`, if present.
     #[inline]
     pub fn get(&self, key: &str) -> Option<ValRef<'_>> {
-        self.fields
-            .iter()
-            .find(|(k, _)| self.text(*k) == key)
-            .map(|&(_, v)| self.resolve(v))
+        self.find(key).map(|i| self.resolve(self.fields[i].1))
     }
 
     /// The string value of `key`, if present and a string.
@@ -410,6 +494,26 @@ mod tests {
         let a: serde_json::Value = serde_json::from_slice(line).unwrap();
         let b: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn many_fields_fall_back_to_scanning() {
+        let mut e = Event::new();
+        for i in 0..200 {
+            e.set(&format!("k{i}"), Val::Int(i));
+        }
+        for i in (0..200).rev() {
+            assert_eq!(e.get(&format!("k{i}")), Some(ValRef::Int(i)));
+        }
+        e.set("k7", Val::Int(-7));
+        assert_eq!(e.get("k7"), Some(ValRef::Int(-7)));
+        assert_eq!(e.len(), 200);
+        e.clear();
+        e.set("a", Val::Int(1));
+        e.set("b", Val::Int(2));
+        assert!(e.remove("a"));
+        assert_eq!(e.get("b"), Some(ValRef::Int(2)));
+        assert_eq!(e.get("a"), None);
     }
 
     #[test]
