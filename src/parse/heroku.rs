@@ -11,7 +11,7 @@
 //! a `- ` between it and the message are optional.
 
 use super::access::set_http_fields;
-use super::scan::{looks_rfc3339, token};
+use super::scan::{looks_rfc3339, put_new, token};
 use super::syslog::{is_facility_level, set_message};
 use crate::record::{Event, Val};
 
@@ -40,10 +40,10 @@ pub fn parse_heroku_cli(ev: &mut Event, scratch: &mut Vec<u8>, s: &str) -> bool 
         return false;
     }
     ev.clear();
-    ev.set_str("time", time);
-    ev.set_str("source", source);
+    put_new(ev, "time", time);
+    put_new(ev, "source", source);
     if !ps.is_empty() {
-        ev.set_str("ps", ps);
+        put_new(ev, "ps", ps);
     }
     set_message(ev, scratch, msg);
     true

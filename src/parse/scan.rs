@@ -2,6 +2,15 @@
 
 use crate::record::{Event, Span};
 
+/// Append the string field `key` to an event known not to hold it yet (envelope fields right
+/// after [`Event::clear`]); skips [`Event::set`]'s search for an earlier field.
+#[inline]
+pub fn put_new(ev: &mut Event, key: &str, val: &str) {
+    let k = ev.push_text(key);
+    let v = ev.push_text(val);
+    ev.push_unchecked(k, crate::record::Val::Str(v));
+}
+
 /// The first space-delimited token of `s` and what follows the single space after it.
 #[inline]
 pub fn token(s: &str) -> (&str, &str) {

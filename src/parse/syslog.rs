@@ -14,7 +14,7 @@
 //! (a sender that dropped PROCID); runs of spaces between header fields are accepted.
 
 use super::logfmt::{looks_logfmt, parse_attrs};
-use super::scan::{looks_rfc3339, skip_spaces, token};
+use super::scan::{looks_rfc3339, put_new, skip_spaces, token};
 use crate::record::{Event, Val};
 
 const FACILITIES: [&str; 24] = [
@@ -85,16 +85,17 @@ pub fn set_pri(ev: &mut Event, pri: u8) {
 #[inline]
 pub fn set_message(ev: &mut Event, scratch: &mut Vec<u8>, msg: &str) {
     let msg = msg.strip_prefix('\u{feff}').unwrap_or(msg);
-    ev.set_str("msg", msg);
+    put_new(ev, "msg", msg);
     if looks_logfmt(msg) {
         parse_attrs(ev, scratch, msg);
     }
 }
 
+/// Append an envelope field unless it is NILVALUE (the event holds no such field yet).
 #[inline]
 fn set_unless_nil(ev: &mut Event, key: &str, v: &str) {
     if !v.is_empty() && v != "-" {
-        ev.set_str(key, v);
+        put_new(ev, key, v);
     }
 }
 
