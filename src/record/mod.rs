@@ -378,13 +378,46 @@ pub fn write_json_f64(out: &mut Vec<u8>, f: f64) {
     }
 }
 
+/// True when some byte of `w` must be escaped in JSON text (`"`, `\\`, below 0x20, 0x7f).
+#[inline]
+fn word_needs_escape(w: u64) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
+    let below_space = w.wrapping_sub(LO * 0x20) & !w & HI;
+    (below_space | has_zero(w ^ (LO * b'"' as u64)) | has_zero(w ^ (LO * b'\\' as u64))
+        | has_zero(w ^ (LO * 0x7f)))
+        != 0
+}
+
 /// Write `s` as a JSON string with escapes.
+///
+/// Runs of bytes that need no escape are found eight at a time and copied whole.
 #[inline]
 pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    out.reserve(s.len() + 2);
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        if i + 8 <= bytes.len() {
+            let w = u64::from_le_bytes([
+                bytes[i],
+                bytes[i + 1],
+                bytes[i + 2],
+                bytes[i + 3],
+                bytes[i + 4],
+                bytes[i + 5],
+                bytes[i + 6],
+                bytes[i + 7],
+            ]);
+            if !word_needs_escape(w) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
         let esc: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -397,14 +430,19 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
                 out.extend_from_slice(b"\\u00");
                 out.push(HEX[(b >> 4) as usize]);
                 out.push(HEX[(b & 15) as usize]);
-                start = i + 1;
+                i += 1;
+                start = i;
                 continue;
             }
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.extend_from_slice(&bytes[start..i]);
         out.extend_from_slice(esc);
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
@@ -494,6 +532,29 @@ mod tests {
         let a: serde_json::Value = serde_json::from_slice(line).unwrap();
         let b: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn json_strings_escape_exactly_what_they_must() {
+        let cases = [
+            "plain text that is long enough for words",
+            "q\"uote",
+            "back\\slash and more text after it",
+            "ctl\u{1}\u{1f}\u{7f} tab\t nl\n cr\r",
+            "utf8 é ü 日本 \u{10348}",
+            "",
+            "12345678\"",
+        ];
+        for c in cases {
+            let mut out = Vec::new();
+            write_json_str(&mut out, c);
+            let back: String = serde_json::from_slice(&out).unwrap();
+            assert_eq!(back, c);
+            let want = serde_json::to_string(c).unwrap();
+            if !c.contains('\u{7f}') {
+                assert_eq!(String::from_utf8(out).unwrap(), want);
+            }
+        }
     }
 
     #[test]
