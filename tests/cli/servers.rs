@@ -70,7 +70,9 @@ fn wait_until(what: &str, deadline: Duration, mut ok: impl FnMut() -> bool) -> b
 
 /// A carbon-cache in the foreground: plaintext receiver on `port`, whisper files in a
 /// temporary directory, every metric kept at 60 s resolution for 5 years (so test data
-/// may be dated anywhere in that span, and windows of 60 s map to one point each).
+/// may be dated anywhere in that span, and windows of 60 s map to one point each), or as
+/// [`Carbon::start_with`] says. Whisper files are created sparse, so a long retention costs
+/// disk only for the points written.
 pub struct Carbon {
     dir: tempfile::TempDir,
     pub port: u16,
@@ -80,6 +82,12 @@ pub struct Carbon {
 impl Carbon {
     /// Start carbon-cache; `None` (after a note) when it is not installed outside CI.
     pub fn start() -> Option<Carbon> {
+        Carbon::start_with("60s:5y")
+    }
+
+    /// Start carbon-cache keeping every metric with `retentions` (storage-schemas.conf
+    /// syntax, e.g. `60s:20y`). Whisper drops points older than the longest retention.
+    pub fn start_with(retentions: &str) -> Option<Carbon> {
         if !available("carbon", &["carbon-cache", "whisper-fetch"]) {
             return None;
         }
@@ -101,6 +109,7 @@ impl Carbon {
              MAX_CACHE_SIZE = inf\n\
              MAX_UPDATES_PER_SECOND = inf\n\
              MAX_CREATES_PER_MINUTE = inf\n\
+             WHISPER_SPARSE_CREATE = True\n\
              LINE_RECEIVER_INTERFACE = 127.0.0.1\n\
              LINE_RECEIVER_PORT = {port}\n\
              ENABLE_UDP_LISTENER = False\n\
@@ -115,7 +124,7 @@ impl Carbon {
         std::fs::write(d.join("carbon.conf"), conf).unwrap();
         std::fs::write(
             d.join("storage-schemas.conf"),
-            "[all]\npattern = .*\nretentions = 60s:5y\n",
+            format!("[all]\npattern = .*\nretentions = {retentions}\n"),
         )
         .unwrap();
         std::fs::write(
@@ -222,13 +231,15 @@ impl Carbon {
     }
 
     /// Points of `metric` in `[from, until)` as whisper-fetch reports them (empty when the
-    /// file does not exist yet).
+    /// file does not exist yet). Values are exact: read with `--json` (Python's shortest
+    /// round-trip repr), not the default `%f` text, which keeps only six decimals.
     pub fn fetch(&self, metric: &str, from: i64, until: i64) -> Vec<(i64, Option<f64>)> {
         let file = self.whisper_file(metric);
         if !file.exists() {
             return Vec::new();
         }
         let out = Command::new("whisper-fetch")
+            .arg("--json")
             .arg(format!("--from={}", from - 1))
             .arg(format!("--until={until}"))
             .arg(&file)
@@ -240,13 +251,22 @@ impl Carbon {
             file.display(),
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| {
-                let (t, v) = l.split_once('\t')?;
-                let t: i64 = t.trim().parse().ok()?;
-                Some((t, v.trim().parse::<f64>().ok()))
-            })
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "whisper-fetch --json {}: {e}: {}",
+                file.display(),
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        let (start, step) = (doc["start"].as_i64(), doc["step"].as_i64());
+        let (Some(start), Some(step), Some(values)) = (start, step, doc["values"].as_array())
+        else {
+            panic!("whisper-fetch --json {}: {doc}", file.display());
+        };
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (start + i as i64 * step, v.as_f64()))
             .filter(|(t, _)| *t >= from && *t < until)
             .collect()
     }
