@@ -158,12 +158,11 @@ pub fn run(args: Args) -> Result<i32> {
             Some(f) => f.parse::<Format>().map_err(Error::Usage)?,
             None => Format::Auto,
         };
-        let mut opts = ParseOptions::default();
-        opts.format = format;
-        if let Some(y) = args.year {
-            opts.year = y;
-        }
-        InputKind::Raw(opts)
+        let defaults = ParseOptions::default();
+        InputKind::Raw(ParseOptions {
+            format,
+            year: args.year.unwrap_or(defaults.year),
+        })
     } else {
         InputKind::Events
     };

@@ -138,13 +138,16 @@ impl std::hash::Hasher for FastHasher {
 
 pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
 
+/// Group key → index in [`Partial::entries`].
+type KeyIndex = FastMap<Box<str>, u32>;
+
 /// Partial states of one chunk, in order of first appearance (so the merging thread sees the
 /// same order whatever the thread count).
 #[derive(Default)]
 pub struct Partial {
     pub entries: Vec<Entry>,
     /// Per declared stat: (window start, key → index in `entries`); `""` stands for no key.
-    defs: Vec<Vec<(i64, FastMap<Box<str>, u32>)>>,
+    defs: Vec<Vec<(i64, KeyIndex)>>,
     /// (own stat, window start, index in `entries`).
     own: Vec<(Own, i64, u32)>,
     /// l2met name → (window start, index in `entries`).
@@ -152,7 +155,14 @@ pub struct Partial {
 }
 
 impl Partial {
-    fn push(&mut self, stat: StatId, key: Option<&str>, start: i64, secs: u32, agg: &AggSpec) -> u32 {
+    fn push(
+        &mut self,
+        stat: StatId,
+        key: Option<&str>,
+        start: i64,
+        secs: u32,
+        agg: &AggSpec,
+    ) -> u32 {
         let i = self.entries.len() as u32;
         self.entries.push(Entry {
             stat,
@@ -364,7 +374,11 @@ impl Engine {
                 group.iter().all(|&c| {
                     let m = &mut memo[c as usize];
                     if *m == 0 {
-                        *m = if self.conds[c as usize].test(ev) { 2 } else { 1 };
+                        *m = if self.conds[c as usize].test(ev) {
+                            2
+                        } else {
+                            1
+                        };
                     }
                     *m == 2
                 })

@@ -385,7 +385,9 @@ fn word_needs_escape(w: u64) -> bool {
     const HI: u64 = 0x8080_8080_8080_8080;
     let has_zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
     let below_space = w.wrapping_sub(LO * 0x20) & !w & HI;
-    (below_space | has_zero(w ^ (LO * b'"' as u64)) | has_zero(w ^ (LO * b'\\' as u64))
+    (below_space
+        | has_zero(w ^ (LO * b'"' as u64))
+        | has_zero(w ^ (LO * b'\\' as u64))
         | has_zero(w ^ (LO * 0x7f)))
         != 0
 }

@@ -11,6 +11,7 @@ use std::str::FromStr;
 use serde_json::Value;
 
 pub mod count;
+pub mod exact;
 pub mod hash;
 pub mod last;
 pub mod quantiles;

@@ -29,7 +29,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use super::{expect_fields, get_finite, get_num, get_u64, num, put};
+use super::exact::ExactSum;
+use super::{expect_fields, get_finite, get_u64, num, put};
 
 /// Relative accuracy of every reported quantile.
 pub const ALPHA: f64 = 0.01;
@@ -184,7 +185,7 @@ impl Store {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Quantiles {
     count: u64,
-    sum: f64,
+    sum: ExactSum,
     min: f64,
     max: f64,
     zero: u64,
@@ -196,7 +197,7 @@ impl Default for Quantiles {
     fn default() -> Quantiles {
         Quantiles {
             count: 0,
-            sum: 0.0,
+            sum: ExactSum::Int(0),
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
             zero: 0,
@@ -214,7 +215,7 @@ impl Quantiles {
             return;
         }
         self.count += 1;
-        self.sum += x;
+        self.sum.add(x);
         self.min = self.min.min(x);
         self.max = self.max.max(x);
         if x > 0.0 {
@@ -228,7 +229,7 @@ impl Quantiles {
 
     pub fn merge(&mut self, other: &Quantiles) {
         self.count += other.count;
-        self.sum += other.sum;
+        self.sum.merge(&other.sum);
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
         self.zero += other.zero;
@@ -289,8 +290,8 @@ impl Quantiles {
         if self.count == 0 {
             return;
         }
-        put(out, "sum", self.sum);
-        put(out, "mean", self.sum / self.count as f64);
+        put(out, "sum", self.sum.get());
+        put(out, "mean", self.sum.get() / self.count as f64);
         put(out, "min", self.min);
         put(out, "max", self.max);
         for (name, q) in REPORTED {
@@ -303,7 +304,7 @@ impl Quantiles {
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("count".into(), Value::from(self.count));
-        m.insert("sum".into(), num(self.sum));
+        m.insert("sum".into(), self.sum.to_json());
         if self.count > 0 {
             m.insert("min".into(), num(self.min));
             m.insert("max".into(), num(self.max));
@@ -324,7 +325,7 @@ impl Quantiles {
         expect_fields(v, &["count", "sum", "min", "max", "zero", "pos", "neg"])?;
         let mut s = Quantiles {
             count: get_u64(v, "count")?,
-            sum: get_num(v, "sum")?,
+            sum: ExactSum::from_json(v.get("sum"), "sum")?,
             zero: match v.get("zero") {
                 None => 0,
                 Some(_) => get_u64(v, "zero")?,

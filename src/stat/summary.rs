@@ -5,18 +5,21 @@
 //! `min`, `max`, `stddev` (population standard deviation, from the sum of squares); an
 //! empty summary gives only `count` 0. NaN and infinite inputs are ignored.
 //! JSON state: `{"count","sum","sumsq","min","max"}` (`min`/`max` absent when empty).
+//! The sums are [`ExactSum`]s: exact, and so independent of how the input was split, while
+//! the values are whole numbers.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::{expect_fields, get_finite, get_num, get_u64, num, put};
+use super::exact::ExactSum;
+use super::{expect_fields, get_finite, get_u64, num, put};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Summary {
     count: u64,
-    sum: f64,
-    sumsq: f64,
+    sum: ExactSum,
+    sumsq: ExactSum,
     min: f64,
     max: f64,
 }
@@ -25,8 +28,8 @@ impl Default for Summary {
     fn default() -> Summary {
         Summary {
             count: 0,
-            sum: 0.0,
-            sumsq: 0.0,
+            sum: ExactSum::Int(0),
+            sumsq: ExactSum::Int(0),
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
         }
@@ -40,16 +43,16 @@ impl Summary {
             return;
         }
         self.count += 1;
-        self.sum += x;
-        self.sumsq += x * x;
+        self.sum.add(x);
+        self.sumsq.add_square(x);
         self.min = self.min.min(x);
         self.max = self.max.max(x);
     }
 
     pub fn merge(&mut self, other: &Summary) {
         self.count += other.count;
-        self.sum += other.sum;
-        self.sumsq += other.sumsq;
+        self.sum.merge(&other.sum);
+        self.sumsq.merge(&other.sumsq);
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
     }
@@ -64,14 +67,15 @@ impl Summary {
             return;
         }
         let n = self.count as f64;
-        let mean = self.sum / n;
-        put(out, "sum", self.sum);
+        let sum = self.sum.get();
+        let mean = sum / n;
+        put(out, "sum", sum);
         put(out, "mean", mean);
         put(out, "min", self.min);
         put(out, "max", self.max);
         // Rounding can make the variance a hair negative when all values are equal; an
         // overflowed sum of squares gives no stddev at all (`max` would turn NaN into 0).
-        let var = self.sumsq / n - mean * mean;
+        let var = self.sumsq.get() / n - mean * mean;
         if var.is_finite() {
             put(out, "stddev", var.max(0.0).sqrt());
         }
@@ -80,8 +84,8 @@ impl Summary {
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("count".into(), Value::from(self.count));
-        m.insert("sum".into(), num(self.sum));
-        m.insert("sumsq".into(), num(self.sumsq));
+        m.insert("sum".into(), self.sum.to_json());
+        m.insert("sumsq".into(), self.sumsq.to_json());
         if self.count > 0 {
             m.insert("min".into(), num(self.min));
             m.insert("max".into(), num(self.max));
@@ -94,8 +98,8 @@ impl Summary {
         let count = get_u64(v, "count")?;
         let mut s = Summary {
             count,
-            sum: get_num(v, "sum")?,
-            sumsq: get_num(v, "sumsq")?,
+            sum: ExactSum::from_json(v.get("sum"), "sum")?,
+            sumsq: ExactSum::from_json(v.get("sumsq"), "sumsq")?,
             ..Summary::default()
         };
         if count > 0 {

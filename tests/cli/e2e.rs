@@ -37,6 +37,9 @@ struct Snaps {
     lines: usize,
 }
 
+/// Graphite path -> (stat, `[(start, value)]`).
+type GraphitePoints<'a> = BTreeMap<String, (&'a str, Vec<(i64, f64)>)>;
+
 impl Snaps {
     fn read(path: &Path) -> Snaps {
         let bytes = std::fs::read(path).expect("snapshots written by tee");
@@ -77,8 +80,8 @@ impl Snaps {
     }
 
     /// The Graphite points the snapshots make under `prefix`: path -> (stat, `[(start, value)]`).
-    fn graphite(&self, prefix: &str) -> BTreeMap<String, (&str, Vec<(i64, f64)>)> {
-        let mut out: BTreeMap<String, (&str, Vec<(i64, f64)>)> = BTreeMap::new();
+    fn graphite(&self, prefix: &str) -> GraphitePoints<'_> {
+        let mut out = GraphitePoints::new();
         for ((stat, key, start), values) in &self.windows {
             for (name, v) in values {
                 out.entry(graphite_path(prefix, stat, key.as_deref(), name))

@@ -131,15 +131,37 @@ fn windows_follow_event_time_and_late_events_are_dropped() {
         .map(|(_, v)| v["count"].as_f64().unwrap())
         .sum();
     assert_eq!(late, 1.0);
-    // The first window was written before end of input (its end + grace was passed), with
-    // a watermark at or past its end.
+    // The first window was written before end of input (its end + grace was passed), and
+    // the watermark passed its end before the last window was written.
     let first = frags
         .iter()
         .position(|f| f["stat"] == "req" && f["start"] == t0)
         .unwrap();
     let last_frag = frags.iter().position(|f| f["start"] == t0 + 600).unwrap();
-    assert!(first < last_frag);
-    assert!(frags[first]["wm"].as_i64().unwrap() >= t0 + 60);
+    let passed = frags
+        .iter()
+        .position(|f| f["wm"].as_i64().unwrap() >= t0 + 60)
+        .unwrap();
+    assert!(first < last_frag && first <= passed && passed < last_frag);
+    // No line claims more than is true: a line's watermark never passes the end of a window
+    // written after it.
+    for (i, f) in frags.iter().enumerate() {
+        let wm = f["wm"].as_i64().unwrap();
+        for later in &frags[i + 1..] {
+            let end = later["start"].as_i64().unwrap() + later["secs"].as_i64().unwrap();
+            let first_write = !frags[..i + 1].iter().any(|e| {
+                e["stat"] == later["stat"]
+                    && e["key"] == later["key"]
+                    && e["start"] == later["start"]
+            });
+            if first_write {
+                assert!(
+                    end > wm,
+                    "line {i} claims wm {wm} but a window ending {end} comes later"
+                );
+            }
+        }
+    }
     // Every rev is unique and increasing in output order.
     let revs: Vec<u64> = frags.iter().map(|f| f["rev"].as_u64().unwrap()).collect();
     assert!(revs.windows(2).all(|w| w[0] < w[1]));
