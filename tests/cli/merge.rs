@@ -292,3 +292,8 @@ fn clap_definition_is_consistent() {
     use clap::CommandFactory;
     pulse::cli::merge::Args::command().debug_assert();
 }
+
+#[test]
+fn man_page_matches_help() {
+    crate::util::assert_man_matches_help("pulse-merge", "pulse-merge.1");
+}

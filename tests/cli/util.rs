@@ -73,3 +73,46 @@ pub fn path_with_bins() -> String {
         std::env::var("PATH").unwrap_or_default()
     )
 }
+
+/// Assert that every long option `--help` shows for `tool` is documented in `man/<page>`
+/// (written `\-\-name` in roff), and that the page documents no option the tool lacks.
+pub fn assert_man_matches_help(tool: &str, page: &str) {
+    let help = run(tool, &["--help"], b"");
+    assert!(help.status.success());
+    let help = String::from_utf8(help.stdout).unwrap();
+    let man = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("man").join(page))
+        .unwrap();
+    let longs = |text: &str, dash: &str| -> std::collections::BTreeSet<String> {
+        text.match_indices(dash)
+            .map(|(i, _)| {
+                text[i + dash.len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                    .collect::<String>()
+                    .replace("\\-", "-")
+            })
+            .filter(|name| name.len() > 1 && name.chars().next().unwrap().is_ascii_alphabetic())
+            .collect()
+    };
+    let in_help = longs(&help, "--");
+    // roff writes a dash as `\-`; collapse those to find `--name`.
+    let man_plain = man.replace("\\-", "-");
+    let in_man = longs(&man_plain, "--");
+    for opt in &in_help {
+        if opt == "help" || opt == "version" {
+            continue;
+        }
+        assert!(in_man.contains(opt), "man/{page} does not document --{opt}");
+    }
+    let options_section = man_plain
+        .split(".SH OPTIONS")
+        .nth(1)
+        .and_then(|s| s.split("\n.SH ").next())
+        .unwrap_or("");
+    for opt in longs(options_section, "--") {
+        assert!(
+            in_help.contains(&opt),
+            "man/{page} OPTIONS lists --{opt}, which --help does not"
+        );
+    }
+}
