@@ -289,3 +289,42 @@ fn clap_definition_is_consistent() {
 fn man_page_matches_help() {
     crate::util::assert_man_matches_help("pulse-fragment", "pulse-fragment.1");
 }
+
+#[test]
+fn group_keys_beyond_the_cap_are_counted_under_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = stats_file(&dir, "req count 60s status? by status max-keys 2\n");
+    let input = events(&[
+        ("2026-01-01T00:00:01Z", "200"),
+        ("2026-01-01T00:00:02Z", "404"),
+        ("2026-01-01T00:00:03Z", "500"),
+        ("2026-01-01T00:00:04Z", "200"),
+        ("2026-01-01T00:00:05Z", "503"),
+        ("2026-01-01T00:00:06Z", "500"),
+    ]);
+    let out = run(
+        "pulse-fragment",
+        &["--stats", &stats, "--now", "0", "--threads", "1"],
+        &input,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("req") && err.contains("_overflow"), "{err}");
+    let states = latest_states(&ndjson(&out.stdout));
+    let t0 = 1767225600i64;
+    let get = |key: &str| {
+        states
+            .get(&("req".to_string(), key.to_string(), t0, 60))
+            .map(|v| v["count"].as_f64().unwrap())
+    };
+    assert_eq!(get("\"200\""), Some(2.0));
+    assert_eq!(get("\"404\""), Some(1.0));
+    assert_eq!(get("\"_overflow\""), Some(3.0));
+    assert_eq!(get("\"500\""), None);
+    let overflow: f64 = states
+        .iter()
+        .filter(|(k, _)| k.0 == "pulse.overflow")
+        .map(|(_, v)| v["count"].as_f64().unwrap())
+        .sum();
+    assert!(overflow >= 1.0);
+}

@@ -297,3 +297,44 @@ fn clap_definition_is_consistent() {
 fn man_page_matches_help() {
     crate::util::assert_man_matches_help("pulse-merge", "pulse-merge.1");
 }
+
+/// A window whose sources have not all moved past it becomes final `--max-wait` seconds of
+/// wall clock after the first source passed it, while the input is still open.
+#[test]
+fn max_wait_finalises_windows_a_silent_source_holds_open() {
+    use std::io::{BufRead, BufReader};
+    let frag = |src: &str, start: i64, wm: i64| {
+        format!("{{\"stat\":\"x\",\"key\":null,\"start\":{start},\"secs\":60,\"src\":\"{src}\",\"rev\":1,\"wm\":{wm},\"agg\":\"count\",\"state\":{{\"count\":1}}}}\n")
+    };
+    let mut merger = std::process::Command::new(bin("pulse-merge"))
+        .args(["--every", "0", "--max-wait", "1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = merger.stdin.take().unwrap();
+    // Source b has reported but is stuck before the window's end; a has moved past it.
+    stdin.write_all(frag("b", 0, 30).as_bytes()).unwrap();
+    stdin.write_all(frag("a", 0, 120).as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    let started = std::time::Instant::now();
+    let mut lines = BufReader::new(merger.stdout.take().unwrap()).lines();
+    // Blocks until the merger writes; the input stays open meanwhile.
+    let line = lines.next().unwrap().unwrap();
+    let waited = started.elapsed();
+    let snap: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(snap["final"], Value::Bool(true));
+    assert_eq!(snap["values"]["count"].as_f64(), Some(2.0));
+    assert!(
+        waited >= std::time::Duration::from_millis(900),
+        "{waited:?}"
+    );
+    // A fragment that changes the final window gives an updated final snapshot.
+    stdin.write_all(frag("c", 0, 120).as_bytes()).unwrap();
+    drop(stdin);
+    let line = lines.next().unwrap().unwrap();
+    let snap: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(snap["final"], Value::Bool(true));
+    assert_eq!(snap["values"]["count"].as_f64(), Some(3.0));
+    assert!(merger.wait().unwrap().success());
+}
