@@ -82,7 +82,8 @@ pub fn main() -> ! {
 }
 
 enum Msg {
-    Frag(Box<Fragment>),
+    /// A fragment, with its input's name and line number (for messages).
+    Frag(Box<Fragment>, Arc<str>, u64),
     Bad {
         at: String,
         detail: String,
@@ -94,6 +95,7 @@ enum Msg {
 
 /// Read one NDJSON fragment stream, sending each parsed line.
 fn read_stream(name: String, reader: impl Read, tx: &Sender<Msg>) {
+    let shared: Arc<str> = name.as_str().into();
     let mut r = BufReader::with_capacity(1 << 16, reader);
     let mut buf = Vec::new();
     let mut n = 0u64;
@@ -113,7 +115,7 @@ fn read_stream(name: String, reader: impl Read, tx: &Sender<Msg>) {
             continue;
         }
         let msg = match serde_json::from_slice::<Fragment>(strip_shard_prefix(line)) {
-            Ok(f) => Msg::Frag(Box::new(f)),
+            Ok(f) => Msg::Frag(Box::new(f), Arc::clone(&shared), n),
             Err(e) => Msg::Bad {
                 at: format!("{name}: line {n}"),
                 detail: format!("not a fragment: {e}"),
@@ -228,7 +230,7 @@ pub fn run(args: Args) -> Result<i32> {
             Err(RecvTimeoutError::Disconnected) => break,
         };
         match msg {
-            Some(Msg::Frag(f)) => match merger.add(*f) {
+            Some(Msg::Frag(f, name, line)) => match merger.add(*f) {
                 Ok(()) | Err(Reject::OtherShard) | Err(Reject::Stale) => {}
                 Err(Reject::TooOld) => {
                     if !too_old_reported {
@@ -239,8 +241,12 @@ pub fn run(args: Args) -> Result<i32> {
                     }
                     diag.count("too old", 1);
                 }
-                Err(Reject::Bad(m)) => diag.bad("malformed", "fragment", &m)?,
-                Err(Reject::Mismatch(m)) => diag.bad("mismatch", "fragment", &m)?,
+                Err(Reject::Bad(m)) => {
+                    diag.bad("malformed", &format!("{name}: line {line}"), &m)?
+                }
+                Err(Reject::Mismatch(m)) => {
+                    diag.bad("mismatch", &format!("{name}: line {line}"), &m)?
+                }
             },
             Some(Msg::Bad { at, detail }) => diag.bad("malformed", &at, &detail)?,
             Some(Msg::Failed(e)) => return Err(e),

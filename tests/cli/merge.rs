@@ -198,6 +198,7 @@ fn mismatched_aggregates_name_both_sources() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("alpha") && err.contains("beta"), "{err}");
+    assert!(err.contains("pulse-merge: stdin: line 2:"), "{err}");
     let snaps = finals(&ndjson(&out.stdout));
     assert_eq!(snaps.len(), 1);
     assert_eq!(snaps.values().next().unwrap()["count"].as_f64(), Some(1.0));
