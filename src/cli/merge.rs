@@ -70,15 +70,8 @@ pub struct Args {
 }
 
 pub fn main() -> ! {
-    let args = match Args::try_parse() {
-        Ok(a) => a,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            std::process::exit(code);
-        }
-    };
-    exit_with(TOOL, run(args))
+    // clap exits 2 on a usage error, 0 for --help and --version.
+    exit_with(TOOL, run(Args::parse()))
 }
 
 enum Msg {
