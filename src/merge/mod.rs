@@ -281,3 +281,6 @@ pub fn strip_shard_prefix(line: &[u8]) -> &[u8] {
         line
     }
 }
+
+#[cfg(test)]
+mod tests;
