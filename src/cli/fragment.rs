@@ -196,21 +196,16 @@ pub fn run(args: Args) -> Result<i32> {
             match step {
                 pipeline::Step::Chunk {
                     bytes,
-                    out: mut got,
+                    out: got,
                     input,
                 } => {
-                    if got.min_kept < windows.newest() - engine.lateness {
-                        let data = std::mem::take(&mut got.data);
-                        got = engine.process(&mut exact, &data, Some(windows.newest()));
-                    }
+                    let got = engine.settle(&mut exact, &mut windows, got, &mut diag, &mut buf);
                     for b in &got.bad {
                         let at = format!("{}: line {}", names[input], line_base + b.line + 1);
                         diag.bad(b.kind, &at, &b.detail)?;
                     }
                     diag.count("malformed", got.bad_total - got.bad.len() as u64);
                     line_base += got.lines;
-                    windows.absorb(&engine.stats, got.partial, got.max_time, &mut diag);
-                    windows.flush_due(&engine.stats, &mut buf);
                     progress.inc(bytes as u64);
                 }
                 pipeline::Step::End { overlong, name, .. } => {

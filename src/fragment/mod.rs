@@ -20,6 +20,7 @@ pub mod window;
 use std::collections::HashMap;
 
 use crate::clock::Clock;
+use crate::error::Diag;
 use crate::io::lines::lines;
 use crate::parse::{Options as ParseOptions, Parser};
 use crate::record::{Event, ValRef};
@@ -306,6 +307,22 @@ pub struct ChunkOut {
     pub bad_total: u64,
     /// The chunk itself, kept only when it may have to be processed again.
     pub data: Vec<u8>,
+    /// Counts of own stats that have no time of their own (late events, malformed lines),
+    /// as (stat, the chunk's newest event time before them or -inf, count). The stream's
+    /// newest time is known only in stream order, so [`Engine::settle`] places them.
+    pub timeless: Vec<(Own, f64, u64)>,
+    /// The clock's time when the chunk was processed (for `timeless` before any event time).
+    pub now: f64,
+}
+
+impl ChunkOut {
+    /// Count one `own` occurrence at the chunk's current newest time.
+    fn timeless(&mut self, own: Own) {
+        match self.timeless.last_mut() {
+            Some((o, t, n)) if *o == own && *t == self.max_time => *n += 1,
+            _ => self.timeless.push((own, self.max_time, 1)),
+        }
+    }
 }
 
 /// How a chunk's lines are read.
@@ -423,8 +440,10 @@ impl Engine {
             bad: Vec::new(),
             bad_total: 0,
             data: Vec::new(),
+            timeless: Vec::new(),
+            now: self.clock.now(),
         };
-        let now = self.clock.now();
+        let now = out.now;
         let Scratch {
             event,
             parser,
@@ -447,12 +466,7 @@ impl Engine {
                         if line.iter().all(|b| b.is_ascii_whitespace()) {
                             continue;
                         }
-                        let t = if out.max_time.is_finite() {
-                            out.max_time
-                        } else {
-                            now
-                        };
-                        out.partial.own(Own::Malformed, t);
+                        out.timeless(Own::Malformed);
                         out.bad_total += 1;
                         if out.bad.len() < BAD_SHOWN {
                             out.bad.push(Bad {
@@ -471,6 +485,35 @@ impl Engine {
         out
     }
 
+    /// The stream-order half of a chunk's work (what `pulse-fragment` does with each chunk a
+    /// worker hands back, in input order): process the chunk again with the stream's newest
+    /// time if the worker kept an event the stream judges late, place the timeless own
+    /// counts at the stream's newest time, fold the partial into `windows` and write the
+    /// windows now due to `out`. Returns the chunk's output, its partial taken, for
+    /// reporting its bad lines.
+    pub fn settle(
+        &self,
+        exact: &mut Scratch,
+        windows: &mut window::Windows,
+        mut got: ChunkOut,
+        diag: &mut Diag,
+        out: &mut Vec<u8>,
+    ) -> ChunkOut {
+        let newest = windows.newest();
+        if got.min_kept < newest - self.lateness {
+            let data = std::mem::take(&mut got.data);
+            got = self.process(exact, &data, Some(newest));
+        }
+        let mut partial = std::mem::take(&mut got.partial);
+        for &(own, t, n) in &got.timeless {
+            let t = t.max(newest);
+            partial.own_n(own, if t.is_finite() { t } else { got.now }, n as f64);
+        }
+        windows.absorb(&self.stats, partial, got.max_time, diag);
+        windows.flush_due(&self.stats, out);
+        got
+    }
+
     /// Fold one event into the chunk's partial.
     fn event(
         &self,
@@ -483,7 +526,7 @@ impl Engine {
     ) {
         let t = event_time(ev).unwrap_or(now);
         if t < out.max_time - self.lateness {
-            out.partial.own(Own::Late, out.max_time);
+            out.timeless(Own::Late);
             return;
         }
         if t > out.max_time {

@@ -13,6 +13,7 @@
 //! (A source first heard of after that, with old windows, finds them forgotten: so the CLI
 //! forgets nothing unless it runs unbounded, with `--listen`.)
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use crate::clock::Clock;
@@ -123,8 +124,12 @@ impl Merger {
         if f.secs == 0 {
             return Err(Reject::Bad("window of 0 seconds".into()));
         }
-        let wm = self.wms.entry(f.src.clone()).or_insert(i64::MIN);
-        *wm = (*wm).max(f.wm);
+        match self.wms.get_mut(&f.src) {
+            Some(wm) => *wm = (*wm).max(f.wm),
+            None => {
+                self.wms.insert(f.src.clone(), f.wm);
+            }
+        }
         self.max_wm = self.max_wm.max(f.wm);
         let (start, secs) = match self.cfg.rollup {
             Some(r) => {
@@ -144,13 +149,19 @@ impl Merger {
             key: f.key,
             secs,
         };
-        let min_known = self.wms.values().copied().min().unwrap_or(i64::MIN);
-        if !self.windows.contains_key(&wkey)
-            && ((start + secs as i64) as f64) < min_known as f64 - self.cfg.retain
-        {
-            return Err(Reject::TooOld);
+        // Only a window not held can be too old (the slowest watermark is looked up then
+        // only: once per window, not once per fragment).
+        let held = self.windows.get(&wkey);
+        if held.is_none() {
+            let min_known = self.wms.values().copied().min().unwrap_or(i64::MIN);
+            if ((start + secs as i64) as f64) < min_known as f64 - self.cfg.retain {
+                return Err(Reject::TooOld);
+            }
         }
-        let spec: AggSpec = f.agg.parse().map_err(Reject::Bad)?;
+        let spec: AggSpec = match held {
+            Some(acc) if acc.agg == f.agg => acc.spec.clone(),
+            _ => f.agg.parse().map_err(Reject::Bad)?,
+        };
         let state = State::from_json(&spec, &f.state)
             .map_err(|e| Reject::Bad(format!("stat {}: bad state: {e}", wkey.stat)))?;
         let acc = self.windows.entry(wkey).or_insert_with_key(|_| Acc {
@@ -168,11 +179,11 @@ impl Merger {
                 acc.first_src, acc.agg, f.src, f.agg
             )));
         }
-        match acc.parts.get_mut(&(f.src.clone(), f.start)) {
-            Some((rev, _)) if *rev >= f.rev => return Err(Reject::Stale),
-            Some(slot) => *slot = (f.rev, state),
-            None => {
-                acc.parts.insert((f.src, f.start), (f.rev, state));
+        match acc.parts.entry((f.src, f.start)) {
+            Entry::Occupied(o) if o.get().0 >= f.rev => return Err(Reject::Stale),
+            Entry::Occupied(mut o) => *o.get_mut() = (f.rev, state),
+            Entry::Vacant(v) => {
+                v.insert((f.rev, state));
             }
         }
         acc.dirty = true;
@@ -281,3 +292,6 @@ pub fn strip_shard_prefix(line: &[u8]) -> &[u8] {
         line
     }
 }
+
+#[cfg(test)]
+mod tests;
