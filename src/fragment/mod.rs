@@ -38,7 +38,8 @@ pub enum Own {
     Malformed,
     /// Events older than the allowed lateness, dropped.
     Late,
-    /// Group keys folded into `_overflow` by the cardinality cap.
+    /// Stat windows that reached their group-key cap (the rest of their keys are folded into
+    /// `_overflow`).
     Overflow,
     /// Events that matched a stat's filter but lacked a usable value.
     NoValue,
@@ -71,7 +72,9 @@ impl Own {
             Own::Unparsed => "events no log format recognised",
             Own::Malformed => "input lines that are not JSON events",
             Own::Late => "events later than --lateness, dropped",
-            Own::Overflow => "group keys folded into _overflow by the cap",
+            Own::Overflow => {
+                "stat windows whose group keys passed the cap (the rest under _overflow)"
+            }
             Own::NoValue => "events that matched a stat but had no usable value",
         }
     }

@@ -43,8 +43,9 @@ pub struct Windows {
     /// Newest event time seen.
     newest: f64,
     slots: HashMap<SlotKey, Slot>,
-    /// Distinct group keys per (stat, window start), for the cap.
-    keys: HashMap<(StatId, i64), usize>,
+    /// Distinct group keys per (stat, window start), for the cap, and whether the window has
+    /// overflowed.
+    keys: HashMap<(StatId, i64), (usize, bool)>,
     /// Stats whose cap has been reported.
     capped: Vec<StatId>,
     /// l2met names whose aggregate disagreed with an earlier use, reported once.
@@ -82,16 +83,15 @@ impl Windows {
 
     /// Take in a chunk's partial states and its newest event time.
     pub fn absorb(&mut self, stats: &StatSet, partial: Partial, max_time: f64, diag: &mut Diag) {
-        let stream_t = max_time.max(self.newest);
         for entry in partial.entries {
-            self.absorb_entry(stats, entry, stream_t, diag);
+            self.absorb_entry(stats, entry, diag);
         }
         if max_time > self.newest {
             self.newest = max_time;
         }
     }
 
-    fn absorb_entry(&mut self, stats: &StatSet, e: Entry, stream_t: f64, diag: &mut Diag) {
+    fn absorb_entry(&mut self, stats: &StatSet, e: Entry, diag: &mut Diag) {
         let Entry {
             stat,
             mut key,
@@ -124,7 +124,7 @@ impl Windows {
         if !self.slots.contains_key(&full) {
             if let (Some(_), StatId::Def(i)) = (&key, &stat) {
                 let cap = stats.stats[*i as usize].max_keys;
-                let n = self.keys.entry((stat.clone(), start)).or_insert(0);
+                let (n, overflowed) = self.keys.entry((stat.clone(), start)).or_insert((0, false));
                 if *n >= cap {
                     if !self.capped.contains(&stat) {
                         self.capped.push(stat.clone());
@@ -138,9 +138,16 @@ impl Windows {
                         );
                     }
                     key = Some(OVERFLOW_KEY.into());
-                    let t = stream_t;
-                    let own_start = super::window_start(t, OWN_SECS);
-                    self.add_own(Own::Overflow, own_start, 1.0);
+                    // Counted once per stat window that hits its cap, in the own-stat window
+                    // of that window's start: the same however the input was chunked.
+                    if !*overflowed {
+                        *overflowed = true;
+                        self.add_own(
+                            Own::Overflow,
+                            super::window_start(start as f64, OWN_SECS),
+                            1.0,
+                        );
+                    }
                 } else {
                     *n += 1;
                 }

@@ -65,12 +65,12 @@ impl Rng {
 }
 
 fn engine() -> Engine {
-    Engine {
-        stats: StatSet::parse(STATS, "topology").unwrap(),
-        input: InputKind::Events,
-        lateness: LATENESS,
-        clock: Clock::Fixed(T0 + 100_000.0),
-    }
+    Engine::new(
+        StatSet::parse(STATS, "topology").unwrap(),
+        InputKind::Events,
+        LATENESS,
+        Clock::Fixed(T0 + 100_000.0),
+    )
 }
 
 /// One generated event: time step and lag in quarter seconds, group key, text value,
