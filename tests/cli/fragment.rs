@@ -324,3 +324,39 @@ fn group_keys_beyond_the_cap_are_counted_under_overflow() {
         .sum();
     assert_eq!(overflow, 1.0);
 }
+
+/// Reading a stream, changed windows are written by the wall clock even while no later
+/// event moves event time past them (a quiet stream still reports).
+#[test]
+fn a_quiet_stream_still_reports_on_the_wall_clock() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let stats = stats_file(&dir, COUNT_BY_STATUS);
+    let mut child = std::process::Command::new(crate::util::bin("pulse-fragment"))
+        .args(["--stats", &stats, "--flush-every", "0.2"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let guard = crate::util::watchdog(child.id(), 30);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(&events(&[("2026-01-01T00:00:10Z", "200")]))
+        .unwrap();
+    stdin.flush().unwrap();
+    // The input stays open: only the wall-clock flush can write the window.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = false;
+    while let Some(Ok(line)) = lines.next() {
+        let v: Value = serde_json::from_str(&line).unwrap();
+        if v["stat"] == "req" {
+            assert_eq!(v["state"]["count"].as_f64(), Some(1.0));
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "no fragment before the watchdog fired");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    drop(guard);
+}

@@ -313,6 +313,7 @@ fn max_wait_finalises_windows_a_silent_source_holds_open() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let guard = crate::util::watchdog(merger.id(), 30);
     let mut stdin = merger.stdin.take().unwrap();
     // Source b has reported but is stuck before the window's end; a has moved past it.
     stdin.write_all(frag("b", 0, 30).as_bytes()).unwrap();
@@ -338,4 +339,5 @@ fn max_wait_finalises_windows_a_silent_source_holds_open() {
     assert_eq!(snap["final"], Value::Bool(true));
     assert_eq!(snap["values"]["count"].as_f64(), Some(3.0));
     assert!(merger.wait().unwrap().success());
+    drop(guard);
 }

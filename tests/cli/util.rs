@@ -116,3 +116,17 @@ pub fn assert_man_matches_help(tool: &str, page: &str) {
         );
     }
 }
+
+/// Kill process `pid` if the returned guard is not dropped within `secs` seconds, so a test
+/// that waits on a child's output fails instead of hanging when the feature is broken.
+pub fn watchdog(pid: u32, secs: u64) -> std::sync::mpsc::Sender<()> {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            rx.recv_timeout(std::time::Duration::from_secs(secs))
+        {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    });
+    tx
+}
