@@ -318,6 +318,18 @@ impl Event {
         self.get(key).and_then(|v| v.as_str())
     }
 
+    /// The name of the field at position `i` (in [`Event::iter`] order); `i < len()`.
+    #[inline]
+    pub fn key_at(&self, i: usize) -> &str {
+        self.text(self.fields[i].0)
+    }
+
+    /// The value of the field at position `i` (in [`Event::iter`] order); `i < len()`.
+    #[inline]
+    pub fn value_at(&self, i: usize) -> ValRef<'_> {
+        self.resolve(self.fields[i].1)
+    }
+
     /// Fields in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, ValRef<'_>)> {
         self.fields
