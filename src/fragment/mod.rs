@@ -709,6 +709,8 @@ impl Engine {
         }
         memo.fill(0);
         gkeys.fill(None);
+        // Most stats share one window length: divide once per length met in a row.
+        let mut win = (0u32, 0i64);
         for (i, def) in self.stats.stats.iter().enumerate() {
             if !self.passes(i, get, memo) {
                 continue;
@@ -733,7 +735,10 @@ impl Engine {
                     }
                 },
             };
-            let start = window_start(t, def.secs);
+            if win.0 != def.secs {
+                win = (def.secs, window_start(t, def.secs));
+            }
+            let start = win.1;
             p.add_def_id(i as u32, key_id, start, def.secs, &def.agg, input);
         }
         if self.stats.l2met && maybe_l2met {
