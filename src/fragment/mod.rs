@@ -24,7 +24,7 @@ use crate::error::Diag;
 use crate::io::lines::lines;
 use crate::parse::{Options as ParseOptions, Parser};
 use crate::record::{Event, ValRef};
-use crate::spec::{l2met, Cond, StatSet};
+use crate::spec::{l2met, write_group_key, Cond, StatSet};
 use crate::stat::{AggSpec, Input, State};
 
 /// The tool's own stats, emitted as fragments like any other (so they reach Graphite).
@@ -142,16 +142,22 @@ impl std::hash::Hasher for FastHasher {
 
 pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
 
-/// Group key → index in [`Partial::entries`].
-type KeyIndex = FastMap<Box<str>, u32>;
+/// The key id of "no group key" in [`Partial::add_def_id`].
+pub const NO_KEY: u32 = u32::MAX;
 
 /// Partial states of one chunk, in order of first appearance (so the merging thread sees the
 /// same order whatever the thread count).
 #[derive(Default)]
 pub struct Partial {
     pub entries: Vec<Entry>,
-    /// Per declared stat: (window start, key → index in `entries`); `""` stands for no key.
-    defs: Vec<Vec<(i64, KeyIndex)>>,
+    /// (declared stat, window start, group key id) → index in `entries`.
+    defs: FastMap<(u32, i64, u32), u32>,
+    /// Per declared stat: the last (window start, key id, index in `entries`) it folded into;
+    /// consecutive events mostly fall in the same window and key.
+    last: Vec<(i64, u32, u32)>,
+    /// Group keys of this chunk → key id (index in `key_text`).
+    keys: FastMap<Box<str>, u32>,
+    key_text: Vec<Box<str>>,
     /// (own stat, window start, index in `entries`).
     own: Vec<(Own, i64, u32)>,
     /// l2met name → (window start, index in `entries`).
@@ -162,7 +168,7 @@ impl Partial {
     fn push(
         &mut self,
         stat: StatId,
-        key: Option<&str>,
+        key: Option<Box<str>>,
         start: i64,
         secs: u32,
         agg: &AggSpec,
@@ -170,7 +176,7 @@ impl Partial {
         let i = self.entries.len() as u32;
         self.entries.push(Entry {
             stat,
-            key: key.map(Into::into),
+            key,
             start,
             secs,
             agg: agg.clone(),
@@ -190,26 +196,54 @@ impl Partial {
         agg: &AggSpec,
         input: Input<'_>,
     ) {
-        let d = def as usize;
-        if self.defs.len() <= d {
-            self.defs.resize_with(d + 1, Vec::new);
+        let key = key.map_or(NO_KEY, |k| self.key_id(k));
+        self.add_def_id(def, key, start, secs, agg, input);
+    }
+
+    /// The chunk-local id of group key `key` (made on first use).
+    #[inline]
+    pub fn key_id(&mut self, key: &str) -> u32 {
+        if let Some(&id) = self.keys.get(key) {
+            return id;
         }
-        let windows = &mut self.defs[d];
-        let w = match windows.iter().position(|(s, _)| *s == start) {
-            Some(w) => w,
-            None => {
-                windows.push((start, FastMap::default()));
-                windows.len() - 1
-            }
-        };
-        let k = key.unwrap_or("");
-        let i = match self.defs[d][w].1.get(k) {
-            Some(&i) => i,
-            None => {
-                let i = self.push(StatId::Def(def), key, start, secs, agg);
-                self.defs[d][w].1.insert(k.into(), i);
-                i
-            }
+        let id = self.key_text.len() as u32;
+        let text: Box<str> = key.into();
+        self.key_text.push(text.clone());
+        self.keys.insert(text, id);
+        id
+    }
+
+    /// [`Partial::add_def`] with the group key as an id from [`Partial::key_id`] (or
+    /// [`NO_KEY`]).
+    #[inline]
+    pub fn add_def_id(
+        &mut self,
+        def: u32,
+        key: u32,
+        start: i64,
+        secs: u32,
+        agg: &AggSpec,
+        input: Input<'_>,
+    ) {
+        let d = def as usize;
+        if self.last.len() <= d {
+            self.last.resize(d + 1, (0, NO_KEY, u32::MAX));
+        }
+        let (s, k, i) = self.last[d];
+        let i = if s == start && k == key && i != u32::MAX {
+            i
+        } else {
+            let i = match self.defs.get(&(def, start, key)) {
+                Some(&i) => i,
+                None => {
+                    let text = (key != NO_KEY).then(|| self.key_text[key as usize].clone());
+                    let i = self.push(StatId::Def(def), text, start, secs, agg);
+                    self.defs.insert((def, start, key), i);
+                    i
+                }
+            };
+            self.last[d] = (start, key, i);
+            i
         };
         self.entries[i as usize].state.add(input);
     }
@@ -271,7 +305,13 @@ pub fn window_start(t: f64, secs: u32) -> i64 {
 /// The time of an event: its `time` field (RFC 3339 text, or Unix seconds as a number —
 /// milliseconds when larger than 10^11), else `None`.
 pub fn event_time(ev: &Event) -> Option<f64> {
-    match ev.get("time")? {
+    time_of(ev.get("time"))
+}
+
+/// [`event_time`] from the `time` field's value.
+#[inline]
+fn time_of(v: Option<ValRef<'_>>) -> Option<f64> {
+    match v? {
         ValRef::Str(s) => crate::time::parse_rfc3339(s),
         ValRef::Int(n) => Some(unix_number(n as f64)),
         ValRef::Float(f) if f.is_finite() => Some(unix_number(f)),
@@ -337,6 +377,83 @@ pub enum InputKind {
     Raw(ParseOptions),
 }
 
+/// The field names the stat set reads, each with an id: an event's fields are matched to
+/// them once per event, and every later read is by id.
+struct FieldTable {
+    names: Vec<Box<str>>,
+    /// Open addressing, linear probing: id + 1 per slot, 0 empty.
+    slots: Vec<u16>,
+    shift: u32,
+}
+
+impl FieldTable {
+    fn new(names: Vec<Box<str>>) -> FieldTable {
+        let size = (names.len() * 4).next_power_of_two().max(16);
+        let mut t = FieldTable {
+            names: Vec::new(),
+            slots: vec![0; size],
+            shift: 64 - size.trailing_zeros(),
+        };
+        for n in names {
+            if t.id(&n).is_none() {
+                let mut i = t.slot(n.as_bytes());
+                while t.slots[i] != 0 {
+                    i = (i + 1) & (t.slots.len() - 1);
+                }
+                t.slots[i] = t.names.len() as u16 + 1;
+                t.names.push(n);
+            }
+        }
+        t
+    }
+
+    /// A cheap hash of a name: its length and three of its bytes.
+    #[inline]
+    fn slot(&self, k: &[u8]) -> usize {
+        let h = match k {
+            [] => 0,
+            [first, .., last] => {
+                (k.len() as u64)
+                    | (*first as u64) << 8
+                    | (*last as u64) << 16
+                    | (k[k.len() / 2] as u64) << 24
+            }
+            [only] => 1 | (*only as u64) << 8,
+        };
+        (h.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    #[inline]
+    fn id(&self, k: &str) -> Option<u16> {
+        let mut i = self.slot(k.as_bytes());
+        loop {
+            match self.slots[i] {
+                0 => return None,
+                n => {
+                    if *self.names[n as usize - 1] == *k {
+                        return Some(n - 1);
+                    }
+                }
+            }
+            i = (i + 1) & (self.slots.len() - 1);
+        }
+    }
+
+    /// The id of `name`, which must have been given to [`FieldTable::new`].
+    fn of(&self, name: &str) -> u16 {
+        self.id(name).expect("a field name of the stat set")
+    }
+}
+
+/// Where one declared stat reads its fields, by field id.
+struct Plan {
+    value: Option<u16>,
+    /// The partition fields of `last`.
+    parts: Vec<u16>,
+    /// Index into [`Engine::groupings`], or `None` without group-by.
+    grouping: Option<u16>,
+}
+
 /// The per-event work, shared (read-only) by all workers.
 pub struct Engine {
     pub stats: StatSet,
@@ -347,6 +464,14 @@ pub struct Engine {
     conds: Vec<Cond>,
     /// Per stat: its filter as OR of AND-groups of indexes into `conds`.
     filters: Vec<Vec<Vec<u16>>>,
+    fields: FieldTable,
+    /// The field id of each of `conds`.
+    cond_field: Vec<u16>,
+    plans: Vec<Plan>,
+    /// Distinct group-by field lists (the key of one is written once per event).
+    groupings: Vec<Vec<u16>>,
+    time_id: u16,
+    unparsed_id: u16,
 }
 
 impl Engine {
@@ -374,6 +499,47 @@ impl Engine {
                     .collect()
             })
             .collect();
+        let mut names: Vec<Box<str>> = vec!["time".into(), "unparsed".into()];
+        names.extend(conds.iter().map(|c| c.field.as_str().into()));
+        for def in &stats.stats {
+            names.extend(def.value.iter().map(|v| v.as_str().into()));
+            names.extend(
+                def.partition
+                    .iter()
+                    .flat_map(|p| p.split(','))
+                    .map(Into::into),
+            );
+            names.extend(def.group_by.iter().map(|g| g.as_str().into()));
+        }
+        let fields = FieldTable::new(names);
+        let cond_field = conds.iter().map(|c| fields.of(&c.field)).collect();
+        let mut groupings: Vec<Vec<u16>> = Vec::new();
+        let plans = stats
+            .stats
+            .iter()
+            .map(|def| {
+                let grouping = (!def.group_by.is_empty()).then(|| {
+                    let ids: Vec<u16> = def.group_by.iter().map(|g| fields.of(g)).collect();
+                    match groupings.iter().position(|g| *g == ids) {
+                        Some(i) => i as u16,
+                        None => {
+                            groupings.push(ids);
+                            (groupings.len() - 1) as u16
+                        }
+                    }
+                });
+                Plan {
+                    value: def.value.as_deref().map(|v| fields.of(v)),
+                    parts: def
+                        .partition
+                        .iter()
+                        .flat_map(|p| p.split(','))
+                        .map(|f| fields.of(f))
+                        .collect(),
+                    grouping,
+                }
+            })
+            .collect();
         Engine {
             stats,
             input,
@@ -381,20 +547,32 @@ impl Engine {
             clock,
             conds,
             filters,
+            time_id: fields.of("time"),
+            unparsed_id: fields.of("unparsed"),
+            fields,
+            cond_field,
+            plans,
+            groupings,
         }
     }
 
     /// Does the event pass stat `i`'s filter? Conditions shared by several stats are
     /// evaluated once per event through `memo` (0 unknown, 1 false, 2 true).
     #[inline]
-    fn passes(&self, i: usize, ev: &Event, memo: &mut [u8]) -> bool {
+    fn passes<'a>(
+        &self,
+        i: usize,
+        get: impl Fn(u16) -> Option<ValRef<'a>>,
+        memo: &mut [u8],
+    ) -> bool {
         let any = &self.filters[i];
         any.is_empty()
             || any.iter().any(|group| {
                 group.iter().all(|&c| {
                     let m = &mut memo[c as usize];
                     if *m == 0 {
-                        *m = if self.conds[c as usize].test(ev) {
+                        *m = if self.conds[c as usize].test_value(get(self.cond_field[c as usize]))
+                        {
                             2
                         } else {
                             1
@@ -410,9 +588,18 @@ impl Engine {
 pub struct Scratch {
     event: Event,
     parser: Option<Parser>,
+    work: Work,
+}
+
+/// The per-event scratch of [`Engine::event`].
+struct Work {
     key: String,
     text: String,
     memo: Vec<u8>,
+    /// Per field id: the position + 1 of that field in the current event, 0 if missing.
+    pos: Vec<u32>,
+    /// Per grouping: the current event's group key id, once written.
+    gkeys: Vec<Option<u32>>,
 }
 
 /// Keep at most this many bad-line reports per chunk (all are counted).
@@ -426,9 +613,13 @@ impl Engine {
                 InputKind::Raw(opts) => Some(Parser::new(opts)),
                 InputKind::Events => None,
             },
-            key: String::new(),
-            text: String::new(),
-            memo: vec![0; self.conds.len()],
+            work: Work {
+                key: String::new(),
+                text: String::new(),
+                memo: vec![0; self.conds.len()],
+                pos: vec![0; self.fields.names.len()],
+                gkeys: vec![None; self.groupings.len()],
+            },
         }
     }
 
@@ -450,9 +641,7 @@ impl Engine {
         let Scratch {
             event,
             parser,
-            key,
-            text,
-            memo,
+            work,
         } = s;
         for line in lines(chunk) {
             let n = out.lines;
@@ -460,11 +649,11 @@ impl Engine {
             match parser {
                 Some(p) => {
                     p.parse_line(line, &mut |ev: &Event| {
-                        self.event(ev, now, &mut out, key, text, memo);
+                        self.event(ev, now, &mut out, work);
                     });
                 }
                 None => match event.read_json(line) {
-                    Ok(()) => self.event(event, now, &mut out, key, text, memo),
+                    Ok(()) => self.event(event, now, &mut out, work),
                     Err(e) => {
                         if line.iter().all(|b| b.is_ascii_whitespace()) {
                             continue;
@@ -518,16 +707,37 @@ impl Engine {
     }
 
     /// Fold one event into the chunk's partial.
-    fn event(
-        &self,
-        ev: &Event,
-        now: f64,
-        out: &mut ChunkOut,
-        key: &mut String,
-        text: &mut String,
-        memo: &mut [u8],
-    ) {
-        let t = event_time(ev).unwrap_or(now);
+    fn event(&self, ev: &Event, now: f64, out: &mut ChunkOut, w: &mut Work) {
+        let Work {
+            key,
+            text,
+            memo,
+            pos,
+            gkeys,
+        } = w;
+        // Match the event's fields to the field ids once (the first of a repeated name wins,
+        // as with `Event::get`), and note whether any may be an l2met key.
+        pos.fill(0);
+        let mut maybe_l2met = false;
+        for i in 0..ev.len() {
+            let k = ev.key_at(i);
+            if let Some(id) = self.fields.id(k) {
+                let p = &mut pos[id as usize];
+                if *p == 0 {
+                    *p = i as u32 + 1;
+                }
+            }
+            let b = k.as_bytes();
+            // `count#`, `sample#`, `unique#`, `measure#`: a `#` at byte 5, 6 or 7.
+            maybe_l2met |=
+                b.get(5) == Some(&b'#') || b.get(6) == Some(&b'#') || b.get(7) == Some(&b'#');
+        }
+        let pos = &*pos;
+        let get = |id: u16| match pos[id as usize] {
+            0 => None,
+            n => Some(ev.value_at(n as usize - 1)),
+        };
+        let t = time_of(get(self.time_id)).unwrap_or(now);
         if t < out.max_time - self.lateness {
             out.timeless(Own::Late);
             return;
@@ -540,30 +750,44 @@ impl Engine {
         }
         let p = &mut out.partial;
         p.own(Own::Events, t);
-        if matches!(ev.get("unparsed"), Some(ValRef::Bool(true))) {
+        if matches!(get(self.unparsed_id), Some(ValRef::Bool(true))) {
             p.own(Own::Unparsed, t);
         }
         memo.fill(0);
+        gkeys.fill(None);
+        // Most stats share one window length: divide once per length met in a row.
+        let mut win = (0u32, 0i64);
         for (i, def) in self.stats.stats.iter().enumerate() {
-            if !self.passes(i, ev, memo) {
+            if !self.passes(i, get, memo) {
                 continue;
             }
-            let grouped = def.group_key(ev, key);
-            let Some(input) = def.input(ev, t, text) else {
+            let plan = &self.plans[i];
+            let value = plan.value.and_then(get);
+            let parts = plan.parts.iter().map(|&f| get(f));
+            let Some(input) = def.input_from(value, parts, t, text) else {
                 p.own(Own::NoValue, t);
                 continue;
             };
-            let start = window_start(t, def.secs);
-            p.add_def(
-                i as u32,
-                grouped.then_some(key.as_str()),
-                start,
-                def.secs,
-                &def.agg,
-                input,
-            );
+            let key_id = match plan.grouping {
+                None => NO_KEY,
+                Some(g) => match gkeys[g as usize] {
+                    Some(id) => id,
+                    None => {
+                        let fields = &self.groupings[g as usize];
+                        write_group_key(fields.iter().map(|&f| get(f)), key);
+                        let id = p.key_id(key);
+                        gkeys[g as usize] = Some(id);
+                        id
+                    }
+                },
+            };
+            if win.0 != def.secs {
+                win = (def.secs, window_start(t, def.secs));
+            }
+            let start = win.1;
+            p.add_def_id(i as u32, key_id, start, def.secs, &def.agg, input);
         }
-        if self.stats.l2met {
+        if self.stats.l2met && maybe_l2met {
             for (k, v) in ev.iter() {
                 let Some((name, agg)) = l2met(k) else {
                     continue;

@@ -154,7 +154,12 @@ impl Parser {
 
     /// Parse one line into one or more events, calling `emit` with each (see the module doc).
     pub fn parse_line(&mut self, line: &[u8], emit: &mut dyn FnMut(&Event)) -> LineOutcome {
-        let text = String::from_utf8_lossy(trim_cr(line));
+        let line = trim_cr(line);
+        // Valid UTF-8 (nearly every line) is borrowed as it is; only the rest is repaired.
+        let text = match std::str::from_utf8(line) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(line),
+        };
         let s: &str = &text;
         let mut out = LineOutcome::default();
         if s.bytes().all(|c| matches!(c, b' ' | b'\t' | b'\r')) {

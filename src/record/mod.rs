@@ -225,17 +225,28 @@ impl Event {
 
     #[inline]
     fn find(&self, key: &str) -> Option<usize> {
+        self.probe(key).ok()
+    }
+
+    /// The position of field `key`, or where it is not: the empty index slot that ends its
+    /// probe (`None` when the event is not indexed).
+    #[inline]
+    fn probe(&self, key: &str) -> Result<usize, Option<usize>> {
         if !self.indexed {
-            return self.fields.iter().position(|(k, _)| self.text(*k) == key);
+            return self
+                .fields
+                .iter()
+                .position(|(k, _)| self.text(*k) == key)
+                .ok_or(None);
         }
         let mut i = slot_of(key.as_bytes());
         loop {
             match self.index[i] {
-                0 => return None,
+                0 => return Err(Some(i)),
                 n => {
                     let pos = n as usize - 1;
                     if self.text(self.fields[pos].0) == key {
-                        return Some(pos);
+                        return Ok(pos);
                     }
                 }
             }
@@ -243,15 +254,32 @@ impl Event {
         }
     }
 
+    /// Append a field whose name [`Event::probe`] did not find; `slot` is what it returned.
+    #[inline]
+    fn push_probed(&mut self, slot: Option<usize>, key: Span, val: Val) {
+        match slot {
+            Some(i) => {
+                let pos = self.fields.len();
+                self.fields.push((key, val));
+                if pos >= MAX_INDEXED {
+                    self.indexed = false;
+                } else {
+                    self.index[i] = pos as u16 + 1;
+                }
+            }
+            None => self.push_field(key, val),
+        }
+    }
+
     /// Set `key` to `val`, replacing an earlier field of the same name in place (so an
     /// attribute overrides an envelope field and keeps its position).
     #[inline]
     pub fn set(&mut self, key: &str, val: Val) {
-        match self.find(key) {
-            Some(i) => self.fields[i].1 = val,
-            None => {
+        match self.probe(key) {
+            Ok(i) => self.fields[i].1 = val,
+            Err(slot) => {
                 let k = self.push_text(key);
-                self.push_field(k, val);
+                self.push_probed(slot, k, val);
             }
         }
     }
@@ -259,14 +287,13 @@ impl Event {
     /// Like [`Event::set`] with a key already in the arena.
     #[inline]
     pub fn set_span(&mut self, key: Span, val: Val) {
-        // The key's text is in the arena; look it up by a copy of its span's text.
         let found = {
             let name = self.text(key);
-            self.find(name)
+            self.probe(name)
         };
         match found {
-            Some(i) => self.fields[i].1 = val,
-            None => self.push_field(key, val),
+            Ok(i) => self.fields[i].1 = val,
+            Err(slot) => self.push_probed(slot, key, val),
         }
     }
 
@@ -316,6 +343,18 @@ impl Event {
     /// The string value of `key`, if present and a string.
     pub fn get_str(&self, key: &str) -> Option<&str> {
         self.get(key).and_then(|v| v.as_str())
+    }
+
+    /// The name of the field at position `i` (in [`Event::iter`] order); `i < len()`.
+    #[inline]
+    pub fn key_at(&self, i: usize) -> &str {
+        self.text(self.fields[i].0)
+    }
+
+    /// The value of the field at position `i` (in [`Event::iter`] order); `i < len()`.
+    #[inline]
+    pub fn value_at(&self, i: usize) -> ValRef<'_> {
+        self.resolve(self.fields[i].1)
     }
 
     /// Fields in order.

@@ -126,7 +126,12 @@ fn equals(v: ValRef<'_>, lit: &Lit) -> bool {
 impl Cond {
     #[inline]
     pub fn test(&self, ev: &Event) -> bool {
-        let v = ev.get(&self.field);
+        self.test_value(ev.get(&self.field))
+    }
+
+    /// The test on the field's value already looked up (`None`: the field is missing).
+    #[inline]
+    pub fn test_value(&self, v: Option<ValRef<'_>>) -> bool {
         match &self.test {
             Test::Present => v.is_some(),
             Test::Absent => v.is_none(),

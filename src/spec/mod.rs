@@ -91,13 +91,31 @@ impl StatDef {
         time: f64,
         scratch: &'a mut String,
     ) -> Option<Input<'a>> {
-        let value = || self.value.as_deref().and_then(|f| ev.get(f));
+        let value = self.value.as_deref().and_then(|f| ev.get(f));
+        let parts = self
+            .partition
+            .iter()
+            .flat_map(|p| p.split(','))
+            .map(|f| ev.get(f));
+        self.input_from(value, parts, time, scratch)
+    }
+
+    /// [`StatDef::input`] from values already looked up: `value` is the value field's,
+    /// `parts` the partition fields' in order (`None` where missing).
+    #[inline]
+    pub fn input_from<'a>(
+        &self,
+        value: Option<ValRef<'a>>,
+        parts: impl Iterator<Item = Option<ValRef<'a>>>,
+        time: f64,
+        scratch: &'a mut String,
+    ) -> Option<Input<'a>> {
         match self.agg {
             AggSpec::Count => Some(Input::One),
             AggSpec::Summary | AggSpec::Quantiles => {
-                filter::number(value()?, self.unit).map(Input::Num)
+                filter::number(value?, self.unit).map(Input::Num)
             }
-            AggSpec::Unique | AggSpec::Top { .. } => match value()? {
+            AggSpec::Unique | AggSpec::Top { .. } => match value? {
                 ValRef::Null => None,
                 ValRef::Str(s) => Some(Input::Text(s)),
                 v => {
@@ -107,8 +125,8 @@ impl StatDef {
                 }
             },
             AggSpec::Last { .. } => {
-                let value = filter::number(value()?, self.unit)?;
-                let part = partition_text(ev, self.partition.as_deref()?, scratch)?;
+                let value = filter::number(value?, self.unit)?;
+                let part = partition_text(parts, scratch)?;
                 Some(Input::Last { part, time, value })
             }
         }
@@ -117,16 +135,7 @@ impl StatDef {
     /// Write the group key (group-by values joined by `,`; a missing or empty field is
     /// written as `-`) into `out`, cleared first. False, with `out` empty, without group-by.
     pub fn group_key(&self, ev: &Event, out: &mut String) -> bool {
-        out.clear();
-        for (i, f) in self.group_by.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            match ev.get(f) {
-                None | Some(ValRef::Null) => out.push('-'),
-                Some(v) => v.write_text(out),
-            }
-        }
+        write_group_key(self.group_by.iter().map(|f| ev.get(f)), out);
         !self.group_by.is_empty()
     }
 
@@ -201,26 +210,47 @@ impl StatDef {
     }
 }
 
-/// Write the partition text of `ev` for `fields` ("a" or "a,b"); borrowed from the event for
-/// one string field, built in `scratch` otherwise. `None` when a partition field is missing.
-fn partition_text<'a>(ev: &'a Event, fields: &str, scratch: &'a mut String) -> Option<&'a str> {
-    if !fields.contains(',') {
-        match ev.get(fields)? {
-            ValRef::Str(s) => return Some(s),
-            ValRef::Null => return None,
+/// Write a group key from the group-by fields' values in order (joined by `,`; a missing or
+/// null value is written as `-`) into `out`, cleared first.
+#[inline]
+pub fn write_group_key<'a>(values: impl Iterator<Item = Option<ValRef<'a>>>, out: &mut String) {
+    out.clear();
+    for (i, v) in values.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match v {
+            None | Some(ValRef::Null) => out.push('-'),
+            Some(v) => v.write_text(out),
+        }
+    }
+}
+
+/// The partition text from the partition fields' values ("a" or "a,b"); borrowed from the
+/// event for one string field, built in `scratch` otherwise. `None` without partition fields
+/// or when one is missing or null.
+fn partition_text<'a>(
+    mut parts: impl Iterator<Item = Option<ValRef<'a>>>,
+    scratch: &'a mut String,
+) -> Option<&'a str> {
+    let first = parts.next()?;
+    let Some(second) = parts.next() else {
+        return match first? {
+            ValRef::Str(s) => Some(s),
+            ValRef::Null => None,
             v => {
                 scratch.clear();
                 v.write_text(scratch);
-                return Some(scratch.as_str());
+                Some(scratch.as_str())
             }
-        }
-    }
+        };
+    };
     scratch.clear();
-    for (i, f) in fields.split(',').enumerate() {
+    for (i, v) in [first, second].into_iter().chain(parts).enumerate() {
         if i > 0 {
             scratch.push(',');
         }
-        match ev.get(f)? {
+        match v? {
             ValRef::Null => return None,
             v => v.write_text(scratch),
         }
