@@ -196,33 +196,34 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Skip a nested value, checking its shape, and return its raw span in the input.
+    /// Skip a nested value, checking that it is well-formed JSON (so it can be written back
+    /// verbatim), and return its raw span in the input. Nesting is tracked on a heap stack, so
+    /// deep input cannot overflow the call stack.
     fn skip_nested(&mut self) -> Result<(usize, usize), JsonError> {
         let start = self.i;
-        let mut depth = 0usize;
+        let mut open: Vec<u8> = Vec::new();
         let mut scratch = Event::new();
-        loop {
+        'value: loop {
             self.ws();
             match self.peek() {
-                Some(b'{') | Some(b'[') => {
-                    depth += 1;
+                Some(c @ (b'{' | b'[')) => {
                     self.i += 1;
-                }
-                Some(b'}') | Some(b']') => {
-                    if depth == 0 {
-                        return Err(err(self.i, "unbalanced brackets"));
-                    }
-                    depth -= 1;
-                    self.i += 1;
-                    if depth == 0 {
-                        return Ok((start, self.i));
+                    self.ws();
+                    let close = if c == b'{' { b'}' } else { b']' };
+                    if self.peek() == Some(close) {
+                        self.i += 1;
+                    } else {
+                        open.push(c);
+                        if c == b'{' {
+                            self.nested_key(&mut scratch)?;
+                        }
+                        continue 'value;
                     }
                 }
                 Some(b'"') => {
                     scratch.clear();
                     self.string(&mut scratch)?;
                 }
-                Some(b',') | Some(b':') => self.i += 1,
                 Some(b'-' | b'0'..=b'9') => {
                     self.number()?;
                 }
@@ -235,10 +236,47 @@ impl<'a> Reader<'a> {
                 Some(b'n') => {
                     self.literal(b"null", Val::Null)?;
                 }
-                Some(_) => return Err(err(self.i, "unexpected character")),
+                Some(_) => return Err(err(self.i, "expected a value")),
                 None => return Err(err(self.i, "unterminated value")),
             }
+            // After a value: close containers, or go on to the next element.
+            loop {
+                let Some(&c) = open.last() else {
+                    return Ok((start, self.i));
+                };
+                self.ws();
+                match self.peek() {
+                    Some(b',') => {
+                        self.i += 1;
+                        if c == b'{' {
+                            self.nested_key(&mut scratch)?;
+                        }
+                        continue 'value;
+                    }
+                    Some(b'}') if c == b'{' => {
+                        self.i += 1;
+                        open.pop();
+                    }
+                    Some(b']') if c == b'[' => {
+                        self.i += 1;
+                        open.pop();
+                    }
+                    Some(_) => return Err(err(self.i, "expected ',' or a closing bracket")),
+                    None => return Err(err(self.i, "unterminated value")),
+                }
+            }
         }
+    }
+
+    /// A `"key":` inside a nested object.
+    fn nested_key(&mut self, scratch: &mut Event) -> Result<(), JsonError> {
+        self.ws();
+        if self.peek() != Some(b'"') {
+            return Err(err(self.i, "expected a key"));
+        }
+        scratch.clear();
+        self.string(scratch)?;
+        self.expect(b':', "expected ':'")
     }
 }
 

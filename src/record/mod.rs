@@ -580,6 +580,21 @@ mod tests {
     }
 
     #[test]
+    fn nested_values_are_kept_verbatim() {
+        let line =
+            br#"{"a":[],"b":{},"c":[1,[true,null],{"k":"v","l":[-1.5e3]}],"d":{ "x" : [ ] }}"#;
+        let mut e = Event::new();
+        e.read_json(line).unwrap();
+        assert_eq!(e.get("a"), Some(ValRef::Raw("[]")));
+        assert_eq!(e.get("b"), Some(ValRef::Raw("{}")));
+        assert_eq!(
+            e.get("c"),
+            Some(ValRef::Raw(r#"[1,[true,null],{"k":"v","l":[-1.5e3]}]"#))
+        );
+        assert_eq!(e.get("d"), Some(ValRef::Raw(r#"{ "x" : [ ] }"#)));
+    }
+
+    #[test]
     fn bad_json_is_an_error() {
         let mut e = Event::new();
         for bad in [
@@ -589,6 +604,18 @@ mod tests {
             b"{\"a\":1,}",
             b"{\"a\":1} x",
             b"",
+            // Found by fuzzing: malformed nested values were kept as raw text, so
+            // write_json gave invalid JSON.
+            b"{\"z\":{:{}}}",
+            b"{\"a\":[1 2]}",
+            b"{\"a\":[1,]}",
+            b"{\"a\":[,1]}",
+            b"{\"a\":{\"k\" 1}}",
+            b"{\"a\":{\"k\":1,}}",
+            b"{\"a\":{1:2}}",
+            b"{\"a\":[}",
+            b"{\"a\":{\"k\":]}",
+            b"{\"a\":[[]]]}",
         ] {
             assert!(
                 e.read_json(bad).is_err(),
