@@ -146,7 +146,7 @@ impl<'a> Reader<'a> {
         while matches!(self.peek(), Some(b'0'..=b'9')) {
             self.i += 1;
         }
-        if self.i == digits {
+        if self.i == digits || (self.b[digits] == b'0' && self.i > digits + 1) {
             return Err(err(start, "bad number"));
         }
         let mut float = false;
@@ -182,9 +182,10 @@ impl<'a> Reader<'a> {
                 return Ok(Val::Int(n));
             }
         }
-        text.parse::<f64>()
-            .map(Val::Float)
-            .map_err(|_| err(start, "bad number"))
+        match text.parse::<f64>() {
+            Ok(f) if f.is_finite() => Ok(Val::Float(f)),
+            _ => Err(err(start, "number out of range")),
+        }
     }
 
     fn literal(&mut self, word: &[u8], v: Val) -> Result<Val, JsonError> {
@@ -282,8 +283,8 @@ impl<'a> Reader<'a> {
 
 fn hex4(b: &[u8], i: usize) -> Option<u32> {
     let s = b.get(i..i + 4)?;
-    let s = std::str::from_utf8(s).ok()?;
-    u32::from_str_radix(s, 16).ok()
+    s.iter()
+        .try_fold(0, |n, &c| Some(n << 4 | (c as char).to_digit(16)?))
 }
 
 pub(super) fn read_object(ev: &mut Event, line: &[u8]) -> Result<(), JsonError> {

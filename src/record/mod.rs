@@ -592,6 +592,10 @@ mod tests {
             Some(ValRef::Raw(r#"[1,[true,null],{"k":"v","l":[-1.5e3]}]"#))
         );
         assert_eq!(e.get("d"), Some(ValRef::Raw(r#"{ "x" : [ ] }"#)));
+        e.read_json(br#"{"z":0,"m":-0.5,"n":[0,-0,0e1]}"#).unwrap();
+        assert_eq!(e.get("z"), Some(ValRef::Int(0)));
+        assert_eq!(e.get("m"), Some(ValRef::Float(-0.5)));
+        assert_eq!(e.get("n"), Some(ValRef::Raw("[0,-0,0e1]")));
     }
 
     #[test]
@@ -616,6 +620,15 @@ mod tests {
             b"{\"a\":[}",
             b"{\"a\":{\"k\":]}",
             b"{\"a\":[[]]]}",
+            // Leading zeros are not JSON (and were written back verbatim when nested).
+            b"{\"a\":[05]}",
+            b"{\"a\":05}",
+            b"{\"a\":-00}",
+            // Out of f64 range: it used to read as infinity and be written back as null.
+            b"{\"a\":1e999}",
+            b"{\"a\":[-1e400]}",
+            // from_str_radix takes a sign, so `\u+041` read as `A`.
+            b"{\"a\":\"\\u+041\"}",
         ] {
             assert!(
                 e.read_json(bad).is_err(),
