@@ -6,6 +6,8 @@ use super::{Event, JsonError, Span, Val};
 struct Reader<'a> {
     b: &'a [u8],
     i: usize,
+    /// Where each `\uXXXX` escape of a lone surrogate starts (decoded as U+FFFD).
+    lone: Vec<usize>,
 }
 
 fn err(offset: usize, what: &'static str) -> JsonError {
@@ -54,6 +56,7 @@ impl<'a> Reader<'a> {
             }
         }
         let b = self.b;
+        let lone = &mut self.lone;
         let mut i = start;
         let mut failed: Option<JsonError> = None;
         let span = ev.build_text(|out| {
@@ -109,7 +112,10 @@ impl<'a> Reader<'a> {
                                 } else {
                                     char::from_u32(hi)
                                 };
-                                out.push(c.unwrap_or('\u{fffd}'));
+                                out.push(c.unwrap_or_else(|| {
+                                    lone.push(i - 6);
+                                    '\u{fffd}'
+                                }));
                             }
                             _ => {
                                 failed = Some(err(i - 1, "bad escape"));
@@ -288,7 +294,11 @@ fn hex4(b: &[u8], i: usize) -> Option<u32> {
 }
 
 pub(super) fn read_object(ev: &mut Event, line: &[u8]) -> Result<(), JsonError> {
-    let mut r = Reader { b: line, i: 0 };
+    let mut r = Reader {
+        b: line,
+        i: 0,
+        lone: Vec::new(),
+    };
     r.expect(b'{', "expected an object")?;
     r.ws();
     if r.peek() == Some(b'}') {
@@ -309,10 +319,21 @@ pub(super) fn read_object(ev: &mut Event, line: &[u8]) -> Result<(), JsonError> 
                 Some(b'f') => r.literal(b"false", Val::Bool(false))?,
                 Some(b'n') => r.literal(b"null", Val::Null)?,
                 Some(b'{' | b'[') => {
+                    r.lone.clear();
                     let (s, e) = r.skip_nested()?;
                     let raw = std::str::from_utf8(&line[s..e])
                         .map_err(|_| err(s, "value is not UTF-8"))?;
-                    Val::Raw(ev.push_text(raw))
+                    // Kept verbatim, except that a lone surrogate escape (which strict
+                    // readers reject) is written as the U+FFFD it was read as.
+                    Val::Raw(ev.build_text(|out| {
+                        let mut from = s;
+                        for &at in &r.lone {
+                            out.push_str(&raw[from - s..at - s]);
+                            out.push_str("\\ufffd");
+                            from = at + 6;
+                        }
+                        out.push_str(&raw[from - s..]);
+                    }))
                 }
                 _ => return Err(err(r.i, "expected a value")),
             };

@@ -599,6 +599,25 @@ mod tests {
     }
 
     #[test]
+    fn lone_surrogates_become_replacement_chars_even_when_nested() {
+        // Found by fuzzing: a nested lone surrogate was kept verbatim, which serde_json
+        // rejects. Top-level strings already decoded it as U+FFFD; nested ones now say so.
+        let line = br#"{"a":["\ud83d\ud0e0",{"k":"\udc00x"}],"b":"\ud800","c":["\ud83d\ude00"]}"#;
+        let mut e = Event::new();
+        e.read_json(line).unwrap();
+        assert_eq!(
+            e.get("a"),
+            Some(ValRef::Raw(r#"["\ufffd\ud0e0",{"k":"\ufffdx"}]"#))
+        );
+        assert_eq!(e.get_str("b"), Some("\u{fffd}"));
+        assert_eq!(e.get("c"), Some(ValRef::Raw(r#"["\ud83d\ude00"]"#)));
+        let mut out = Vec::new();
+        e.write_json(&mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["a"][1]["k"], "\u{fffd}x");
+    }
+
+    #[test]
     fn bad_json_is_an_error() {
         let mut e = Event::new();
         for bad in [
