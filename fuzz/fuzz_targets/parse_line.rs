@@ -25,7 +25,10 @@ fuzz_target!(|data: &[u8]| {
             Err(e) => panic!("invalid JSON ({e}): {:?}", String::from_utf8_lossy(&out)),
         }
         // Real lines never hold an LF (input is split on it); then no record may either.
-        assert!(has_lf || !out.contains(&b'\n'), "an LF inside an NDJSON record");
+        assert!(
+            has_lf || !out.contains(&b'\n'),
+            "an LF inside an NDJSON record"
+        );
         n += 1;
     });
     assert!(n >= 1);

@@ -25,10 +25,20 @@ fuzz_target!(|data: &[u8]| {
         ),
     };
     let obj = parsed.as_object().expect("write_json gave a non-object");
-    assert_eq!(obj.len(), ev.len(), "duplicate keys in {:?}", String::from_utf8_lossy(&out));
+    assert_eq!(
+        obj.len(),
+        ev.len(),
+        "duplicate keys in {:?}",
+        String::from_utf8_lossy(&out)
+    );
     let mut back = Event::new();
     if let Err(e) = back.read_json(&out) {
         panic!("cannot read back {:?}: {e}", String::from_utf8_lossy(&out));
     }
-    assert_eq!(fields(&ev), fields(&back), "{:?}", String::from_utf8_lossy(&out));
+    assert_eq!(
+        fields(&ev),
+        fields(&back),
+        "{:?}",
+        String::from_utf8_lossy(&out)
+    );
 });
