@@ -198,24 +198,26 @@ pub fn parse_rfc3164(ev: &mut Event, scratch: &mut Vec<u8>, s: &str, year: i32) 
         None => (None, s),
     };
     ev.clear();
-    let rest =
-        if rest.len() >= 15 && crate::time::month_from_abbrev(&rest.as_bytes()[..3]).is_some() {
-            let stamp = &rest[..15];
-            let mut ok = false;
-            let span = ev.build_text(|t| ok = crate::time::bsd_to_rfc3339(stamp, year, t));
-            if !ok {
-                return false;
-            }
-            ev.set("time", Val::Str(span));
-            &rest[15..]
-        } else {
-            let (t, r) = token(rest);
-            if !looks_rfc3339(t) {
-                return false;
-            }
-            ev.set_str("time", t);
-            r
-        };
+    let rest = if rest.len() >= 15
+        && rest.is_char_boundary(15)
+        && crate::time::month_from_abbrev(&rest.as_bytes()[..3]).is_some()
+    {
+        let stamp = &rest[..15];
+        let mut ok = false;
+        let span = ev.build_text(|t| ok = crate::time::bsd_to_rfc3339(stamp, year, t));
+        if !ok {
+            return false;
+        }
+        ev.set("time", Val::Str(span));
+        &rest[15..]
+    } else {
+        let (t, r) = token(rest);
+        if !looks_rfc3339(t) {
+            return false;
+        }
+        ev.set_str("time", t);
+        r
+    };
     let rest = skip_spaces(rest);
     // HOSTNAME, unless the sender left it out and this is already the tag.
     let (host, after) = token(rest);
@@ -348,6 +350,13 @@ mod tests {
         assert_eq!(v["n"], 2);
         assert!(p3164("Feb 33 01:02:03 h x").is_none());
         assert!(p3164("hello").is_none());
+    }
+
+    #[test]
+    fn rfc3164_stamp_cut_inside_a_char_is_no_match() {
+        // Found by fuzzing: byte 15 falls inside a multi-byte char (lossy U+FFFD here).
+        assert!(p3164("Feb \u{fffd}\u{fffd}\u{fffd}\u{fffd}").is_none());
+        assert!(p3164("<13>Feb 13 20:0\u{e9}7:26 host x").is_none());
     }
 
     #[test]

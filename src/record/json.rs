@@ -6,6 +6,8 @@ use super::{Event, JsonError, Span, Val};
 struct Reader<'a> {
     b: &'a [u8],
     i: usize,
+    /// Where each `\uXXXX` escape of a lone surrogate starts (decoded as U+FFFD).
+    lone: Vec<usize>,
 }
 
 fn err(offset: usize, what: &'static str) -> JsonError {
@@ -54,6 +56,7 @@ impl<'a> Reader<'a> {
             }
         }
         let b = self.b;
+        let lone = &mut self.lone;
         let mut i = start;
         let mut failed: Option<JsonError> = None;
         let span = ev.build_text(|out| {
@@ -109,7 +112,10 @@ impl<'a> Reader<'a> {
                                 } else {
                                     char::from_u32(hi)
                                 };
-                                out.push(c.unwrap_or('\u{fffd}'));
+                                out.push(c.unwrap_or_else(|| {
+                                    lone.push(i - 6);
+                                    '\u{fffd}'
+                                }));
                             }
                             _ => {
                                 failed = Some(err(i - 1, "bad escape"));
@@ -146,7 +152,7 @@ impl<'a> Reader<'a> {
         while matches!(self.peek(), Some(b'0'..=b'9')) {
             self.i += 1;
         }
-        if self.i == digits {
+        if self.i == digits || (self.b[digits] == b'0' && self.i > digits + 1) {
             return Err(err(start, "bad number"));
         }
         let mut float = false;
@@ -182,9 +188,10 @@ impl<'a> Reader<'a> {
                 return Ok(Val::Int(n));
             }
         }
-        text.parse::<f64>()
-            .map(Val::Float)
-            .map_err(|_| err(start, "bad number"))
+        match text.parse::<f64>() {
+            Ok(f) if f.is_finite() => Ok(Val::Float(f)),
+            _ => Err(err(start, "number out of range")),
+        }
     }
 
     fn literal(&mut self, word: &[u8], v: Val) -> Result<Val, JsonError> {
@@ -196,33 +203,34 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Skip a nested value, checking its shape, and return its raw span in the input.
+    /// Skip a nested value, checking that it is well-formed JSON (so it can be written back
+    /// verbatim), and return its raw span in the input. Nesting is tracked on a heap stack, so
+    /// deep input cannot overflow the call stack.
     fn skip_nested(&mut self) -> Result<(usize, usize), JsonError> {
         let start = self.i;
-        let mut depth = 0usize;
+        let mut open: Vec<u8> = Vec::new();
         let mut scratch = Event::new();
-        loop {
+        'value: loop {
             self.ws();
             match self.peek() {
-                Some(b'{') | Some(b'[') => {
-                    depth += 1;
+                Some(c @ (b'{' | b'[')) => {
                     self.i += 1;
-                }
-                Some(b'}') | Some(b']') => {
-                    if depth == 0 {
-                        return Err(err(self.i, "unbalanced brackets"));
-                    }
-                    depth -= 1;
-                    self.i += 1;
-                    if depth == 0 {
-                        return Ok((start, self.i));
+                    self.ws();
+                    let close = if c == b'{' { b'}' } else { b']' };
+                    if self.peek() == Some(close) {
+                        self.i += 1;
+                    } else {
+                        open.push(c);
+                        if c == b'{' {
+                            self.nested_key(&mut scratch)?;
+                        }
+                        continue 'value;
                     }
                 }
                 Some(b'"') => {
                     scratch.clear();
                     self.string(&mut scratch)?;
                 }
-                Some(b',') | Some(b':') => self.i += 1,
                 Some(b'-' | b'0'..=b'9') => {
                     self.number()?;
                 }
@@ -235,21 +243,62 @@ impl<'a> Reader<'a> {
                 Some(b'n') => {
                     self.literal(b"null", Val::Null)?;
                 }
-                Some(_) => return Err(err(self.i, "unexpected character")),
+                Some(_) => return Err(err(self.i, "expected a value")),
                 None => return Err(err(self.i, "unterminated value")),
             }
+            // After a value: close containers, or go on to the next element.
+            loop {
+                let Some(&c) = open.last() else {
+                    return Ok((start, self.i));
+                };
+                self.ws();
+                match self.peek() {
+                    Some(b',') => {
+                        self.i += 1;
+                        if c == b'{' {
+                            self.nested_key(&mut scratch)?;
+                        }
+                        continue 'value;
+                    }
+                    Some(b'}') if c == b'{' => {
+                        self.i += 1;
+                        open.pop();
+                    }
+                    Some(b']') if c == b'[' => {
+                        self.i += 1;
+                        open.pop();
+                    }
+                    Some(_) => return Err(err(self.i, "expected ',' or a closing bracket")),
+                    None => return Err(err(self.i, "unterminated value")),
+                }
+            }
         }
+    }
+
+    /// A `"key":` inside a nested object.
+    fn nested_key(&mut self, scratch: &mut Event) -> Result<(), JsonError> {
+        self.ws();
+        if self.peek() != Some(b'"') {
+            return Err(err(self.i, "expected a key"));
+        }
+        scratch.clear();
+        self.string(scratch)?;
+        self.expect(b':', "expected ':'")
     }
 }
 
 fn hex4(b: &[u8], i: usize) -> Option<u32> {
     let s = b.get(i..i + 4)?;
-    let s = std::str::from_utf8(s).ok()?;
-    u32::from_str_radix(s, 16).ok()
+    s.iter()
+        .try_fold(0, |n, &c| Some(n << 4 | (c as char).to_digit(16)?))
 }
 
 pub(super) fn read_object(ev: &mut Event, line: &[u8]) -> Result<(), JsonError> {
-    let mut r = Reader { b: line, i: 0 };
+    let mut r = Reader {
+        b: line,
+        i: 0,
+        lone: Vec::new(),
+    };
     r.expect(b'{', "expected an object")?;
     r.ws();
     if r.peek() == Some(b'}') {
@@ -270,10 +319,21 @@ pub(super) fn read_object(ev: &mut Event, line: &[u8]) -> Result<(), JsonError> 
                 Some(b'f') => r.literal(b"false", Val::Bool(false))?,
                 Some(b'n') => r.literal(b"null", Val::Null)?,
                 Some(b'{' | b'[') => {
+                    r.lone.clear();
                     let (s, e) = r.skip_nested()?;
                     let raw = std::str::from_utf8(&line[s..e])
                         .map_err(|_| err(s, "value is not UTF-8"))?;
-                    Val::Raw(ev.push_text(raw))
+                    // Kept verbatim, except that a lone surrogate escape (which strict
+                    // readers reject) is written as the U+FFFD it was read as.
+                    Val::Raw(ev.build_text(|out| {
+                        let mut from = s;
+                        for &at in &r.lone {
+                            out.push_str(&raw[from - s..at - s]);
+                            out.push_str("\\ufffd");
+                            from = at + 6;
+                        }
+                        out.push_str(&raw[from - s..]);
+                    }))
                 }
                 _ => return Err(err(r.i, "expected a value")),
             };

@@ -619,6 +619,44 @@ mod tests {
     }
 
     #[test]
+    fn nested_values_are_kept_verbatim() {
+        let line =
+            br#"{"a":[],"b":{},"c":[1,[true,null],{"k":"v","l":[-1.5e3]}],"d":{ "x" : [ ] }}"#;
+        let mut e = Event::new();
+        e.read_json(line).unwrap();
+        assert_eq!(e.get("a"), Some(ValRef::Raw("[]")));
+        assert_eq!(e.get("b"), Some(ValRef::Raw("{}")));
+        assert_eq!(
+            e.get("c"),
+            Some(ValRef::Raw(r#"[1,[true,null],{"k":"v","l":[-1.5e3]}]"#))
+        );
+        assert_eq!(e.get("d"), Some(ValRef::Raw(r#"{ "x" : [ ] }"#)));
+        e.read_json(br#"{"z":0,"m":-0.5,"n":[0,-0,0e1]}"#).unwrap();
+        assert_eq!(e.get("z"), Some(ValRef::Int(0)));
+        assert_eq!(e.get("m"), Some(ValRef::Float(-0.5)));
+        assert_eq!(e.get("n"), Some(ValRef::Raw("[0,-0,0e1]")));
+    }
+
+    #[test]
+    fn lone_surrogates_become_replacement_chars_even_when_nested() {
+        // Found by fuzzing: a nested lone surrogate was kept verbatim, which serde_json
+        // rejects. Top-level strings already decoded it as U+FFFD; nested ones now say so.
+        let line = br#"{"a":["\ud83d\ud0e0",{"k":"\udc00x"}],"b":"\ud800","c":["\ud83d\ude00"]}"#;
+        let mut e = Event::new();
+        e.read_json(line).unwrap();
+        assert_eq!(
+            e.get("a"),
+            Some(ValRef::Raw(r#"["\ufffd\ud0e0",{"k":"\ufffdx"}]"#))
+        );
+        assert_eq!(e.get_str("b"), Some("\u{fffd}"));
+        assert_eq!(e.get("c"), Some(ValRef::Raw(r#"["\ud83d\ude00"]"#)));
+        let mut out = Vec::new();
+        e.write_json(&mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["a"][1]["k"], "\u{fffd}x");
+    }
+
+    #[test]
     fn bad_json_is_an_error() {
         let mut e = Event::new();
         for bad in [
@@ -628,6 +666,27 @@ mod tests {
             b"{\"a\":1,}",
             b"{\"a\":1} x",
             b"",
+            // Found by fuzzing: malformed nested values were kept as raw text, so
+            // write_json gave invalid JSON.
+            b"{\"z\":{:{}}}",
+            b"{\"a\":[1 2]}",
+            b"{\"a\":[1,]}",
+            b"{\"a\":[,1]}",
+            b"{\"a\":{\"k\" 1}}",
+            b"{\"a\":{\"k\":1,}}",
+            b"{\"a\":{1:2}}",
+            b"{\"a\":[}",
+            b"{\"a\":{\"k\":]}",
+            b"{\"a\":[[]]]}",
+            // Leading zeros are not JSON (and were written back verbatim when nested).
+            b"{\"a\":[05]}",
+            b"{\"a\":05}",
+            b"{\"a\":-00}",
+            // Out of f64 range: it used to read as infinity and be written back as null.
+            b"{\"a\":1e999}",
+            b"{\"a\":[-1e400]}",
+            // from_str_radix takes a sign, so `\u+041` read as `A`.
+            b"{\"a\":\"\\u+041\"}",
         ] {
             assert!(
                 e.read_json(bad).is_err(),

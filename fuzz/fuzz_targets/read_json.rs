@@ -1,0 +1,44 @@
+//! Fuzz `Event::read_json` with arbitrary bytes: it must never panic, and when it accepts a
+//! line, `write_json` must give a JSON object (checked with serde_json) that reads back into an
+//! equal event.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use pulse::record::{Event, ValRef};
+
+fn fields(ev: &Event) -> Vec<(&str, ValRef<'_>)> {
+    ev.iter().collect()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut ev = Event::new();
+    if ev.read_json(data).is_err() {
+        return;
+    }
+    let mut out = Vec::new();
+    ev.write_json(&mut out);
+    let parsed: serde_json::Value = match serde_json::from_slice(&out) {
+        Ok(v) => v,
+        Err(e) => panic!(
+            "write_json gave invalid JSON ({e}): {:?}",
+            String::from_utf8_lossy(&out)
+        ),
+    };
+    let obj = parsed.as_object().expect("write_json gave a non-object");
+    assert_eq!(
+        obj.len(),
+        ev.len(),
+        "duplicate keys in {:?}",
+        String::from_utf8_lossy(&out)
+    );
+    let mut back = Event::new();
+    if let Err(e) = back.read_json(&out) {
+        panic!("cannot read back {:?}: {e}", String::from_utf8_lossy(&out));
+    }
+    assert_eq!(
+        fields(&ev),
+        fields(&back),
+        "{:?}",
+        String::from_utf8_lossy(&out)
+    );
+});
