@@ -191,7 +191,7 @@ pub fn run(args: Args) -> Result<i32> {
         threads,
         tick,
         || engine.scratch(),
-        |scratch, chunk| engine.process(scratch, chunk, None),
+        |scratch, chunk| engine.process_owned(scratch, chunk),
         |step| {
             match step {
                 pipeline::Step::Chunk {

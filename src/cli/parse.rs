@@ -110,7 +110,7 @@ pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> 
         threads,
         None,
         || Parser::new(opts),
-        |parser: &mut Parser, chunk: &[u8]| parse_chunk(parser, chunk),
+        |parser: &mut Parser, chunk: Vec<u8>| parse_chunk(parser, &chunk),
         |step| {
             match step {
                 Step::Chunk {

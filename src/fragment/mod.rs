@@ -626,6 +626,24 @@ impl Engine {
     /// Process one chunk of whole lines. `stream_newest` is the newest event time before the
     /// chunk when known (the exact re-run), `None` on a worker.
     pub fn process(&self, s: &mut Scratch, chunk: &[u8], stream_newest: Option<f64>) -> ChunkOut {
+        let mut out = self.process_lines(s, chunk, stream_newest);
+        if stream_newest.is_none() && out.min_kept < f64::INFINITY {
+            out.data = chunk.to_vec();
+        }
+        out
+    }
+
+    /// [`Engine::process`] on a worker, keeping the chunk itself (for a possible exact
+    /// re-run) without copying it.
+    pub fn process_owned(&self, s: &mut Scratch, chunk: Vec<u8>) -> ChunkOut {
+        let mut out = self.process_lines(s, &chunk, None);
+        if out.min_kept < f64::INFINITY {
+            out.data = chunk;
+        }
+        out
+    }
+
+    fn process_lines(&self, s: &mut Scratch, chunk: &[u8], stream_newest: Option<f64>) -> ChunkOut {
         let mut out = ChunkOut {
             partial: Partial::default(),
             lines: 0,
@@ -670,9 +688,6 @@ impl Engine {
                     }
                 },
             }
-        }
-        if stream_newest.is_none() && out.min_kept < f64::INFINITY {
-            out.data = chunk.to_vec();
         }
         out
     }

@@ -37,7 +37,7 @@ enum Msg<O> {
 }
 
 /// Run the pipeline. `init` makes each worker's scratch state; `work` maps one chunk (whole
-/// lines) to an output. With `threads <= 1` everything runs on the calling thread.
+/// lines, handed over so an output may keep it without a copy) to an output. With `threads <= 1` everything runs on the calling thread.
 pub fn run<S, O, Init, Work, Sink>(
     inputs: Vec<Input>,
     threads: usize,
@@ -49,7 +49,7 @@ pub fn run<S, O, Init, Work, Sink>(
 where
     O: Send,
     Init: Fn() -> S + Sync,
-    Work: Fn(&mut S, &[u8]) -> O + Sync,
+    Work: Fn(&mut S, Vec<u8>) -> O + Sync,
     Sink: FnMut(Step<O>) -> Result<()>,
 {
     if threads <= 1 {
@@ -61,10 +61,11 @@ where
                 .next_chunk()
                 .map_err(|e| Error::io(name.clone(), e))?
             {
-                let out = work(&mut state, &chunk);
+                let bytes = chunk.len();
+                let out = work(&mut state, chunk);
                 sink(Step::Chunk {
                     input: i,
-                    bytes: chunk.len(),
+                    bytes,
                     out,
                 })?;
             }
@@ -77,8 +78,8 @@ where
         return Ok(());
     }
 
-    let (work_tx, work_rx) = bounded::<(u64, usize, Vec<u8>)>(threads * 4);
-    let (out_tx, out_rx) = bounded::<(u64, Msg<O>)>(threads * 4);
+    let (work_tx, work_rx) = bounded::<(u64, usize, Vec<u8>)>(threads * 2);
+    let (out_tx, out_rx) = bounded::<(u64, Msg<O>)>(threads * 2);
 
     std::thread::scope(|scope| {
         // Reader.
@@ -123,8 +124,9 @@ where
             scope.spawn(move || {
                 let mut state = init();
                 for (seq, input, chunk) in rx {
-                    let out = work(&mut state, &chunk);
-                    if tx.send((seq, Msg::Chunk(input, chunk.len(), out))).is_err() {
+                    let bytes = chunk.len();
+                    let out = work(&mut state, chunk);
+                    if tx.send((seq, Msg::Chunk(input, bytes, out))).is_err() {
                         return;
                     }
                 }
@@ -205,7 +207,7 @@ mod tests {
             4,
             None,
             || (),
-            |_, chunk| chunk.to_vec(),
+            |_, chunk| chunk,
             |step| {
                 match step {
                     Step::Chunk { out, .. } => seen.extend(out),
