@@ -4,6 +4,9 @@
 use super::{Event, JsonError, Span, Val};
 
 struct Reader<'a> {
+    /// The line, checked as UTF-8 once, so that strings found in it are sliced, not checked
+    /// again (slices at ASCII quotes are always on character boundaries).
+    text: &'a str,
     b: &'a [u8],
     i: usize,
     /// Where each `\uXXXX` escape of a lone surrogate starts (decoded as U+FFFD).
@@ -41,18 +44,15 @@ impl<'a> Reader<'a> {
     fn string(&mut self, ev: &mut Event) -> Result<Span, JsonError> {
         self.i += 1;
         let start = self.i;
-        // Fast path: no escapes.
-        while self.i < self.b.len() {
-            match self.b[self.i] {
-                b'"' => {
-                    let s = std::str::from_utf8(&self.b[start..self.i])
-                        .map_err(|_| err(start, "string is not UTF-8"))?;
-                    self.i += 1;
-                    return Ok(ev.push_text(s));
+        // Fast path: no escapes up to the closing quote.
+        if let Some(n) = memchr::memchr2(b'"', b'\\', &self.b[start..]) {
+            let end = start + n;
+            if self.b[end] == b'"' {
+                if let Some(c) = self.b[start..end].iter().position(|&c| c < 0x20) {
+                    return Err(err(start + c, "control character in string"));
                 }
-                b'\\' => break,
-                0..=0x1f => return Err(err(self.i, "control character in string")),
-                _ => self.i += 1,
+                self.i = end + 1;
+                return Ok(ev.push_text(&self.text[start..end]));
             }
         }
         let b = self.b;
@@ -294,7 +294,9 @@ fn hex4(b: &[u8], i: usize) -> Option<u32> {
 }
 
 pub(super) fn read_object(ev: &mut Event, line: &[u8]) -> Result<(), JsonError> {
+    let text = std::str::from_utf8(line).map_err(|e| err(e.valid_up_to(), "line is not UTF-8"))?;
     let mut r = Reader {
+        text,
         b: line,
         i: 0,
         lone: Vec::new(),
