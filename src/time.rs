@@ -140,6 +140,22 @@ fn push2(out: &mut String, v: i64) {
     out.push((b'0' + (v % 10) as u8) as char);
 }
 
+/// Append `YYYY-MM-DDTHH:MM:SS` (no zone).
+fn push_civil(out: &mut String, year: i64, month: u32, day: i64, h: i64, mi: i64, sec: i64) {
+    push2(out, year / 100);
+    push2(out, year % 100);
+    out.push('-');
+    push2(out, month as i64);
+    out.push('-');
+    push2(out, day);
+    out.push('T');
+    push2(out, h);
+    out.push(':');
+    push2(out, mi);
+    out.push(':');
+    push2(out, sec);
+}
+
 /// Convert an Apache/NCSA access-log time (`17/May/2015:10:05:03 +0000`) to RFC 3339
 /// (`2015-05-17T10:05:03+00:00`), keeping the offset as written. Appends to `out`; returns
 /// false (appending nothing) when `s` is not such a time.
@@ -177,18 +193,7 @@ pub fn apache_to_rfc3339(s: &str, out: &mut String) -> bool {
         _ => return false,
     };
     out.reserve(25);
-    push2(out, year / 100);
-    push2(out, year % 100);
-    out.push('-');
-    push2(out, month as i64);
-    out.push('-');
-    push2(out, day);
-    out.push('T');
-    push2(out, h);
-    out.push(':');
-    push2(out, mi);
-    out.push(':');
-    push2(out, sec);
+    push_civil(out, year, month, day, h, mi, sec);
     if sign == b'Z' {
         out.push('Z');
     } else {
@@ -225,18 +230,7 @@ pub fn bsd_to_rfc3339(s: &str, year: i32, out: &mut String) -> bool {
         return false;
     }
     let year = year as i64;
-    push2(out, year / 100);
-    push2(out, year % 100);
-    out.push('-');
-    push2(out, month as i64);
-    out.push('-');
-    push2(out, day);
-    out.push('T');
-    push2(out, h);
-    out.push(':');
-    push2(out, mi);
-    out.push(':');
-    push2(out, sec);
+    push_civil(out, year, month, day, h, mi, sec);
     out.push('Z');
     true
 }
