@@ -431,34 +431,67 @@ fn word_needs_escape(w: u64) -> bool {
         != 0
 }
 
+/// True when some byte of `bytes` makes `word` true; eight bytes at a time, the last few
+/// padded with a harmless letter.
+#[inline]
+fn any_word(bytes: &[u8], word: impl Fn(u64) -> bool) -> bool {
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let mut buf = [0u8; 8];
+        buf.copy_from_slice(w);
+        if word(u64::from_le_bytes(buf)) {
+            return true;
+        }
+    }
+    let rest = words.remainder();
+    if rest.is_empty() {
+        return false;
+    }
+    let mut buf = [b'a'; 8];
+    buf[..rest.len()].copy_from_slice(rest);
+    word(u64::from_le_bytes(buf))
+}
+
+/// True when some byte of `w` is a control character (below 0x20, or 0x7f).
+#[inline]
+fn word_has_control(w: u64) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let del = w ^ (LO * 0x7f);
+    ((w.wrapping_sub(LO * 0x20) & !w) | (del.wrapping_sub(LO) & !del)) & HI != 0
+}
+
 /// Write `s` as a JSON string with escapes.
 ///
-/// Runs of bytes that need no escape are found eight at a time and copied whole.
+/// Most strings need none, which is found eight bytes at a time, and are copied whole. A
+/// string with quotes or backslashes but no control characters (a log message quoting its
+/// values) is copied in runs between them, found with memchr; only a string with control
+/// characters goes byte by byte.
 #[inline]
 pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    out.reserve(s.len() + 2);
-    out.push(b'"');
     let bytes = s.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if i + 8 <= bytes.len() {
-            let w = u64::from_le_bytes([
-                bytes[i],
-                bytes[i + 1],
-                bytes[i + 2],
-                bytes[i + 3],
-                bytes[i + 4],
-                bytes[i + 5],
-                bytes[i + 6],
-                bytes[i + 7],
-            ]);
-            if !word_needs_escape(w) {
-                i += 8;
-                continue;
-            }
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    if !any_word(bytes, word_needs_escape) {
+        out.extend_from_slice(bytes);
+    } else if !any_word(bytes, word_has_control) {
+        let mut start = 0;
+        for i in memchr::memchr2_iter(b'"', b'\\', bytes) {
+            out.extend_from_slice(&bytes[start..i]);
+            out.push(b'\\');
+            // The quote or backslash itself starts the next run.
+            start = i;
         }
-        let b = bytes[i];
+        out.extend_from_slice(&bytes[start..]);
+    } else {
+        write_escaped_bytes(out, bytes);
+    }
+    out.push(b'"');
+}
+
+fn write_escaped_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
         let esc: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -471,22 +504,16 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
                 out.extend_from_slice(b"\\u00");
                 out.push(HEX[(b >> 4) as usize]);
                 out.push(HEX[(b & 15) as usize]);
-                i += 1;
-                start = i;
+                start = i + 1;
                 continue;
             }
-            _ => {
-                i += 1;
-                continue;
-            }
+            _ => continue,
         };
         out.extend_from_slice(&bytes[start..i]);
         out.extend_from_slice(esc);
-        i += 1;
-        start = i;
+        start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 mod json;
@@ -585,6 +612,10 @@ mod tests {
             "utf8 é ü 日本 \u{10348}",
             "",
             "12345678\"",
+            "path=\"/cart\" fwd=\"1.2.3.4\" a\\b long enough to take several words",
+            "quote \" and control \u{2} together",
+            "\u{7f}",
+            "é\u{7f}x",
         ];
         for c in cases {
             let mut out = Vec::new();
@@ -594,6 +625,19 @@ mod tests {
             let want = serde_json::to_string(c).unwrap();
             if !c.contains('\u{7f}') {
                 assert_eq!(String::from_utf8(out).unwrap(), want);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn json_strings_match_serde_json(c in "(?s).{0,80}") {
+            let mut out = Vec::new();
+            write_json_str(&mut out, &c);
+            let back: String = serde_json::from_slice(&out).unwrap();
+            proptest::prop_assert_eq!(&back, &c);
+            if !c.contains('\u{7f}') {
+                proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&c).unwrap());
             }
         }
     }
