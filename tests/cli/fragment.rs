@@ -32,19 +32,11 @@ fn raw_input_gives_the_same_fragments_as_parse_then_fragment() {
     let file = fixture(APACHE);
     let file = file.to_str().unwrap();
     let fused = sh(&format!("pulse-fragment --raw --source t --now 0 {file}"));
-    assert!(
-        fused.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fused.stderr)
-    );
+    crate::util::assert_ok(&fused);
     let piped = sh(&format!(
         "pulse-parse {file} | pulse-fragment --source t --now 0"
     ));
-    assert!(
-        piped.status.success(),
-        "{}",
-        String::from_utf8_lossy(&piped.stderr)
-    );
+    crate::util::assert_ok(&piped);
     let a = latest_states(&ndjson(&fused.stdout));
     let b = latest_states(&ndjson(&piped.stdout));
     assert!(a.len() > 100, "only {} windows", a.len());
@@ -106,11 +98,7 @@ fn windows_follow_event_time_and_late_events_are_dropped() {
         &["--stats", &stats, "--source", "s", "--now", "0"],
         &input,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::util::assert_ok(&out);
     let frags = ndjson(&out.stdout);
     let states = latest_states(&frags);
     let t0 = 1767225600i64;
@@ -220,11 +208,7 @@ fn list_stats_prints_a_stats_file_that_reads_back() {
     assert!(listed.contains("router.service"), "{listed}");
     let p = stats_file(&dir, &listed);
     let again = run("pulse-fragment", &["--list-stats", "--stats", &p], b"");
-    assert!(
-        again.status.success(),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
+    crate::util::assert_ok(&again);
     assert_eq!(String::from_utf8(again.stdout).unwrap(), listed);
 }
 

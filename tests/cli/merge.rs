@@ -54,11 +54,7 @@ fn whole_run(file: &str) -> Finals {
     let out = sh(&format!(
         "pulse-fragment --raw --now 0 {file} | pulse-merge --every 0 --now 0"
     ));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::util::assert_ok(&out);
     finals(&ndjson(&out.stdout))
 }
 
@@ -80,11 +76,7 @@ fn split_log_merged_equals_the_whole() {
         c = parts[2],
         d = dir.path().display()
     ));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::util::assert_ok(&out);
     assert_eq!(finals(&ndjson(&out.stdout)), whole);
 }
 
@@ -107,11 +99,7 @@ fn three_fragmenters_two_shards_union_equals_the_whole() {
             b = parts[1],
             c = parts[2],
         ));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::util::assert_ok(&out);
         let got = finals(&ndjson(&out.stdout));
         assert!(!got.is_empty());
         for (k, v) in got {
@@ -135,11 +123,7 @@ fn stacked_mergers_equal_one_merger() {
         a = parts[0],
         b = parts[1],
     ));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::util::assert_ok(&out);
     assert_eq!(finals(&ndjson(&out.stdout)), whole);
 }
 

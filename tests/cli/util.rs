@@ -130,3 +130,13 @@ pub fn watchdog(pid: u32, secs: u64) -> std::sync::mpsc::Sender<()> {
     });
     tx
 }
+
+/// Assert that a command succeeded, showing its stderr when it did not.
+pub fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
