@@ -73,6 +73,9 @@ pub struct ChunkReader<R> {
     inner: R,
     /// Bytes read but not yet handed out (an incomplete last line).
     carry: Vec<u8>,
+    /// What each read fills: zeroed once, reused (zeroing a fresh megabyte for every read of
+    /// a pipe, which delivers 64 KiB at a time, cost more than the reads).
+    buf: Vec<u8>,
     chunk_size: usize,
     max_line: usize,
     /// Skipping the rest of an overlong line up to its newline.
@@ -91,6 +94,7 @@ impl<R: Read> ChunkReader<R> {
         ChunkReader {
             inner,
             carry: Vec::new(),
+            buf: Vec::new(),
             chunk_size: chunk_size.max(1),
             max_line: max_line.max(1),
             skipping: false,
@@ -108,19 +112,17 @@ impl<R: Read> ChunkReader<R> {
                 }
                 return Ok(Some(std::mem::take(&mut self.carry)));
             }
-            let start = self.carry.len();
-            self.carry.resize(start + self.chunk_size, 0);
+            if self.buf.len() != self.chunk_size {
+                self.buf = vec![0; self.chunk_size];
+            }
             let n = loop {
-                match self.inner.read(&mut self.carry[start..]) {
+                match self.inner.read(&mut self.buf) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        self.carry.truncate(start);
-                        return Err(e);
-                    }
+                    Err(e) => return Err(e),
                 }
             };
-            self.carry.truncate(start + n);
+            self.carry.extend_from_slice(&self.buf[..n]);
             if n == 0 {
                 self.eof = true;
                 if self.skipping {
@@ -142,7 +144,11 @@ impl<R: Read> ChunkReader<R> {
             }
             match memchr::memrchr(b'\n', &self.carry) {
                 Some(last) => {
-                    let rest = self.carry.split_off(last + 1);
+                    // The chunk leaves with the buffer; the partial last line starts a new
+                    // one, sized for a chunk (untouched pages cost nothing until written).
+                    let mut rest = Vec::with_capacity(self.chunk_size.max(self.carry.len() - last));
+                    rest.extend_from_slice(&self.carry[last + 1..]);
+                    self.carry.truncate(last + 1);
                     let chunk = std::mem::replace(&mut self.carry, rest);
                     return Ok(Some(self.cut_overlong(chunk)));
                 }
