@@ -3,7 +3,6 @@
 //! `k=v` words; `k="a b"` quotes a value with blanks.
 
 use super::*;
-use crate::record::Val;
 
 const CLASSIC: &str = include_str!("../../stats/pulse-classic.stats");
 
@@ -436,15 +435,7 @@ fn ev(s: &str) -> Event {
             let end = after.find(' ').unwrap_or(after.len());
             (&after[..end], &after[end..])
         };
-        if let Ok(i) = v.parse::<i64>() {
-            e.set(k, Val::Int(i));
-        } else if let Ok(f) = v.parse::<f64>() {
-            e.set(k, Val::Float(f));
-        } else if v == "true" || v == "false" {
-            e.set(k, Val::Bool(v == "true"));
-        } else {
-            e.set_str(k, v);
-        }
+        super::tests::set_coerced(&mut e, k, v);
         rest = next.trim_start();
     }
     e

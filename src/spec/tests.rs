@@ -14,21 +14,26 @@ fn err(text: &str) -> SpecError {
     }
 }
 
+/// Set `k` to `v` coerced as pulse-parse does: integers, decimals, booleans, else a string.
+pub(super) fn set_coerced(e: &mut Event, k: &str, v: &str) {
+    if let Ok(i) = v.parse::<i64>() {
+        e.set(k, Val::Int(i));
+    } else if let Ok(f) = v.parse::<f64>() {
+        e.set(k, Val::Float(f));
+    } else if v == "true" || v == "false" {
+        e.set(k, Val::Bool(v == "true"));
+    } else {
+        e.set_str(k, v);
+    }
+}
+
 /// An event from `k=v` words: integers and decimals become numbers, true/false booleans,
 /// anything else strings (as pulse-parse coerces attributes).
 fn ev(s: &str) -> Event {
     let mut e = Event::new();
     for w in s.split_whitespace() {
         let (k, v) = w.split_once('=').unwrap_or((w, "true"));
-        if let Ok(i) = v.parse::<i64>() {
-            e.set(k, Val::Int(i));
-        } else if let Ok(f) = v.parse::<f64>() {
-            e.set(k, Val::Float(f));
-        } else if v == "true" || v == "false" {
-            e.set(k, Val::Bool(v == "true"));
-        } else {
-            e.set_str(k, v);
-        }
+        set_coerced(&mut e, k, v);
     }
     e
 }
