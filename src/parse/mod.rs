@@ -368,7 +368,8 @@ pub struct ParsedChunk {
 /// Parse every line of `chunk` (whole lines; the last may lack its newline) to NDJSON.
 pub fn parse_chunk(parser: &mut Parser, chunk: &[u8]) -> ParsedChunk {
     let mut res = ParsedChunk {
-        out: Vec::with_capacity(chunk.len() + chunk.len() / 2 + 64),
+        // Events come out about twice the size of their lines (the message is kept whole).
+        out: Vec::with_capacity(2 * chunk.len() + chunk.len() / 4 + 64),
         ..ParsedChunk::default()
     };
     for line in lines(chunk) {

@@ -417,103 +417,80 @@ pub fn write_json_f64(out: &mut Vec<u8>, f: f64) {
     }
 }
 
-/// True when some byte of `w` must be escaped in JSON text (`"`, `\\`, below 0x20, 0x7f).
+/// Bytes that JSON text must escape: `"`, `\`, control characters (below 0x20) and DEL
+/// (escaped too, so output stays printable).
 #[inline]
-fn word_needs_escape(w: u64) -> bool {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
-    let below_space = w.wrapping_sub(LO * 0x20) & !w & HI;
-    (below_space
-        | has_zero(w ^ (LO * b'"' as u64))
-        | has_zero(w ^ (LO * b'\\' as u64))
-        | has_zero(w ^ (LO * 0x7f)))
-        != 0
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f
 }
 
-/// True when some byte of `bytes` makes `word` true; eight bytes at a time, the last few
-/// padded with a harmless letter.
+/// The position of the first byte at or after `from` that must be escaped, if any.
+///
+/// Sixteen bytes at a time with SSE2 (part of every x86-64 CPU): most strings have no such
+/// byte, or a few quotes, so the scan is what costs.
 #[inline]
-fn any_word(bytes: &[u8], word: impl Fn(u64) -> bool) -> bool {
-    let mut words = bytes.chunks_exact(8);
-    for w in &mut words {
-        let mut buf = [0u8; 8];
-        buf.copy_from_slice(w);
-        if word(u64::from_le_bytes(buf)) {
-            return true;
+fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is always present on x86-64; every load reads 16 bytes inside
+        // `bytes` (`i + 16 <= len`), unaligned loads are allowed.
+        unsafe {
+            let quote = _mm_set1_epi8(b'"' as i8);
+            let backslash = _mm_set1_epi8(b'\\' as i8);
+            let del = _mm_set1_epi8(0x7f);
+            let below = _mm_set1_epi8(0x1f);
+            while i + 16 <= bytes.len() {
+                let v = _mm_loadu_si128(bytes.as_ptr().add(i) as *const __m128i);
+                // Unsigned v <= 0x1f exactly when min(v, 0x1f) == v.
+                let ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, below), v);
+                let hit = _mm_or_si128(
+                    _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                    _mm_or_si128(_mm_cmpeq_epi8(v, del), ctl),
+                );
+                let mask = _mm_movemask_epi8(hit) as u32;
+                if mask != 0 {
+                    return Some(i + mask.trailing_zeros() as usize);
+                }
+                i += 16;
+            }
         }
     }
-    let rest = words.remainder();
-    if rest.is_empty() {
-        return false;
-    }
-    let mut buf = [b'a'; 8];
-    buf[..rest.len()].copy_from_slice(rest);
-    word(u64::from_le_bytes(buf))
+    bytes[i..]
+        .iter()
+        .position(|&b| needs_escape(b))
+        .map(|p| i + p)
 }
 
-/// True when some byte of `w` is a control character (below 0x20, or 0x7f).
-#[inline]
-fn word_has_control(w: u64) -> bool {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let del = w ^ (LO * 0x7f);
-    ((w.wrapping_sub(LO * 0x20) & !w) | (del.wrapping_sub(LO) & !del)) & HI != 0
-}
-
-/// Write `s` as a JSON string with escapes.
-///
-/// Most strings need none, which is found eight bytes at a time, and are copied whole. A
-/// string with quotes or backslashes but no control characters (a log message quoting its
-/// values) is copied in runs between them, found with memchr; only a string with control
-/// characters goes byte by byte.
+/// Write `s` as a JSON string with escapes: the runs between bytes that need escaping are
+/// copied whole.
 #[inline]
 pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
-    if !any_word(bytes, word_needs_escape) {
-        out.extend_from_slice(bytes);
-    } else if !any_word(bytes, word_has_control) {
-        let mut start = 0;
-        for i in memchr::memchr2_iter(b'"', b'\\', bytes) {
-            out.extend_from_slice(&bytes[start..i]);
-            out.push(b'\\');
-            // The quote or backslash itself starts the next run.
-            start = i;
-        }
-        out.extend_from_slice(&bytes[start..]);
-    } else {
-        write_escaped_bytes(out, bytes);
-    }
-    out.push(b'"');
-}
-
-fn write_escaped_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f | 0x7f => {
-                out.extend_from_slice(&bytes[start..i]);
+    while let Some(i) = next_escape(bytes, start) {
+        out.extend_from_slice(&bytes[start..i]);
+        let b = bytes[i];
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.extend_from_slice(b"\\u00");
                 out.push(HEX[(b >> 4) as usize]);
                 out.push(HEX[(b & 15) as usize]);
-                start = i + 1;
-                continue;
             }
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(esc);
+        }
         start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
 }
 
 mod json;
@@ -625,6 +602,26 @@ mod tests {
             let want = serde_json::to_string(c).unwrap();
             if !c.contains('\u{7f}') {
                 assert_eq!(String::from_utf8(out).unwrap(), want);
+            }
+        }
+    }
+
+    #[test]
+    fn json_string_escapes_are_found_at_every_position() {
+        // The scanner works sixteen bytes at a time: put each byte that needs escaping (and
+        // a high byte that does not) at every position of strings around that width.
+        for len in 1..40 {
+            for at in 0..len {
+                for special in ['"', '\\', '\u{1}', '\u{1f}', '\u{7f}', '\n', 'é'] {
+                    let mut c: String = "a".repeat(len - 1);
+                    c.insert(at, special);
+                    let mut out = Vec::new();
+                    write_json_str(&mut out, &c);
+                    let back: String = serde_json::from_slice(&out).unwrap();
+                    assert_eq!(back, c);
+                    let raw = out.iter().filter(|&&b| b < 0x20 || b == 0x7f).count();
+                    assert_eq!(raw, 0, "{c:?} written with a raw control byte");
+                }
             }
         }
     }
