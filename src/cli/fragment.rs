@@ -10,7 +10,7 @@ use crate::clock::Clock;
 use crate::error::{exit_with, Diag, Error, Result, EXIT_FAILURE, EXIT_OK};
 use crate::fragment::window::Windows;
 use crate::fragment::{Engine, InputKind, Own};
-use crate::io::{input, output, pipeline, progress::Progress};
+use crate::io::{input, output, pipeline, pool::Pool, progress::Progress};
 use crate::parse::{Format, Options as ParseOptions};
 use crate::spec::StatSet;
 
@@ -186,10 +186,13 @@ pub fn run(args: Args) -> Result<i32> {
     let mut line_base = 0u64;
     let mut exact = engine.scratch();
 
+    // Chunk buffers circulate reader → worker → here → reader.
+    let chunks = Pool::new(4 * threads + 4);
     let result = pipeline::run(
         inputs,
         threads,
         tick,
+        &chunks,
         || engine.scratch(),
         |scratch, chunk| engine.process_owned(scratch, chunk),
         |step| {
@@ -199,7 +202,8 @@ pub fn run(args: Args) -> Result<i32> {
                     out: got,
                     input,
                 } => {
-                    let got = engine.settle(&mut exact, &mut windows, got, &mut diag, &mut buf);
+                    let mut got = engine.settle(&mut exact, &mut windows, got, &mut diag, &mut buf);
+                    chunks.give(std::mem::take(&mut got.data));
                     for b in &got.bad {
                         let at = format!("{}: line {}", names[input], line_base + b.line + 1);
                         diag.bad(b.kind, &at, &b.detail)?;

@@ -14,8 +14,9 @@ use clap::{CommandFactory, Parser as ClapParser};
 use crate::error::{Diag, Error, Result, EXIT_OK};
 use crate::io::input::{open_all, MAX_LINE};
 use crate::io::pipeline::{self, Step};
+use crate::io::pool::Pool;
 use crate::io::progress::Progress;
-use crate::parse::{parse_chunk, Format, Options, ParsedChunk, Parser};
+use crate::parse::{parse_chunk_into, Format, Options, ParsedChunk, Parser};
 
 const TOOL: &str = "pulse-parse";
 
@@ -105,12 +106,20 @@ pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> 
             .unwrap_or(1)
     });
     let mut pos = Position { input: 0, line: 0 };
+    // Chunks circulate reader → worker → reader, outputs worker → writer → worker.
+    let chunks = Pool::new(4 * threads + 4);
+    let outputs = Pool::new(4 * threads + 4);
     let result = pipeline::run(
         inputs,
         threads,
         None,
+        &chunks,
         || Parser::new(opts),
-        |parser: &mut Parser, chunk: Vec<u8>| parse_chunk(parser, &chunk),
+        |parser: &mut Parser, chunk: Vec<u8>| {
+            let parsed = parse_chunk_into(parser, &chunk, outputs.take(0));
+            chunks.give(chunk);
+            parsed
+        },
         |step| {
             match step {
                 Step::Chunk {
@@ -138,6 +147,7 @@ pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> 
                     }
                     pos.line += chunk.lines;
                     progress.inc(bytes as u64);
+                    outputs.give(chunk.out);
                 }
                 Step::End {
                     input,

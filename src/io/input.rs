@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use super::pool::Pool;
 use crate::error::{Error, Result};
 
 /// The longest line a tool accepts: 1 MiB. A longer line is cut to this length (the rest,
@@ -17,6 +18,9 @@ pub struct Input {
     /// Its size when it is a regular file (for progress bars).
     pub len: Option<u64>,
     pub reader: Box<dyn Read + Send>,
+    /// The descriptor of a pipe, socket or terminal, polled to learn whether more input is
+    /// ready without waiting (see [`ChunkReader::with_ready_fd`]); `None` for regular files.
+    pub ready_fd: Option<i32>,
 }
 
 impl Input {
@@ -25,6 +29,7 @@ impl Input {
             name: "stdin".into(),
             len: None,
             reader: Box::new(io::stdin()),
+            ready_fd: Some(0),
         }
     }
 
@@ -38,10 +43,15 @@ impl Input {
             .ok()
             .filter(|m| m.is_file())
             .map(|m| m.len());
+        // A named pipe or `<(...)` streams like stdin.
+        let ready_fd = len
+            .is_none()
+            .then(|| std::os::fd::AsRawFd::as_raw_fd(&file));
         Ok(Input {
             name: path.display().to_string(),
             len,
             reader: Box::new(file),
+            ready_fd,
         })
     }
 
@@ -50,6 +60,7 @@ impl Input {
             name: name.into(),
             len: Some(bytes.len() as u64),
             reader: Box::new(io::Cursor::new(bytes)),
+            ready_fd: None,
         }
     }
 }
@@ -80,6 +91,10 @@ pub struct ChunkReader<R> {
     max_line: usize,
     /// Skipping the rest of an overlong line up to its newline.
     skipping: bool,
+    /// Where chunks come from (spares handed back by whoever consumed earlier ones).
+    pool: Option<Pool>,
+    /// See [`ChunkReader::with_ready_fd`].
+    ready_fd: Option<i32>,
     eof: bool,
     /// How many lines were cut for being longer than the limit.
     pub overlong: u64,
@@ -98,9 +113,47 @@ impl<R: Read> ChunkReader<R> {
             chunk_size: chunk_size.max(1),
             max_line: max_line.max(1),
             skipping: false,
+            pool: None,
+            ready_fd: None,
             eof: false,
             overlong: 0,
         }
+    }
+
+    /// Take chunk buffers from `pool` (give them back there when done with them).
+    pub fn with_pool(mut self, pool: Pool) -> ChunkReader<R> {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// Gather a pipe's reads into full chunks while more input is ready at once.
+    ///
+    /// A pipe delivers at most 64 KiB per read. Handing each read out as a chunk keeps a
+    /// live stream moving, but when the writer is ahead (a replay piped in) the per-chunk
+    /// costs then dominate. With the descriptor known, the reader keeps reading while the
+    /// descriptor has data ready now, up to half a chunk, and never waits holding lines back.
+    /// The pipe's buffer is also grown (see [`super::grow_pipe`]) so each read can bring more.
+    pub fn with_ready_fd(mut self, fd: Option<i32>) -> ChunkReader<R> {
+        if let Some(fd) = fd {
+            super::grow_pipe(fd);
+        }
+        self.ready_fd = fd;
+        self
+    }
+
+    /// True when the input can be read again without waiting.
+    fn more_ready(&self) -> bool {
+        let Some(fd) = self.ready_fd else {
+            return false;
+        };
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, a zero timeout; the descriptor is owned by `inner`.
+        let n = unsafe { libc::poll(&mut p, 1, 0) };
+        n == 1 && p.revents & (libc::POLLIN | libc::POLLHUP) != 0
     }
 
     /// The next chunk of whole lines, or `None` at end of input.
@@ -142,11 +195,18 @@ impl<R: Read> ChunkReader<R> {
                     }
                 }
             }
+            if self.carry.len() < self.chunk_size / 2 && self.more_ready() {
+                continue;
+            }
             match memchr::memrchr(b'\n', &self.carry) {
                 Some(last) => {
                     // The chunk leaves with the buffer; the partial last line starts a new
-                    // one, sized for a chunk (untouched pages cost nothing until written).
-                    let mut rest = Vec::with_capacity(self.chunk_size.max(self.carry.len() - last));
+                    // one, sized for a chunk, a spare from the pool if there is one.
+                    let room = self.chunk_size.max(self.carry.len() - last);
+                    let mut rest = match &self.pool {
+                        Some(pool) => pool.take(room),
+                        None => Vec::with_capacity(room),
+                    };
                     rest.extend_from_slice(&self.carry[last + 1..]);
                     self.carry.truncate(last + 1);
                     let chunk = std::mem::replace(&mut self.carry, rest);
@@ -230,5 +290,48 @@ mod tests {
             assert_eq!(out, b"ab\nabcd\nxy\n".to_vec(), "chunk size {size}");
             assert_eq!(n, 1);
         }
+    }
+
+    fn pipe_reader(r: std::io::PipeReader) -> ChunkReader<std::io::PipeReader> {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&r);
+        ChunkReader::new(r).with_ready_fd(Some(fd))
+    }
+
+    #[test]
+    fn a_pipe_that_is_ahead_fills_whole_chunks() {
+        let (r, mut w) = std::io::pipe().unwrap();
+        let line = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n";
+        let lines = 64 * 1024; // 4 MiB through a pipe that holds 64 KiB
+                               // One write: the writer always has more ready than the pipe holds.
+        let writer = std::thread::spawn(move || {
+            std::io::Write::write_all(&mut w, &line.repeat(lines)).unwrap();
+        });
+        let mut reader = pipe_reader(r);
+        let mut sizes = Vec::new();
+        while let Some(c) = reader.next_chunk().unwrap() {
+            assert!(c.chunks(line.len()).all(|l| l == line));
+            sizes.push(c.len());
+        }
+        writer.join().unwrap();
+        assert_eq!(sizes.iter().sum::<usize>(), lines * line.len());
+        // 64 reads of 64 KiB; the writer may fall behind now and then, but mostly they
+        // are gathered into chunks of half a megabyte or more.
+        assert!(sizes.len() < 32, "{} chunks: {sizes:?}", sizes.len());
+    }
+
+    #[test]
+    fn a_quiet_pipe_hands_out_what_it_has_without_waiting() {
+        let (r, mut w) = std::io::pipe().unwrap();
+        std::io::Write::write_all(&mut w, b"one\ntwo\n").unwrap();
+        let mut reader = pipe_reader(r);
+        // The writer stays open and silent: the lines must come out anyway.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let got = reader.next_chunk().unwrap();
+            let _ = tx.send(got);
+        });
+        let got = rx.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(got.unwrap().as_deref(), Some(&b"one\ntwo\n"[..]));
+        drop(w);
     }
 }

@@ -9,6 +9,7 @@ pub fn stdout(line_buffered: bool) -> Box<dyn Write> {
     if line_buffered || out.is_terminal() {
         Box::new(LineWriter::new(out.lock()))
     } else {
+        super::grow_pipe(1);
         Box::new(io::BufWriter::with_capacity(256 * 1024, out.lock()))
     }
 }

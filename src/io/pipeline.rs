@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, RecvTimeoutError};
 
 use super::input::{ChunkReader, Input};
+use super::pool::Pool;
 use crate::error::{Error, Result};
 
 /// What the sink is told, in input order.
@@ -37,11 +38,14 @@ enum Msg<O> {
 }
 
 /// Run the pipeline. `init` makes each worker's scratch state; `work` maps one chunk (whole
-/// lines, handed over so an output may keep it without a copy) to an output. With `threads <= 1` everything runs on the calling thread.
+/// lines, handed over so an output may keep it without a copy) to an output. Chunk buffers
+/// come from `pool`; `work` may give a chunk back there once done with it. With
+/// `threads <= 1` everything runs on the calling thread.
 pub fn run<S, O, Init, Work, Sink>(
     inputs: Vec<Input>,
     threads: usize,
     tick: Option<Duration>,
+    pool: &Pool,
     init: Init,
     work: Work,
     mut sink: Sink,
@@ -56,7 +60,9 @@ where
         let mut state = init();
         for (i, input) in inputs.into_iter().enumerate() {
             let name = input.name.clone();
-            let mut reader = ChunkReader::new(input.reader);
+            let mut reader = ChunkReader::new(input.reader)
+                .with_pool(pool.clone())
+                .with_ready_fd(input.ready_fd);
             while let Some(chunk) = reader
                 .next_chunk()
                 .map_err(|e| Error::io(name.clone(), e))?
@@ -88,7 +94,9 @@ where
             let mut seq = 0u64;
             for (i, input) in inputs.into_iter().enumerate() {
                 let name = input.name.clone();
-                let mut reader = ChunkReader::new(input.reader);
+                let mut reader = ChunkReader::new(input.reader)
+                    .with_pool(pool.clone())
+                    .with_ready_fd(input.ready_fd);
                 loop {
                     match reader.next_chunk() {
                         Ok(Some(chunk)) => {
@@ -206,6 +214,7 @@ mod tests {
             inputs,
             4,
             None,
+            &Pool::new(4),
             || (),
             |_, chunk| chunk,
             |step| {

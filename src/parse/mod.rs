@@ -367,9 +367,16 @@ pub struct ParsedChunk {
 
 /// Parse every line of `chunk` (whole lines; the last may lack its newline) to NDJSON.
 pub fn parse_chunk(parser: &mut Parser, chunk: &[u8]) -> ParsedChunk {
+    parse_chunk_into(parser, chunk, Vec::new())
+}
+
+/// [`parse_chunk`] writing into `out` (cleared first), a buffer to reuse.
+pub fn parse_chunk_into(parser: &mut Parser, chunk: &[u8], mut out: Vec<u8>) -> ParsedChunk {
+    out.clear();
+    // Events come out about twice the size of their lines (the message is kept whole).
+    out.reserve(2 * chunk.len() + chunk.len() / 4 + 64);
     let mut res = ParsedChunk {
-        // Events come out about twice the size of their lines (the message is kept whole).
-        out: Vec::with_capacity(2 * chunk.len() + chunk.len() / 4 + 64),
+        out,
         ..ParsedChunk::default()
     };
     for line in lines(chunk) {
