@@ -20,7 +20,7 @@
 //! `State changed from up to down` are not.
 
 use super::scan::{is_kv_token, push_unescaped, quote_end, skip_spaces, token};
-use crate::record::{Event, Val};
+use crate::record::{Event, Span, Val};
 
 /// True when the message's first token is `key=...`.
 #[inline]
@@ -65,20 +65,31 @@ pub fn coerce(v: &str) -> Option<Val> {
     None
 }
 
-/// Set `key` to the coerced unquoted value `v`.
-#[inline]
-pub fn set_coerced(ev: &mut Event, key: &str, v: &str) {
-    let val = match coerce(v) {
-        Some(val) => val,
-        None => Val::Str(ev.push_text(v)),
-    };
-    ev.set(key, val);
-}
-
 /// Add every attribute of `msg` to `ev` (see the module doc); returns how many were read.
 pub fn parse_attrs(ev: &mut Event, scratch: &mut Vec<u8>, msg: &str) -> usize {
+    parse_attrs_at(ev, scratch, msg, None)
+}
+
+/// [`parse_attrs`] for a message already in the event's arena at byte `base`: keys and
+/// values that need no unescaping are then spans of it rather than copies.
+pub fn parse_attrs_at(
+    ev: &mut Event,
+    scratch: &mut Vec<u8>,
+    msg: &str,
+    base: Option<u32>,
+) -> usize {
     let b = msg.as_bytes();
     let n = b.len();
+    let at = |s: usize, e: usize| {
+        base.map(|base| Span {
+            start: base + s as u32,
+            end: base + e as u32,
+        })
+    };
+    let set = |ev: &mut Event, ks: usize, ke: usize, val: Val| match at(ks, ke) {
+        Some(key) => ev.set_span(key, val),
+        None => ev.set(&msg[ks..ke], val),
+    };
     let mut i = 0;
     let mut count = 0;
     while i < n {
@@ -92,8 +103,8 @@ pub fn parse_attrs(ev: &mut Event, scratch: &mut Vec<u8>, msg: &str) -> usize {
         while i < n && !matches!(b[i], b' ' | b'\t' | b'=' | b'"') {
             i += 1;
         }
-        let key = &msg[ks..i];
-        if key.is_empty() {
+        let ke = i;
+        if ks == ke {
             if b[i] == b'"' {
                 i = (quote_end(b, i + 1) + 1).min(n);
             }
@@ -107,18 +118,27 @@ pub fn parse_attrs(ev: &mut Event, scratch: &mut Vec<u8>, msg: &str) -> usize {
             i += 1;
             if i < n && b[i] == b'"' {
                 let end = quote_end(b, i + 1);
-                let span = push_unescaped(ev, scratch, &msg[i + 1..end], false);
-                ev.set(key, Val::Str(span));
+                let raw = &msg[i + 1..end];
+                let span = match at(i + 1, end) {
+                    Some(span) if memchr::memchr(b'\\', raw.as_bytes()).is_none() => span,
+                    _ => push_unescaped(ev, scratch, raw, false),
+                };
+                set(ev, ks, ke, Val::Str(span));
                 i = (end + 1).min(n);
             } else {
                 let vs = i;
                 while i < n && b[i] != b' ' && b[i] != b'\t' {
                     i += 1;
                 }
-                set_coerced(ev, key, &msg[vs..i]);
+                let v = &msg[vs..i];
+                let val = match coerce(v) {
+                    Some(val) => val,
+                    None => Val::Str(at(vs, i).unwrap_or_else(|| ev.push_text(v))),
+                };
+                set(ev, ks, ke, val);
             }
         } else {
-            ev.set(key, Val::Bool(true));
+            set(ev, ks, ke, Val::Bool(true));
         }
     }
     count

@@ -5,10 +5,11 @@ use crate::record::{Event, Span};
 /// Append the string field `key` to an event known not to hold it yet (envelope fields right
 /// after [`Event::clear`]); skips [`Event::set`]'s search for an earlier field.
 #[inline]
-pub fn put_new(ev: &mut Event, key: &str, val: &str) {
+pub fn put_new(ev: &mut Event, key: &str, val: &str) -> Span {
     let k = ev.push_text(key);
     let v = ev.push_text(val);
     ev.push_unchecked(k, crate::record::Val::Str(v));
+    v
 }
 
 /// The first space-delimited token of `s` and what follows the single space after it.

@@ -13,7 +13,7 @@
 //! starts with `- ` loses that dash); a MSGID holding `=` is taken as the start of the message
 //! (a sender that dropped PROCID); runs of spaces between header fields are accepted.
 
-use super::logfmt::{looks_logfmt, parse_attrs};
+use super::logfmt::{looks_logfmt, parse_attrs_at};
 use super::scan::{looks_rfc3339, put_new, skip_spaces, token};
 use crate::record::{Event, Val};
 
@@ -85,9 +85,9 @@ pub fn set_pri(ev: &mut Event, pri: u8) {
 #[inline]
 pub fn set_message(ev: &mut Event, scratch: &mut Vec<u8>, msg: &str) {
     let msg = msg.strip_prefix('\u{feff}').unwrap_or(msg);
-    put_new(ev, "msg", msg);
+    let at = put_new(ev, "msg", msg);
     if looks_logfmt(msg) {
-        parse_attrs(ev, scratch, msg);
+        parse_attrs_at(ev, scratch, msg, Some(at.start));
     }
 }
 

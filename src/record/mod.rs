@@ -111,8 +111,8 @@ const MAX_INDEXED: usize = SLOTS * 3 / 4;
 
 /// One event, reusable: [`Event::clear`] keeps the allocations.
 ///
-/// Fields are looked up through a small open-addressing hash index (FNV-1a of the name,
-/// linear probing), since every stat of `pulse-fragment` reads fields of every event; an event
+/// Fields are looked up through a small open-addressing hash index (see `slot_of`; linear
+/// probing), since every stat of `pulse-fragment` reads fields of every event; an event
 /// with more than 48 fields falls back to scanning.
 #[derive(Clone, Debug)]
 pub struct Event {
@@ -134,14 +134,25 @@ impl Default for Event {
     }
 }
 
+/// The index slot of a field name: a multiply-mix of its length and of its first and last
+/// eight (or four, or one) bytes. Names are short; hashing them byte by byte cost more than
+/// the rest of the lookup.
 #[inline]
 fn slot_of(key: &[u8]) -> usize {
-    let mut h: u32 = 0x811c9dc5;
-    for &b in key {
-        h ^= b as u32;
-        h = h.wrapping_mul(0x01000193);
-    }
-    (h ^ (h >> 16)) as usize & (SLOTS - 1)
+    let n = key.len();
+    let word = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("eight bytes"));
+    let half = |b: &[u8]| u32::from_le_bytes(b.try_into().expect("four bytes")) as u64;
+    let h = if n >= 8 {
+        word(&key[..8]) ^ word(&key[n - 8..]).rotate_left(31)
+    } else if n >= 4 {
+        half(&key[..4]) | half(&key[n - 4..]) << 32
+    } else if n > 0 {
+        key[0] as u64 | (key[n / 2] as u64) << 8 | (key[n - 1] as u64) << 16
+    } else {
+        0
+    };
+    let h = (h ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h >> (64 - SLOTS.trailing_zeros())) as usize
 }
 
 impl Event {
