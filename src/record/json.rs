@@ -13,6 +13,13 @@ struct Reader<'a> {
     lone: Vec<usize>,
 }
 
+/// The first byte at or after `from` that ends a run of plain string text (a quote, a
+/// backslash, a control character or DEL), or the end of `b`.
+#[inline]
+fn next_special(b: &[u8], from: usize) -> usize {
+    super::next_escape(b, from).unwrap_or(b.len())
+}
+
 fn err(offset: usize, what: &'static str) -> JsonError {
     JsonError { offset, what }
 }
@@ -41,41 +48,32 @@ impl<'a> Reader<'a> {
     }
 
     /// Read a string (the opening quote is next) into the event's arena.
+    ///
+    /// The text between escapes is found sixteen bytes at a time and copied whole; the line
+    /// was checked as UTF-8 up front, and cutting it at ASCII bytes keeps it so.
     fn string(&mut self, ev: &mut Event) -> Result<Span, JsonError> {
         self.i += 1;
         let start = self.i;
+        let (b, text) = (self.b, self.text);
+        let first = next_special(b, start);
         // Fast path: no escapes up to the closing quote.
-        if let Some(n) = memchr::memchr2(b'"', b'\\', &self.b[start..]) {
-            let end = start + n;
-            if self.b[end] == b'"' {
-                if let Some(c) = self.b[start..end].iter().position(|&c| c < 0x20) {
-                    return Err(err(start + c, "control character in string"));
-                }
-                self.i = end + 1;
-                return Ok(ev.push_text(&self.text[start..end]));
-            }
+        if first < b.len() && b[first] == b'"' {
+            self.i = first + 1;
+            return Ok(ev.push_text(&text[start..first]));
         }
-        let b = self.b;
         let lone = &mut self.lone;
-        let mut i = start;
+        let mut i = first;
         let mut failed: Option<JsonError> = None;
         let span = ev.build_text(|out| {
-            let mut run = i;
+            out.push_str(&text[start..i]);
             loop {
-                if i >= b.len() {
+                let Some(&c) = b.get(i) else {
                     failed = Some(err(i, "unterminated string"));
                     return;
-                }
-                match b[i] {
+                };
+                match c {
                     b'"' => break,
                     b'\\' => {
-                        match std::str::from_utf8(&b[run..i]) {
-                            Ok(s) => out.push_str(s),
-                            Err(_) => {
-                                failed = Some(err(run, "string is not UTF-8"));
-                                return;
-                            }
-                        }
                         let Some(&e) = b.get(i + 1) else {
                             failed = Some(err(i, "unterminated string"));
                             return;
@@ -122,18 +120,20 @@ impl<'a> Reader<'a> {
                                 return;
                             }
                         }
-                        run = i;
                     }
                     0..=0x1f => {
                         failed = Some(err(i, "control character in string"));
                         return;
                     }
-                    _ => i += 1,
+                    // DEL stops the scan (it is escaped on output) but is fine here.
+                    _ => {
+                        out.push(c as char);
+                        i += 1;
+                    }
                 }
-            }
-            match std::str::from_utf8(&b[run..i]) {
-                Ok(s) => out.push_str(s),
-                Err(_) => failed = Some(err(run, "string is not UTF-8")),
+                let next = next_special(b, i);
+                out.push_str(&text[i..next]);
+                i = next;
             }
         });
         if let Some(e) = failed {

@@ -688,7 +688,40 @@ mod tests {
         }
     }
 
+    #[test]
+    fn json_strings_are_read_whatever_the_position_of_escapes_and_controls() {
+        for len in 1..40 {
+            for at in 0..len {
+                for special in ['"', '\\', '\u{1}', '\u{7f}', '\n', 'é', '\u{10348}'] {
+                    let mut c: String = "a".repeat(len - 1);
+                    c.insert(at, special);
+                    let mut e = Event::new();
+                    let line = format!("{{\"k\":{}}}", serde_json::to_string(&c).unwrap());
+                    e.read_json(line.as_bytes()).unwrap();
+                    assert_eq!(e.get_str("k"), Some(c.as_str()));
+                    if special < ' ' {
+                        // A raw control character inside a string is not JSON.
+                        let raw = format!("{{\"k\":\"{c}\"}}");
+                        assert!(e.read_json(raw.as_bytes()).is_err(), "{raw:?}");
+                    }
+                }
+            }
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn json_strings_read_back_as_serde_json_writes_them(c in "(?s).{0,80}") {
+            let mut e = Event::new();
+            let line = format!("{{\"k\":{}}}", serde_json::to_string(&c).unwrap());
+            e.read_json(line.as_bytes()).unwrap();
+            proptest::prop_assert_eq!(e.get_str("k"), Some(c.as_str()));
+            // And serde's escapes of everything (\u00XX for controls) too.
+            let escaped: String = c.chars().map(|ch| if (ch as u32) < 0x80 { format!("\\u{:04x}", ch as u32) } else { ch.to_string() }).collect();
+            e.read_json(format!("{{\"k\":\"{escaped}\"}}").as_bytes()).unwrap();
+            proptest::prop_assert_eq!(e.get_str("k"), Some(c.as_str()));
+        }
+
         #[test]
         fn json_strings_match_serde_json(c in "(?s).{0,80}") {
             let mut out = Vec::new();
