@@ -293,7 +293,13 @@ fn hex4(b: &[u8], i: usize) -> Option<u32> {
         .try_fold(0, |n, &c| Some(n << 4 | (c as char).to_digit(16)?))
 }
 
-pub(super) fn read_object(ev: &mut Event, line: &[u8]) -> Result<(), JsonError> {
+/// Read `line` into `ev`, keeping only the fields whose names `keep` accepts (all of them
+/// with `None`); the rest are still checked, so a malformed line is an error either way.
+pub(super) fn read_object(
+    ev: &mut Event,
+    line: &[u8],
+    keep: Option<&dyn Fn(&str) -> bool>,
+) -> Result<(), JsonError> {
     let text = std::str::from_utf8(line).map_err(|e| err(e.valid_up_to(), "line is not UTF-8"))?;
     let mut r = Reader {
         text,
@@ -339,7 +345,10 @@ pub(super) fn read_object(ev: &mut Event, line: &[u8]) -> Result<(), JsonError> 
                 }
                 _ => return Err(err(r.i, "expected a value")),
             };
-            ev.set_span(key, val);
+            match keep {
+                Some(keep) if !keep(ev.text(key)) => ev.truncate_text(key.start),
+                _ => ev.set_span(key, val),
+            }
             r.ws();
             match r.peek() {
                 Some(b',') => r.i += 1,

@@ -402,7 +402,24 @@ impl Event {
     /// single well-formed object.
     pub fn read_json(&mut self, line: &[u8]) -> Result<(), JsonError> {
         self.clear();
-        crate::record::json::read_object(self, line)
+        json::read_object(self, line, None)
+    }
+
+    /// [`Event::read_json`] keeping only the fields whose names `keep` accepts: a reader
+    /// that looks at a few fields skips storing and indexing the others (which are still
+    /// checked, so the same lines are errors).
+    pub fn read_json_keeping(
+        &mut self,
+        line: &[u8],
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<(), JsonError> {
+        self.clear();
+        json::read_object(self, line, Some(keep))
+    }
+
+    /// Drop the arena's text from `len` on (text of a field just read and not kept).
+    fn truncate_text(&mut self, len: u32) {
+        self.text.truncate(len as usize);
     }
 }
 
@@ -542,6 +559,8 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
             b'\n' => out.extend_from_slice(b"\\n"),
             b'\r' => out.extend_from_slice(b"\\r"),
             b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
             _ => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.extend_from_slice(b"\\u00");
@@ -790,6 +809,21 @@ mod tests {
         e.write_json(&mut out);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["a"][1]["k"], "\u{fffd}x");
+    }
+
+    #[test]
+    fn json_fields_not_wanted_are_checked_but_not_kept() {
+        let mut e = Event::new();
+        let keep = |k: &str| k.starts_with('k');
+        let line = br#"{"a":"x\"y","k1":"v","b":[1,{"c":2}],"k2":7,"d":null,"k1":"w"}"#;
+        e.read_json_keeping(line, &keep).unwrap();
+        let fields: Vec<_> = e.iter().collect();
+        assert_eq!(
+            fields,
+            vec![("k1", ValRef::Str("w")), ("k2", ValRef::Int(7))]
+        );
+        assert!(e.read_json_keeping(br#"{"a":[1,],"k1":1}"#, &keep).is_err());
+        assert!(e.read_json_keeping(b"{\"a\":\"\x01\"}", &keep).is_err());
     }
 
     #[test]
