@@ -42,6 +42,7 @@
 pub mod cli;
 pub mod clock;
 pub mod error;
+pub mod find;
 pub mod fragment;
 pub mod io;
 pub mod merge;

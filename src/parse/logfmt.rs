@@ -20,6 +20,7 @@
 //! `State changed from up to down` are not.
 
 use super::scan::{is_kv_token, push_unescaped, quote_end, skip_spaces, token};
+use crate::find::{self, Blank, KeyEnd};
 use crate::record::{Event, Span, Val};
 
 /// True when the message's first token is `key=...`.
@@ -100,9 +101,7 @@ pub fn parse_attrs_at(
             break;
         }
         let ks = i;
-        while i < n && !matches!(b[i], b' ' | b'\t' | b'=' | b'"') {
-            i += 1;
-        }
+        i = find::first::<KeyEnd>(b, i).unwrap_or(n);
         let ke = i;
         if ks == ke {
             if b[i] == b'"' {
@@ -127,9 +126,7 @@ pub fn parse_attrs_at(
                 i = (end + 1).min(n);
             } else {
                 let vs = i;
-                while i < n && b[i] != b' ' && b[i] != b'\t' {
-                    i += 1;
-                }
+                i = find::first::<Blank>(b, i).unwrap_or(n);
                 let v = &msg[vs..i];
                 let val = match coerce(v) {
                     Some(val) => val,

@@ -445,101 +445,11 @@ pub fn write_json_f64(out: &mut Vec<u8>, f: f64) {
     }
 }
 
-/// Bytes that JSON text must escape: `"`, `\`, control characters (below 0x20) and DEL
-/// (escaped too, so output stays printable).
-#[cfg(not(target_arch = "x86_64"))]
-#[inline]
-fn needs_escape(b: u8) -> bool {
-    b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f
-}
-
-/// The position of the first byte at or after `from` that must be escaped, if any.
-///
-/// Sixteen bytes at a time with SSE2 (part of every x86-64 CPU): most strings have no such
-/// byte, or a few quotes, so the scan is what costs. The last partial block is read as the
-/// string's last sixteen bytes (ignoring those before `from`), a string of 8 to 15 bytes as
-/// two overlapping words, a shorter one byte by byte.
+/// The first byte at or after `from` that JSON text must escape (see
+/// [`crate::find::JsonSpecial`]).
 #[inline]
 fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let n = bytes.len();
-        let mut i = from;
-        while i + 16 <= n {
-            let mask = escape_mask(bytes[i..i + 16].try_into().expect("16 bytes"));
-            if mask != 0 {
-                return Some(i + mask.trailing_zeros() as usize);
-            }
-            i += 16;
-        }
-        if i == n {
-            return None;
-        }
-        if n >= 16 {
-            let block: [u8; 16] = bytes[n - 16..].try_into().expect("16 bytes");
-            let skip = i - (n - 16);
-            let mask = escape_mask(block) >> skip << skip;
-            return (mask != 0).then(|| n - 16 + mask.trailing_zeros() as usize);
-        }
-        if n >= 8 {
-            // Two overlapping words (a copy through memory would stall the load).
-            let word = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
-            let (lo, hi) = (word(&bytes[..8]), word(&bytes[n - 8..]));
-            let mask = escape_mask_words(lo, hi);
-            let first = (mask & 0xff) >> i << i;
-            if first != 0 {
-                return Some(first.trailing_zeros() as usize);
-            }
-            let skip = i.saturating_sub(n - 8);
-            let second = (mask >> 8) >> skip << skip;
-            return (second != 0).then(|| n - 8 + second.trailing_zeros() as usize);
-        }
-        bytes[i..]
-            .iter()
-            .position(|&b| b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f)
-            .map(|p| i + p)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        bytes[from..]
-            .iter()
-            .position(|&b| needs_escape(b))
-            .map(|p| from + p)
-    }
-}
-
-/// Bit `k` set when byte `k` of `block` must be escaped.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-fn escape_mask(block: [u8; 16]) -> u32 {
-    use std::arch::x86_64::*;
-    // SAFETY: SSE2 is always present on x86-64; the load reads the 16 bytes of `block`.
-    escape_mask_vec(unsafe { _mm_loadu_si128(block.as_ptr() as *const __m128i) })
-}
-
-/// [`escape_mask`] of the sixteen bytes of `lo` then `hi` (little-endian).
-#[cfg(target_arch = "x86_64")]
-#[inline]
-fn escape_mask_words(lo: u64, hi: u64) -> u32 {
-    use std::arch::x86_64::*;
-    // SAFETY: SSE2 is always present on x86-64.
-    escape_mask_vec(unsafe { _mm_set_epi64x(hi as i64, lo as i64) })
-}
-
-#[cfg(target_arch = "x86_64")]
-#[inline]
-fn escape_mask_vec(v: std::arch::x86_64::__m128i) -> u32 {
-    use std::arch::x86_64::*;
-    // SAFETY: SSE2 is always present on x86-64; these intrinsics only touch registers.
-    unsafe {
-        // Unsigned v <= 0x1f exactly when min(v, 0x1f) == v.
-        let ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
-        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
-        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-        let del = _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f));
-        let hit = _mm_or_si128(_mm_or_si128(quote, backslash), _mm_or_si128(del, ctl));
-        _mm_movemask_epi8(hit) as u32
-    }
+    crate::find::first::<crate::find::JsonSpecial>(bytes, from)
 }
 
 /// Write `s` as a JSON string with escapes: the runs between bytes that need escaping are
