@@ -19,8 +19,9 @@ pub trait Class {
 ///
 /// The last partial block is read as the slice's last sixteen bytes (ignoring those before
 /// `from`), a slice of 8 to 15 bytes as two overlapping words (copying it into a padded
-/// block would stall on store forwarding), a shorter one byte by byte.
-#[inline]
+/// block would stall on store forwarding), of 4 to 7 as two half-words, a shorter one byte
+/// by byte.
+#[inline(always)]
 pub fn first<C: Class>(bytes: &[u8], from: usize) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     {
@@ -60,6 +61,21 @@ pub fn first<C: Class>(bytes: &[u8], from: usize) -> Option<usize> {
             let skip = i.saturating_sub(n - 8);
             let high = (mask >> 8) >> skip << skip;
             return (high != 0).then(|| n - 8 + high.trailing_zeros() as usize);
+        }
+        if n >= 4 {
+            // The same with two overlapping half-words (`at`, `GET`, `web.5`: most keys
+            // and many values are this short).
+            let half = |b: &[u8]| u32::from_le_bytes(b.try_into().expect("4 bytes")) as i64;
+            let pair = half(&bytes[..4]) | half(&bytes[n - 4..]) << 32;
+            // SAFETY: SSE2 is always present on x86-64.
+            let mask = C::mask(unsafe { _mm_set_epi64x(0, pair) });
+            let low = (mask & 0xf) >> i << i;
+            if low != 0 {
+                return Some(low.trailing_zeros() as usize);
+            }
+            let skip = i.saturating_sub(n - 4);
+            let high = ((mask >> 4) & 0xf) >> skip << skip;
+            return (high != 0).then(|| n - 4 + high.trailing_zeros() as usize);
         }
     }
     bytes

@@ -457,10 +457,26 @@ fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
 #[inline]
 pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
+    let Some(first) = next_escape(bytes, 0) else {
+        // The common case, a string with nothing to escape, written in one go.
+        out.reserve(bytes.len() + 2);
+        let len = out.len();
+        // SAFETY: the reserve above makes room for the quotes and the bytes; every byte up
+        // to the new length is written before it is set.
+        unsafe {
+            let at = out.as_mut_ptr().add(len);
+            at.write(b'"');
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), at.add(1), bytes.len());
+            at.add(1 + bytes.len()).write(b'"');
+            out.set_len(len + bytes.len() + 2);
+        }
+        return;
+    };
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut start = 0;
-    while let Some(i) = next_escape(bytes, start) {
+    let mut next = Some(first);
+    while let Some(i) = next {
         out.extend_from_slice(&bytes[start..i]);
         let b = bytes[i];
         match b {
@@ -479,6 +495,7 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
             }
         }
         start = i + 1;
+        next = next_escape(bytes, start);
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
