@@ -159,6 +159,46 @@ impl Class for KeyEnd {
     }
 }
 
+/// A double quote or a backslash: the end of quoted text, or an escape in it.
+pub struct QuoteOrBackslash;
+
+impl Class for QuoteOrBackslash {
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    fn mask(v: std::arch::x86_64::__m128i) -> u32 {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is always present on x86-64; these only touch registers.
+        unsafe {
+            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            _mm_movemask_epi8(_mm_or_si128(quote, backslash)) as u32
+        }
+    }
+
+    #[inline]
+    fn test(b: u8) -> bool {
+        b == b'"' || b == b'\\'
+    }
+}
+
+/// A space.
+pub struct Space;
+
+impl Class for Space {
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    fn mask(v: std::arch::x86_64::__m128i) -> u32 {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is always present on x86-64; these only touch registers.
+        unsafe { _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b' ' as i8))) as u32 }
+    }
+
+    #[inline]
+    fn test(b: u8) -> bool {
+        b == b' '
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +227,8 @@ mod tests {
                     check::<JsonSpecial>(&b);
                     check::<Blank>(&b);
                     check::<KeyEnd>(&b);
+                    check::<QuoteOrBackslash>(&b);
+                    check::<Space>(&b);
                 }
             }
         }

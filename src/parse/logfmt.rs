@@ -19,7 +19,7 @@
 //! `source=web.1 sample#load_avg_1m=2.46` are, `Error L10 (output buffer overflow)` and
 //! `State changed from up to down` are not.
 
-use super::scan::{is_kv_token, push_unescaped, quote_end, skip_spaces, token};
+use super::scan::{is_kv_token, push_unescaped, quote_end, quote_end_escaped, skip_spaces, token};
 use crate::find::{self, Blank, KeyEnd};
 use crate::record::{Event, Span, Val};
 
@@ -116,10 +116,10 @@ pub fn parse_attrs_at(
         if i < n && b[i] == b'=' {
             i += 1;
             if i < n && b[i] == b'"' {
-                let end = quote_end(b, i + 1);
+                let (end, escaped) = quote_end_escaped(b, i + 1);
                 let raw = &msg[i + 1..end];
                 let span = match at(i + 1, end) {
-                    Some(span) if memchr::memchr(b'\\', raw.as_bytes()).is_none() => span,
+                    Some(span) if !escaped => span,
                     _ => push_unescaped(ev, scratch, raw, false),
                 };
                 set(ev, ks, ke, Val::Str(span));

@@ -1,5 +1,6 @@
 //! Byte-level helpers shared by the format parsers: tokens, timestamps, unescaping.
 
+use crate::find::{self, QuoteOrBackslash, Space};
 use crate::record::{Event, Span};
 
 /// Append the string field `key` to an event known not to hold it yet (envelope fields right
@@ -15,7 +16,7 @@ pub fn put_new(ev: &mut Event, key: &str, val: &str) -> Span {
 /// The first space-delimited token of `s` and what follows the single space after it.
 #[inline]
 pub fn token(s: &str) -> (&str, &str) {
-    match memchr::memchr(b' ', s.as_bytes()) {
+    match find::first::<Space>(s.as_bytes(), 0) {
         Some(i) => (&s[..i], &s[i + 1..]),
         None => (s, ""),
     }
@@ -53,19 +54,26 @@ pub fn is_kv_token(t: &str) -> bool {
 /// Index of the closing unescaped `"` in `b` from `i` (just after the opening quote), or
 /// `b.len()` when the quote is never closed.
 #[inline]
-pub fn quote_end(b: &[u8], mut i: usize) -> usize {
-    while let Some(j) = memchr::memchr2(b'"', b'\\', &b[i..]) {
-        let k = i + j;
+pub fn quote_end(b: &[u8], i: usize) -> usize {
+    quote_end_escaped(b, i).0
+}
+
+/// [`quote_end`], and whether the text before it holds a backslash (needs unescaping).
+#[inline]
+pub fn quote_end_escaped(b: &[u8], mut i: usize) -> (usize, bool) {
+    let mut escaped = false;
+    while let Some(k) = find::first::<QuoteOrBackslash>(b, i) {
         if b[k] == b'\\' {
+            escaped = true;
             i = k + 2;
             if i >= b.len() {
-                return b.len();
+                return (b.len(), true);
             }
         } else {
-            return k;
+            return (k, escaped);
         }
     }
-    b.len()
+    (b.len(), escaped)
 }
 
 fn hex(c: u8) -> Option<u8> {
