@@ -17,14 +17,12 @@
 
 pub mod window;
 
-use std::collections::HashMap;
-
 use crate::clock::Clock;
 use crate::error::Diag;
 use crate::io::lines::lines;
 use crate::parse::{Options as ParseOptions, Parser};
 use crate::record::{Event, ValRef};
-use crate::spec::{l2met, write_group_key, Cond, StatSet};
+use crate::spec::{l2met, write_group_key, Cond, StatSet, Unit};
 use crate::stat::{AggSpec, Input, State};
 
 /// The tool's own stats, emitted as fragments like any other (so they reach Graphite).
@@ -108,39 +106,7 @@ pub struct Entry {
     pub state: State,
 }
 
-/// A fast, deterministic hasher for the hot path (FxHash-style multiply-rotate); the keys are
-/// our own group keys and names, not adversarial input needing SipHash.
-#[derive(Default, Clone, Copy)]
-pub struct FastHasher(u64);
-
-impl std::hash::Hasher for FastHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517cc1b727220a95;
-        let mut h = self.0;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            h = (h.rotate_left(5) ^ w).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            h = (h.rotate_left(5) ^ b as u64).wrapping_mul(K);
-        }
-        self.0 = h;
-    }
-
-    #[inline]
-    fn write_u8(&mut self, b: u8) {
-        self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(0x517cc1b727220a95);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+pub use crate::stat::hash::{FastHasher, FastMap};
 
 /// The key id of "no group key" in [`Partial::add_def_id`].
 pub const NO_KEY: u32 = u32::MAX;
@@ -452,6 +418,9 @@ struct Plan {
     parts: Vec<u16>,
     /// Index into [`Engine::groupings`], or `None` without group-by.
     grouping: Option<u16>,
+    /// For a stat reading its value as a number: the index of its (field, unit) pair, whose
+    /// conversion is shared per event by all stats reading the same pair.
+    number: Option<u16>,
 }
 
 /// The per-event work, shared (read-only) by all workers.
@@ -470,6 +439,8 @@ pub struct Engine {
     plans: Vec<Plan>,
     /// Distinct group-by field lists (the key of one is written once per event).
     groupings: Vec<Vec<u16>>,
+    /// Number of distinct (field, unit) pairs read as numbers (see [`Plan::number`]).
+    numbers: usize,
     time_id: u16,
     unparsed_id: u16,
 }
@@ -514,6 +485,7 @@ impl Engine {
         let fields = FieldTable::new(names);
         let cond_field = conds.iter().map(|c| fields.of(&c.field)).collect();
         let mut groupings: Vec<Vec<u16>> = Vec::new();
+        let mut numbers: Vec<(u16, Option<Unit>)> = Vec::new();
         let plans = stats
             .stats
             .iter()
@@ -528,8 +500,23 @@ impl Engine {
                         }
                     }
                 });
+                let value = def.value.as_deref().map(|v| fields.of(v));
+                let numeric = matches!(
+                    def.agg,
+                    AggSpec::Summary | AggSpec::Quantiles | AggSpec::Last { .. }
+                );
+                let number = value.filter(|_| numeric).map(|f| {
+                    let pair = (f, def.unit);
+                    match numbers.iter().position(|n| *n == pair) {
+                        Some(i) => i as u16,
+                        None => {
+                            numbers.push(pair);
+                            (numbers.len() - 1) as u16
+                        }
+                    }
+                });
                 Plan {
-                    value: def.value.as_deref().map(|v| fields.of(v)),
+                    value,
                     parts: def
                         .partition
                         .iter()
@@ -537,6 +524,7 @@ impl Engine {
                         .map(|f| fields.of(f))
                         .collect(),
                     grouping,
+                    number,
                 }
             })
             .collect();
@@ -553,6 +541,7 @@ impl Engine {
             cond_field,
             plans,
             groupings,
+            numbers: numbers.len(),
         }
     }
 
@@ -600,6 +589,8 @@ struct Work {
     pos: Vec<u32>,
     /// Per grouping: the current event's group key id, once written.
     gkeys: Vec<Option<u32>>,
+    /// Per (field, unit) pair of [`Plan::number`]: the current event's value, once converted.
+    numbers: Vec<Option<Option<f64>>>,
 }
 
 /// Keep at most this many bad-line reports per chunk (all are counted).
@@ -619,6 +610,7 @@ impl Engine {
                 memo: vec![0; self.conds.len()],
                 pos: vec![0; self.fields.names.len()],
                 gkeys: vec![None; self.groupings.len()],
+                numbers: vec![None; self.numbers],
             },
         }
     }
@@ -729,6 +721,7 @@ impl Engine {
             memo,
             pos,
             gkeys,
+            numbers,
         } = w;
         // Match the event's fields to the field ids once (the first of a repeated name wins,
         // as with `Event::get`), and note whether any may be an l2met key.
@@ -770,6 +763,7 @@ impl Engine {
         }
         memo.fill(0);
         gkeys.fill(None);
+        numbers.fill(None);
         // Most stats share one window length: divide once per length met in a row.
         let mut win = (0u32, 0i64);
         for (i, def) in self.stats.stats.iter().enumerate() {
@@ -779,7 +773,11 @@ impl Engine {
             let plan = &self.plans[i];
             let value = plan.value.and_then(get);
             let parts = plan.parts.iter().map(|&f| get(f));
-            let Some(input) = def.input_from(value, parts, t, text) else {
+            let number = |v| match plan.number {
+                Some(n) => *numbers[n as usize].get_or_insert_with(|| def.number(v)),
+                None => def.number(v),
+            };
+            let Some(input) = def.input_with(value, number, parts, t, text) else {
                 p.own(Own::NoValue, t);
                 continue;
             };
