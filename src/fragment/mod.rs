@@ -108,22 +108,33 @@ pub struct Entry {
 
 pub use crate::stat::hash::{FastHasher, FastMap};
 
-/// The key id of "no group key" in [`Partial::add_def_id`].
-pub const NO_KEY: u32 = u32::MAX;
+/// A group key of a chunk: its grouping (a distinct group-by field list) and its index among
+/// that grouping's keys, as made by [`Partial::key_id`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyId {
+    pub grouping: u16,
+    pub index: u32,
+}
+
+/// The slot of a (stat, key) not folded into yet.
+const NO_SLOT: (i64, u32) = (i64::MIN, u32::MAX);
 
 /// Partial states of one chunk, in order of first appearance (so the merging thread sees the
 /// same order whatever the thread count).
 #[derive(Default)]
 pub struct Partial {
     pub entries: Vec<Entry>,
-    /// (declared stat, window start, group key id) → index in `entries`.
+    /// (declared stat, window start, key index or `u32::MAX` without key) → index in
+    /// `entries`, for every entry of a declared stat.
     defs: FastMap<(u32, i64, u32), u32>,
-    /// Per declared stat: the last (window start, key id, index in `entries`) it folded into;
-    /// consecutive events mostly fall in the same window and key.
-    last: Vec<(i64, u32, u32)>,
-    /// Group keys of this chunk → key id (index in `key_text`).
-    keys: FastMap<Box<str>, u32>,
-    key_text: Vec<Box<str>>,
+    /// Per declared stat, per key index (one slot without group-by): the (window start,
+    /// index in `entries`) it last folded into. Events mostly fall in the window of the one
+    /// before, so this finds the entry by indexing; `defs` is for the others.
+    slots: Vec<Vec<(i64, u32)>>,
+    /// Per grouping: its group keys of this chunk → index in `key_text`. Keys are numbered
+    /// per grouping so that `slots` stay dense.
+    keys: Vec<FastMap<Box<str>, u32>>,
+    key_text: Vec<Vec<Box<str>>>,
     /// (own stat, window start, index in `entries`).
     own: Vec<(Own, i64, u32)>,
     /// l2met name → (window start, index in `entries`).
@@ -151,64 +162,63 @@ impl Partial {
         i
     }
 
-    /// Fold one contribution to declared stat `def`.
+    /// The chunk-local id of group key `key` of `grouping` (made on first use).
+    #[inline]
+    pub fn key_id(&mut self, grouping: u16, key: &str) -> KeyId {
+        let g = grouping as usize;
+        if self.keys.len() <= g {
+            self.keys.resize_with(g + 1, Default::default);
+            self.key_text.resize_with(g + 1, Vec::new);
+        }
+        let index = match self.keys[g].get(key) {
+            Some(&index) => index,
+            None => {
+                let index = self.key_text[g].len() as u32;
+                let text: Box<str> = key.into();
+                self.key_text[g].push(text.clone());
+                self.keys[g].insert(text, index);
+                index
+            }
+        };
+        KeyId { grouping, index }
+    }
+
+    /// Fold one contribution to declared stat `def`, under group key `key` (from
+    /// [`Partial::key_id`]; `None` without group-by).
     #[inline]
     pub fn add_def(
         &mut self,
         def: u32,
-        key: Option<&str>,
-        start: i64,
-        secs: u32,
-        agg: &AggSpec,
-        input: Input<'_>,
-    ) {
-        let key = key.map_or(NO_KEY, |k| self.key_id(k));
-        self.add_def_id(def, key, start, secs, agg, input);
-    }
-
-    /// The chunk-local id of group key `key` (made on first use).
-    #[inline]
-    pub fn key_id(&mut self, key: &str) -> u32 {
-        if let Some(&id) = self.keys.get(key) {
-            return id;
-        }
-        let id = self.key_text.len() as u32;
-        let text: Box<str> = key.into();
-        self.key_text.push(text.clone());
-        self.keys.insert(text, id);
-        id
-    }
-
-    /// [`Partial::add_def`] with the group key as an id from [`Partial::key_id`] (or
-    /// [`NO_KEY`]).
-    #[inline]
-    pub fn add_def_id(
-        &mut self,
-        def: u32,
-        key: u32,
+        key: Option<KeyId>,
         start: i64,
         secs: u32,
         agg: &AggSpec,
         input: Input<'_>,
     ) {
         let d = def as usize;
-        if self.last.len() <= d {
-            self.last.resize(d + 1, (0, NO_KEY, u32::MAX));
+        if self.slots.len() <= d {
+            self.slots.resize_with(d + 1, Vec::new);
         }
-        let (s, k, i) = self.last[d];
-        let i = if s == start && k == key && i != u32::MAX {
+        let k = key.map_or(0, |k| k.index as usize);
+        if self.slots[d].len() <= k {
+            self.slots[d].resize(k + 1, NO_SLOT);
+        }
+        let (s, i) = self.slots[d][k];
+        let i = if s == start && i != NO_SLOT.1 {
             i
         } else {
-            let i = match self.defs.get(&(def, start, key)) {
+            let index = key.map_or(u32::MAX, |k| k.index);
+            let i = match self.defs.get(&(def, start, index)) {
                 Some(&i) => i,
                 None => {
-                    let text = (key != NO_KEY).then(|| self.key_text[key as usize].clone());
+                    let text =
+                        key.map(|k| self.key_text[k.grouping as usize][k.index as usize].clone());
                     let i = self.push(StatId::Def(def), text, start, secs, agg);
-                    self.defs.insert((def, start, key), i);
+                    self.defs.insert((def, start, index), i);
                     i
                 }
             };
-            self.last[d] = (start, key, i);
+            self.slots[d][k] = (start, i);
             i
         };
         self.entries[i as usize].state.add(input);
@@ -396,7 +406,7 @@ impl FieldTable {
             match self.slots[i] {
                 0 => return None,
                 n => {
-                    if *self.names[n as usize - 1] == *k {
+                    if same_bytes(self.names[n as usize - 1].as_bytes(), k.as_bytes()) {
                         return Some(n - 1);
                     }
                 }
@@ -408,6 +418,24 @@ impl FieldTable {
     /// The id of `name`, which must have been given to [`FieldTable::new`].
     fn of(&self, name: &str) -> u16 {
         self.id(name).expect("a field name of the stat set")
+    }
+}
+
+/// `a == b`, without a `memcmp` call for the short strings field names are: up to 16 bytes
+/// are compared as two (possibly overlapping) words.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+    let half = |s: &[u8], i: usize| u32::from_le_bytes(s[i..i + 4].try_into().expect("4 bytes"));
+    match n {
+        0..=3 => a == b,
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
     }
 }
 
@@ -588,7 +616,7 @@ struct Work {
     /// Per field id: the position + 1 of that field in the current event, 0 if missing.
     pos: Vec<u32>,
     /// Per grouping: the current event's group key id, once written.
-    gkeys: Vec<Option<u32>>,
+    gkeys: Vec<Option<KeyId>>,
     /// Per (field, unit) pair of [`Plan::number`]: the current event's value, once converted.
     numbers: Vec<Option<Option<f64>>>,
 }
@@ -781,24 +809,21 @@ impl Engine {
                 p.own(Own::NoValue, t);
                 continue;
             };
-            let key_id = match plan.grouping {
-                None => NO_KEY,
-                Some(g) => match gkeys[g as usize] {
-                    Some(id) => id,
-                    None => {
-                        let fields = &self.groupings[g as usize];
-                        write_group_key(fields.iter().map(|&f| get(f)), key);
-                        let id = p.key_id(key);
-                        gkeys[g as usize] = Some(id);
-                        id
-                    }
-                },
-            };
+            let key_id = plan.grouping.map(|g| match gkeys[g as usize] {
+                Some(id) => id,
+                None => {
+                    let fields = &self.groupings[g as usize];
+                    write_group_key(fields.iter().map(|&f| get(f)), key);
+                    let id = p.key_id(g, key);
+                    gkeys[g as usize] = Some(id);
+                    id
+                }
+            });
             if win.0 != def.secs {
                 win = (def.secs, window_start(t, def.secs));
             }
             let start = win.1;
-            p.add_def_id(i as u32, key_id, start, def.secs, &def.agg, input);
+            p.add_def(i as u32, key_id, start, def.secs, &def.agg, input);
         }
         if self.stats.l2met && maybe_l2met {
             for (k, v) in ev.iter() {
@@ -837,6 +862,32 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_bytes_is_equality() {
+        let words = [
+            "", "a", "ab", "abc", "abcd", "abcde", "status", "service", "sample#x",
+        ];
+        let long = [
+            "sample#memory_to",
+            "sample#memory_total",
+            "sample#memory_totaL",
+        ];
+        for a in words.iter().chain(&long) {
+            for b in words.iter().chain(&long) {
+                assert_eq!(
+                    same_bytes(a.as_bytes(), b.as_bytes()),
+                    a == b,
+                    "{a:?} {b:?}"
+                );
+            }
+            for i in 0..a.len() {
+                let mut c = a.as_bytes().to_vec();
+                c[i] ^= 1;
+                assert!(!same_bytes(a.as_bytes(), &c), "{a:?} {i}");
+            }
+        }
+    }
 
     #[test]
     fn windows_align_to_the_epoch() {
