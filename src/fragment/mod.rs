@@ -439,6 +439,14 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
+/// The allocation of `v` for values of another lifetime, emptied. (Collecting a mapped
+/// `into_iter` of a vector into one of the same element size reuses its buffer, so this does
+/// not allocate.)
+fn recycle<'a, 'b>(mut v: Vec<Option<ValRef<'a>>>) -> Vec<Option<ValRef<'b>>> {
+    v.clear();
+    v.into_iter().map(|_| None).collect()
+}
+
 /// Where one declared stat reads its fields, by field id.
 struct Plan {
     value: Option<u16>,
@@ -613,8 +621,9 @@ struct Work {
     key: String,
     text: String,
     memo: Vec<u8>,
-    /// Per field id: the position + 1 of that field in the current event, 0 if missing.
-    pos: Vec<u32>,
+    /// Per field id: its value in the current event. Only the allocation outlives an event:
+    /// it is empty between events (see [`recycle`]).
+    vals: Vec<Option<ValRef<'static>>>,
     /// Per grouping: the current event's group key id, once written.
     gkeys: Vec<Option<KeyId>>,
     /// Per (field, unit) pair of [`Plan::number`]: the current event's value, once converted.
@@ -636,7 +645,7 @@ impl Engine {
                 key: String::new(),
                 text: String::new(),
                 memo: vec![0; self.conds.len()],
-                pos: vec![0; self.fields.names.len()],
+                vals: Vec::with_capacity(self.fields.names.len()),
                 gkeys: vec![None; self.groupings.len()],
                 numbers: vec![None; self.numbers],
             },
@@ -743,24 +752,17 @@ impl Engine {
 
     /// Fold one event into the chunk's partial.
     fn event(&self, ev: &Event, now: f64, out: &mut ChunkOut, w: &mut Work) {
-        let Work {
-            key,
-            text,
-            memo,
-            pos,
-            gkeys,
-            numbers,
-        } = w;
         // Match the event's fields to the field ids once (the first of a repeated name wins,
         // as with `Event::get`), and note whether any may be an l2met key.
-        pos.fill(0);
+        let mut vals = recycle(std::mem::take(&mut w.vals));
+        vals.resize(self.fields.names.len(), None);
         let mut maybe_l2met = false;
         for i in 0..ev.len() {
             let k = ev.key_at(i);
             if let Some(id) = self.fields.id(k) {
-                let p = &mut pos[id as usize];
-                if *p == 0 {
-                    *p = i as u32 + 1;
+                let v = &mut vals[id as usize];
+                if v.is_none() {
+                    *v = Some(ev.value_at(i));
                 }
             }
             let b = k.as_bytes();
@@ -768,11 +770,29 @@ impl Engine {
             maybe_l2met |=
                 b.get(5) == Some(&b'#') || b.get(6) == Some(&b'#') || b.get(7) == Some(&b'#');
         }
-        let pos = &*pos;
-        let get = |id: u16| match pos[id as usize] {
-            0 => None,
-            n => Some(ev.value_at(n as usize - 1)),
-        };
+        self.fold(ev, |id| vals[id as usize], maybe_l2met, now, out, w);
+        w.vals = recycle(vals);
+    }
+
+    /// [`Engine::event`] once the event's fields are matched: `get` reads a field by id.
+    #[inline]
+    fn fold<'e>(
+        &self,
+        ev: &'e Event,
+        get: impl Fn(u16) -> Option<ValRef<'e>> + Copy,
+        maybe_l2met: bool,
+        now: f64,
+        out: &mut ChunkOut,
+        w: &mut Work,
+    ) {
+        let Work {
+            key,
+            text,
+            memo,
+            gkeys,
+            numbers,
+            ..
+        } = w;
         let t = time_of(get(self.time_id)).unwrap_or(now);
         if t < out.max_time - self.lateness {
             out.timeless(Own::Late);
@@ -887,6 +907,17 @@ mod tests {
                 assert!(!same_bytes(a.as_bytes(), &c), "{a:?} {i}");
             }
         }
+    }
+
+    #[test]
+    fn recycle_keeps_the_allocation() {
+        let text = String::from("x");
+        let mut v: Vec<Option<ValRef<'_>>> = Vec::with_capacity(40);
+        v.push(Some(ValRef::Str(&text)));
+        let (ptr, cap) = (v.as_ptr() as usize, v.capacity());
+        let w: Vec<Option<ValRef<'static>>> = recycle(v);
+        assert!(w.is_empty());
+        assert_eq!((w.as_ptr() as usize, w.capacity()), (ptr, cap));
     }
 
     #[test]
