@@ -399,7 +399,8 @@ impl FieldTable {
         (h.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
     }
 
-    #[inline]
+    // Called for every field of every event: inlining saves more than the call.
+    #[inline(always)]
     fn id(&self, k: &str) -> Option<u16> {
         let mut i = self.slot(k.as_bytes());
         loop {
@@ -581,16 +582,15 @@ impl Engine {
         }
     }
 
-    /// Does the event pass stat `i`'s filter? Conditions shared by several stats are
-    /// evaluated once per event through `memo` (0 unknown, 1 false, 2 true).
+    /// Does the event pass `any`, a stat's filter from `filters`? Conditions shared by several
+    /// stats are evaluated once per event through `memo` (0 unknown, 1 false, 2 true).
     #[inline]
     fn passes<'a>(
         &self,
-        i: usize,
+        any: &[Vec<u16>],
         get: impl Fn(u16) -> Option<ValRef<'a>>,
         memo: &mut [u8],
     ) -> bool {
-        let any = &self.filters[i];
         any.is_empty()
             || any.iter().any(|group| {
                 group.iter().all(|&c| {
@@ -814,11 +814,11 @@ impl Engine {
         numbers.fill(None);
         // Most stats share one window length: divide once per length met in a row.
         let mut win = (0u32, 0i64);
-        for (i, def) in self.stats.stats.iter().enumerate() {
-            if !self.passes(i, get, memo) {
+        let stats = self.stats.stats.iter().zip(&self.plans).zip(&self.filters);
+        for (i, ((def, plan), filter)) in stats.enumerate() {
+            if !self.passes(filter, get, memo) {
                 continue;
             }
-            let plan = &self.plans[i];
             let value = plan.value.and_then(get);
             let parts = plan.parts.iter().map(|&f| get(f));
             let number = |v| match plan.number {
