@@ -17,14 +17,12 @@
 
 pub mod window;
 
-use std::collections::HashMap;
-
 use crate::clock::Clock;
 use crate::error::Diag;
 use crate::io::lines::lines;
 use crate::parse::{Options as ParseOptions, Parser};
 use crate::record::{Event, ValRef};
-use crate::spec::{l2met, write_group_key, Cond, StatSet};
+use crate::spec::{l2met, write_group_key, Cond, StatSet, Unit};
 use crate::stat::{AggSpec, Input, State};
 
 /// The tool's own stats, emitted as fragments like any other (so they reach Graphite).
@@ -108,56 +106,35 @@ pub struct Entry {
     pub state: State,
 }
 
-/// A fast, deterministic hasher for the hot path (FxHash-style multiply-rotate); the keys are
-/// our own group keys and names, not adversarial input needing SipHash.
-#[derive(Default, Clone, Copy)]
-pub struct FastHasher(u64);
+pub use crate::stat::hash::{FastHasher, FastMap};
 
-impl std::hash::Hasher for FastHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517cc1b727220a95;
-        let mut h = self.0;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            h = (h.rotate_left(5) ^ w).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            h = (h.rotate_left(5) ^ b as u64).wrapping_mul(K);
-        }
-        self.0 = h;
-    }
-
-    #[inline]
-    fn write_u8(&mut self, b: u8) {
-        self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(0x517cc1b727220a95);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
+/// A group key of a chunk: its grouping (a distinct group-by field list) and its index among
+/// that grouping's keys, as made by [`Partial::key_id`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyId {
+    pub grouping: u16,
+    pub index: u32,
 }
 
-pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
-
-/// The key id of "no group key" in [`Partial::add_def_id`].
-pub const NO_KEY: u32 = u32::MAX;
+/// The slot of a (stat, key) not folded into yet.
+const NO_SLOT: (i64, u32) = (i64::MIN, u32::MAX);
 
 /// Partial states of one chunk, in order of first appearance (so the merging thread sees the
 /// same order whatever the thread count).
 #[derive(Default)]
 pub struct Partial {
     pub entries: Vec<Entry>,
-    /// (declared stat, window start, group key id) → index in `entries`.
+    /// (declared stat, window start, key index or `u32::MAX` without key) → index in
+    /// `entries`, for every entry of a declared stat.
     defs: FastMap<(u32, i64, u32), u32>,
-    /// Per declared stat: the last (window start, key id, index in `entries`) it folded into;
-    /// consecutive events mostly fall in the same window and key.
-    last: Vec<(i64, u32, u32)>,
-    /// Group keys of this chunk → key id (index in `key_text`).
-    keys: FastMap<Box<str>, u32>,
-    key_text: Vec<Box<str>>,
+    /// Per declared stat, per key index (one slot without group-by): the (window start,
+    /// index in `entries`) it last folded into. Events mostly fall in the window of the one
+    /// before, so this finds the entry by indexing; `defs` is for the others.
+    slots: Vec<Vec<(i64, u32)>>,
+    /// Per grouping: its group keys of this chunk → index in `key_text`. Keys are numbered
+    /// per grouping so that `slots` stay dense.
+    keys: Vec<FastMap<Box<str>, u32>>,
+    key_text: Vec<Vec<Box<str>>>,
     /// (own stat, window start, index in `entries`).
     own: Vec<(Own, i64, u32)>,
     /// l2met name → (window start, index in `entries`).
@@ -185,64 +162,63 @@ impl Partial {
         i
     }
 
-    /// Fold one contribution to declared stat `def`.
+    /// The chunk-local id of group key `key` of `grouping` (made on first use).
+    #[inline]
+    pub fn key_id(&mut self, grouping: u16, key: &str) -> KeyId {
+        let g = grouping as usize;
+        if self.keys.len() <= g {
+            self.keys.resize_with(g + 1, Default::default);
+            self.key_text.resize_with(g + 1, Vec::new);
+        }
+        let index = match self.keys[g].get(key) {
+            Some(&index) => index,
+            None => {
+                let index = self.key_text[g].len() as u32;
+                let text: Box<str> = key.into();
+                self.key_text[g].push(text.clone());
+                self.keys[g].insert(text, index);
+                index
+            }
+        };
+        KeyId { grouping, index }
+    }
+
+    /// Fold one contribution to declared stat `def`, under group key `key` (from
+    /// [`Partial::key_id`]; `None` without group-by).
     #[inline]
     pub fn add_def(
         &mut self,
         def: u32,
-        key: Option<&str>,
-        start: i64,
-        secs: u32,
-        agg: &AggSpec,
-        input: Input<'_>,
-    ) {
-        let key = key.map_or(NO_KEY, |k| self.key_id(k));
-        self.add_def_id(def, key, start, secs, agg, input);
-    }
-
-    /// The chunk-local id of group key `key` (made on first use).
-    #[inline]
-    pub fn key_id(&mut self, key: &str) -> u32 {
-        if let Some(&id) = self.keys.get(key) {
-            return id;
-        }
-        let id = self.key_text.len() as u32;
-        let text: Box<str> = key.into();
-        self.key_text.push(text.clone());
-        self.keys.insert(text, id);
-        id
-    }
-
-    /// [`Partial::add_def`] with the group key as an id from [`Partial::key_id`] (or
-    /// [`NO_KEY`]).
-    #[inline]
-    pub fn add_def_id(
-        &mut self,
-        def: u32,
-        key: u32,
+        key: Option<KeyId>,
         start: i64,
         secs: u32,
         agg: &AggSpec,
         input: Input<'_>,
     ) {
         let d = def as usize;
-        if self.last.len() <= d {
-            self.last.resize(d + 1, (0, NO_KEY, u32::MAX));
+        if self.slots.len() <= d {
+            self.slots.resize_with(d + 1, Vec::new);
         }
-        let (s, k, i) = self.last[d];
-        let i = if s == start && k == key && i != u32::MAX {
+        let k = key.map_or(0, |k| k.index as usize);
+        if self.slots[d].len() <= k {
+            self.slots[d].resize(k + 1, NO_SLOT);
+        }
+        let (s, i) = self.slots[d][k];
+        let i = if s == start && i != NO_SLOT.1 {
             i
         } else {
-            let i = match self.defs.get(&(def, start, key)) {
+            let index = key.map_or(u32::MAX, |k| k.index);
+            let i = match self.defs.get(&(def, start, index)) {
                 Some(&i) => i,
                 None => {
-                    let text = (key != NO_KEY).then(|| self.key_text[key as usize].clone());
+                    let text =
+                        key.map(|k| self.key_text[k.grouping as usize][k.index as usize].clone());
                     let i = self.push(StatId::Def(def), text, start, secs, agg);
-                    self.defs.insert((def, start, key), i);
+                    self.defs.insert((def, start, index), i);
                     i
                 }
             };
-            self.last[d] = (start, key, i);
+            self.slots[d][k] = (start, i);
             i
         };
         self.entries[i as usize].state.add(input);
@@ -423,14 +399,15 @@ impl FieldTable {
         (h.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
     }
 
-    #[inline]
+    // Called for every field of every event: inlining saves more than the call.
+    #[inline(always)]
     fn id(&self, k: &str) -> Option<u16> {
         let mut i = self.slot(k.as_bytes());
         loop {
             match self.slots[i] {
                 0 => return None,
                 n => {
-                    if *self.names[n as usize - 1] == *k {
+                    if same_bytes(self.names[n as usize - 1].as_bytes(), k.as_bytes()) {
                         return Some(n - 1);
                     }
                 }
@@ -445,6 +422,32 @@ impl FieldTable {
     }
 }
 
+/// `a == b`, without a `memcmp` call for the short strings field names are: up to 16 bytes
+/// are compared as two (possibly overlapping) words.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+    let half = |s: &[u8], i: usize| u32::from_le_bytes(s[i..i + 4].try_into().expect("4 bytes"));
+    match n {
+        0..=3 => a == b,
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
+}
+
+/// The allocation of `v` for values of another lifetime, emptied. (Collecting a mapped
+/// `into_iter` of a vector into one of the same element size reuses its buffer, so this does
+/// not allocate.)
+fn recycle<'a, 'b>(mut v: Vec<Option<ValRef<'a>>>) -> Vec<Option<ValRef<'b>>> {
+    v.clear();
+    v.into_iter().map(|_| None).collect()
+}
+
 /// Where one declared stat reads its fields, by field id.
 struct Plan {
     value: Option<u16>,
@@ -452,6 +455,9 @@ struct Plan {
     parts: Vec<u16>,
     /// Index into [`Engine::groupings`], or `None` without group-by.
     grouping: Option<u16>,
+    /// For a stat reading its value as a number: the index of its (field, unit) pair, whose
+    /// conversion is shared per event by all stats reading the same pair.
+    number: Option<u16>,
 }
 
 /// The per-event work, shared (read-only) by all workers.
@@ -470,6 +476,8 @@ pub struct Engine {
     plans: Vec<Plan>,
     /// Distinct group-by field lists (the key of one is written once per event).
     groupings: Vec<Vec<u16>>,
+    /// Number of distinct (field, unit) pairs read as numbers (see [`Plan::number`]).
+    numbers: usize,
     time_id: u16,
     unparsed_id: u16,
 }
@@ -514,6 +522,7 @@ impl Engine {
         let fields = FieldTable::new(names);
         let cond_field = conds.iter().map(|c| fields.of(&c.field)).collect();
         let mut groupings: Vec<Vec<u16>> = Vec::new();
+        let mut numbers: Vec<(u16, Option<Unit>)> = Vec::new();
         let plans = stats
             .stats
             .iter()
@@ -528,8 +537,23 @@ impl Engine {
                         }
                     }
                 });
+                let value = def.value.as_deref().map(|v| fields.of(v));
+                let numeric = matches!(
+                    def.agg,
+                    AggSpec::Summary | AggSpec::Quantiles | AggSpec::Last { .. }
+                );
+                let number = value.filter(|_| numeric).map(|f| {
+                    let pair = (f, def.unit);
+                    match numbers.iter().position(|n| *n == pair) {
+                        Some(i) => i as u16,
+                        None => {
+                            numbers.push(pair);
+                            (numbers.len() - 1) as u16
+                        }
+                    }
+                });
                 Plan {
-                    value: def.value.as_deref().map(|v| fields.of(v)),
+                    value,
                     parts: def
                         .partition
                         .iter()
@@ -537,6 +561,7 @@ impl Engine {
                         .map(|f| fields.of(f))
                         .collect(),
                     grouping,
+                    number,
                 }
             })
             .collect();
@@ -553,19 +578,19 @@ impl Engine {
             cond_field,
             plans,
             groupings,
+            numbers: numbers.len(),
         }
     }
 
-    /// Does the event pass stat `i`'s filter? Conditions shared by several stats are
-    /// evaluated once per event through `memo` (0 unknown, 1 false, 2 true).
+    /// Does the event pass `any`, a stat's filter from `filters`? Conditions shared by several
+    /// stats are evaluated once per event through `memo` (0 unknown, 1 false, 2 true).
     #[inline]
     fn passes<'a>(
         &self,
-        i: usize,
+        any: &[Vec<u16>],
         get: impl Fn(u16) -> Option<ValRef<'a>>,
         memo: &mut [u8],
     ) -> bool {
-        let any = &self.filters[i];
         any.is_empty()
             || any.iter().any(|group| {
                 group.iter().all(|&c| {
@@ -596,10 +621,13 @@ struct Work {
     key: String,
     text: String,
     memo: Vec<u8>,
-    /// Per field id: the position + 1 of that field in the current event, 0 if missing.
-    pos: Vec<u32>,
+    /// Per field id: its value in the current event. Only the allocation outlives an event:
+    /// it is empty between events (see [`recycle`]).
+    vals: Vec<Option<ValRef<'static>>>,
     /// Per grouping: the current event's group key id, once written.
-    gkeys: Vec<Option<u32>>,
+    gkeys: Vec<Option<KeyId>>,
+    /// Per (field, unit) pair of [`Plan::number`]: the current event's value, once converted.
+    numbers: Vec<Option<Option<f64>>>,
 }
 
 /// Keep at most this many bad-line reports per chunk (all are counted).
@@ -617,8 +645,9 @@ impl Engine {
                 key: String::new(),
                 text: String::new(),
                 memo: vec![0; self.conds.len()],
-                pos: vec![0; self.fields.names.len()],
+                vals: Vec::with_capacity(self.fields.names.len()),
                 gkeys: vec![None; self.groupings.len()],
+                numbers: vec![None; self.numbers],
             },
         }
     }
@@ -723,23 +752,17 @@ impl Engine {
 
     /// Fold one event into the chunk's partial.
     fn event(&self, ev: &Event, now: f64, out: &mut ChunkOut, w: &mut Work) {
-        let Work {
-            key,
-            text,
-            memo,
-            pos,
-            gkeys,
-        } = w;
         // Match the event's fields to the field ids once (the first of a repeated name wins,
         // as with `Event::get`), and note whether any may be an l2met key.
-        pos.fill(0);
+        let mut vals = recycle(std::mem::take(&mut w.vals));
+        vals.resize(self.fields.names.len(), None);
         let mut maybe_l2met = false;
         for i in 0..ev.len() {
             let k = ev.key_at(i);
             if let Some(id) = self.fields.id(k) {
-                let p = &mut pos[id as usize];
-                if *p == 0 {
-                    *p = i as u32 + 1;
+                let v = &mut vals[id as usize];
+                if v.is_none() {
+                    *v = Some(ev.value_at(i));
                 }
             }
             let b = k.as_bytes();
@@ -747,11 +770,29 @@ impl Engine {
             maybe_l2met |=
                 b.get(5) == Some(&b'#') || b.get(6) == Some(&b'#') || b.get(7) == Some(&b'#');
         }
-        let pos = &*pos;
-        let get = |id: u16| match pos[id as usize] {
-            0 => None,
-            n => Some(ev.value_at(n as usize - 1)),
-        };
+        self.fold(ev, |id| vals[id as usize], maybe_l2met, now, out, w);
+        w.vals = recycle(vals);
+    }
+
+    /// [`Engine::event`] once the event's fields are matched: `get` reads a field by id.
+    #[inline]
+    fn fold<'e>(
+        &self,
+        ev: &'e Event,
+        get: impl Fn(u16) -> Option<ValRef<'e>> + Copy,
+        maybe_l2met: bool,
+        now: f64,
+        out: &mut ChunkOut,
+        w: &mut Work,
+    ) {
+        let Work {
+            key,
+            text,
+            memo,
+            gkeys,
+            numbers,
+            ..
+        } = w;
         let t = time_of(get(self.time_id)).unwrap_or(now);
         if t < out.max_time - self.lateness {
             out.timeless(Own::Late);
@@ -770,37 +811,39 @@ impl Engine {
         }
         memo.fill(0);
         gkeys.fill(None);
+        numbers.fill(None);
         // Most stats share one window length: divide once per length met in a row.
         let mut win = (0u32, 0i64);
-        for (i, def) in self.stats.stats.iter().enumerate() {
-            if !self.passes(i, get, memo) {
+        let stats = self.stats.stats.iter().zip(&self.plans).zip(&self.filters);
+        for (i, ((def, plan), filter)) in stats.enumerate() {
+            if !self.passes(filter, get, memo) {
                 continue;
             }
-            let plan = &self.plans[i];
             let value = plan.value.and_then(get);
             let parts = plan.parts.iter().map(|&f| get(f));
-            let Some(input) = def.input_from(value, parts, t, text) else {
+            let number = |v| match plan.number {
+                Some(n) => *numbers[n as usize].get_or_insert_with(|| def.number(v)),
+                None => def.number(v),
+            };
+            let Some(input) = def.input_with(value, number, parts, t, text) else {
                 p.own(Own::NoValue, t);
                 continue;
             };
-            let key_id = match plan.grouping {
-                None => NO_KEY,
-                Some(g) => match gkeys[g as usize] {
-                    Some(id) => id,
-                    None => {
-                        let fields = &self.groupings[g as usize];
-                        write_group_key(fields.iter().map(|&f| get(f)), key);
-                        let id = p.key_id(key);
-                        gkeys[g as usize] = Some(id);
-                        id
-                    }
-                },
-            };
+            let key_id = plan.grouping.map(|g| match gkeys[g as usize] {
+                Some(id) => id,
+                None => {
+                    let fields = &self.groupings[g as usize];
+                    write_group_key(fields.iter().map(|&f| get(f)), key);
+                    let id = p.key_id(g, key);
+                    gkeys[g as usize] = Some(id);
+                    id
+                }
+            });
             if win.0 != def.secs {
                 win = (def.secs, window_start(t, def.secs));
             }
             let start = win.1;
-            p.add_def_id(i as u32, key_id, start, def.secs, &def.agg, input);
+            p.add_def(i as u32, key_id, start, def.secs, &def.agg, input);
         }
         if self.stats.l2met && maybe_l2met {
             for (k, v) in ev.iter() {
@@ -839,6 +882,43 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_bytes_is_equality() {
+        let words = [
+            "", "a", "ab", "abc", "abcd", "abcde", "status", "service", "sample#x",
+        ];
+        let long = [
+            "sample#memory_to",
+            "sample#memory_total",
+            "sample#memory_totaL",
+        ];
+        for a in words.iter().chain(&long) {
+            for b in words.iter().chain(&long) {
+                assert_eq!(
+                    same_bytes(a.as_bytes(), b.as_bytes()),
+                    a == b,
+                    "{a:?} {b:?}"
+                );
+            }
+            for i in 0..a.len() {
+                let mut c = a.as_bytes().to_vec();
+                c[i] ^= 1;
+                assert!(!same_bytes(a.as_bytes(), &c), "{a:?} {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn recycle_keeps_the_allocation() {
+        let text = String::from("x");
+        let mut v: Vec<Option<ValRef<'_>>> = Vec::with_capacity(40);
+        v.push(Some(ValRef::Str(&text)));
+        let (ptr, cap) = (v.as_ptr() as usize, v.capacity());
+        let w: Vec<Option<ValRef<'static>>> = recycle(v);
+        assert!(w.is_empty());
+        assert_eq!((w.as_ptr() as usize, w.capacity()), (ptr, cap));
+    }
 
     #[test]
     fn windows_align_to_the_epoch() {

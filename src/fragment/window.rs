@@ -11,16 +11,24 @@
 //! any more), so memory is bounded by open windows × stats × group keys, not by input
 //! length. Each write carries a `rev` larger than any before it from this process.
 
-use std::collections::HashMap;
 use std::io::Write;
 
-use super::{Entry, Own, Partial, StatId, OVERFLOW_KEY, OWN_SECS};
+use super::{Entry, FastMap, Own, Partial, StatId, OVERFLOW_KEY, OWN_SECS};
 use crate::clock::Clock;
 use crate::error::{Diag, Result};
 use crate::record::Fragment;
 use crate::shard::shard_of;
 use crate::spec::StatSet;
 use crate::stat::{AggSpec, State};
+
+/// The name a stat's fragments carry.
+fn stat_name<'a>(stats: &'a StatSet, id: &'a StatId) -> &'a str {
+    match id {
+        StatId::Def(i) => &stats.stats[*i as usize].name,
+        StatId::L2met(n) => n,
+        StatId::Own(o) => o.name(),
+    }
+}
 
 struct Slot {
     secs: u32,
@@ -42,15 +50,15 @@ pub struct Windows {
     shards: Option<u32>,
     /// Newest event time seen.
     newest: f64,
-    slots: HashMap<SlotKey, Slot>,
+    slots: FastMap<SlotKey, Slot>,
     /// Distinct group keys per (stat, window start), for the cap, and whether the window has
     /// overflowed.
-    keys: HashMap<(StatId, i64), (usize, bool)>,
+    keys: FastMap<(StatId, i64), (usize, bool)>,
     /// Stats whose cap has been reported.
     capped: Vec<StatId>,
     /// l2met names whose aggregate disagreed with an earlier use, reported once.
     l2met_clash: Vec<Box<str>>,
-    l2met_aggs: HashMap<Box<str>, AggSpec>,
+    l2met_aggs: FastMap<Box<str>, AggSpec>,
 }
 
 impl Windows {
@@ -63,11 +71,11 @@ impl Windows {
             lateness,
             shards,
             newest: f64::NEG_INFINITY,
-            slots: HashMap::new(),
-            keys: HashMap::new(),
+            slots: FastMap::default(),
+            keys: FastMap::default(),
             capped: Vec::new(),
             l2met_clash: Vec::new(),
-            l2met_aggs: HashMap::new(),
+            l2met_aggs: FastMap::default(),
         }
     }
 
@@ -242,13 +250,7 @@ impl Windows {
             return;
         }
         // Deterministic order: by window, then stat name, then key.
-        let name_of = |id: &StatId| -> String {
-            match id {
-                StatId::Def(i) => stats.stats[*i as usize].name.clone(),
-                StatId::L2met(n) => n.to_string(),
-                StatId::Own(o) => o.name().to_string(),
-            }
-        };
+        let name_of = |id| stat_name(stats, id);
         keys.sort_by(|a, b| (a.2, name_of(&a.0), &a.1).cmp(&(b.2, name_of(&b.0), &b.1)));
         let keys: Vec<SlotKey> = keys.into_iter().cloned().collect();
         let last = keys.len() - 1;
@@ -258,7 +260,7 @@ impl Windows {
             };
             slot.dirty = false;
             self.rev = next_rev(self.rev, &self.clock);
-            let stat = name_of(&k.0);
+            let stat = stat_name(stats, &k.0).to_string();
             let frag = Fragment {
                 stat,
                 key: k.1.as_deref().map(str::to_string),

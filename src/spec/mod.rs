@@ -110,11 +110,30 @@ impl StatDef {
         time: f64,
         scratch: &'a mut String,
     ) -> Option<Input<'a>> {
+        self.input_with(value, |v| self.number(v), parts, time, scratch)
+    }
+
+    /// The value as a number in the stat's unit (summary, quantiles, last).
+    #[inline]
+    pub fn number(&self, v: ValRef<'_>) -> Option<f64> {
+        filter::number(v, self.unit)
+    }
+
+    /// [`StatDef::input_from`] with the conversion of the value to a number given (it must
+    /// agree with [`StatDef::number`]), so that stats reading the same field in the same
+    /// unit can share one conversion per event.
+    #[inline]
+    pub fn input_with<'a>(
+        &self,
+        value: Option<ValRef<'a>>,
+        number: impl FnOnce(ValRef<'a>) -> Option<f64>,
+        parts: impl Iterator<Item = Option<ValRef<'a>>>,
+        time: f64,
+        scratch: &'a mut String,
+    ) -> Option<Input<'a>> {
         match self.agg {
             AggSpec::Count => Some(Input::One),
-            AggSpec::Summary | AggSpec::Quantiles => {
-                filter::number(value?, self.unit).map(Input::Num)
-            }
+            AggSpec::Summary | AggSpec::Quantiles => number(value?).map(Input::Num),
             AggSpec::Unique | AggSpec::Top { .. } => match value? {
                 ValRef::Null => None,
                 ValRef::Str(s) => Some(Input::Text(s)),
@@ -125,7 +144,7 @@ impl StatDef {
                 }
             },
             AggSpec::Last { .. } => {
-                let value = filter::number(value?, self.unit)?;
+                let value = number(value?)?;
                 let part = partition_text(parts, scratch)?;
                 Some(Input::Last { part, time, value })
             }

@@ -142,27 +142,47 @@ pub enum Suffix {
     Other,
 }
 
+/// Most digits of a number read without `f64::from_str`: 10^15 < 2^53, so the mantissa is
+/// exact in an f64.
+const FAST_DIGITS: usize = 15;
+
+/// 10^0 ..= 10^15, all exact in an f64.
+const POW10: [f64; FAST_DIGITS + 1] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
 /// Split `s` into a number and its suffix: `"37ms"` → `(37, Unit(Ms))`, `"4"` → `(4, None)`,
 /// `"348836pages"` → `(348836, Other)`. `None` when `s` does not start with a number or the
 /// suffix has anything but letters (or is a lone `%`).
 pub fn split_quantity(s: &str) -> Option<(f64, Suffix)> {
     let b = s.as_bytes();
     let mut i = 0;
+    let negative = i < b.len() && b[i] == b'-';
     if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
         i += 1;
     }
+    // The digits as an integer mantissa, for the fast path below.
+    let mut mantissa = 0u64;
     let int_start = i;
     while i < b.len() && b[i].is_ascii_digit() {
+        mantissa = mantissa
+            .wrapping_mul(10)
+            .wrapping_add(u64::from(b[i] - b'0'));
         i += 1;
     }
     let mut digits = i - int_start;
+    let mut frac_digits = 0;
     if i < b.len() && b[i] == b'.' {
         let frac = i + 1;
         let mut j = frac;
         while j < b.len() && b[j].is_ascii_digit() {
+            mantissa = mantissa
+                .wrapping_mul(10)
+                .wrapping_add(u64::from(b[j] - b'0'));
             j += 1;
         }
-        digits += j - frac;
+        frac_digits = j - frac;
+        digits += frac_digits;
         if j > frac || digits > 0 {
             i = j;
         }
@@ -170,6 +190,7 @@ pub fn split_quantity(s: &str) -> Option<(f64, Suffix)> {
     if digits == 0 {
         return None;
     }
+    let mut exponent = false;
     // An exponent only when digits follow (`1e3`, `2E-2`), so `1eggs` is 1 egg.
     if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
         let mut j = i + 1;
@@ -182,12 +203,26 @@ pub fn split_quantity(s: &str) -> Option<(f64, Suffix)> {
         }
         if j > exp_start {
             i = j;
+            exponent = true;
         }
     }
-    let x: f64 = s[..i].parse().ok()?;
-    if !x.is_finite() {
-        return None;
-    }
+    let x = if !exponent && digits <= FAST_DIGITS {
+        // Clinger's fast path, as `f64::from_str` takes it too: the mantissa and the power
+        // of ten are exact in an f64, so one correctly rounded division gives the same
+        // (correctly rounded) value as the full parse.
+        let x = mantissa as f64 / POW10[frac_digits];
+        if negative {
+            -x
+        } else {
+            x
+        }
+    } else {
+        let x: f64 = s[..i].parse().ok()?;
+        if !x.is_finite() {
+            return None;
+        }
+        x
+    };
     let rest = &s[i..];
     let suffix = if rest.is_empty() {
         Suffix::None
@@ -241,6 +276,57 @@ mod tests {
             189508.655273
         ));
         assert!(close(parse_quantity("-3.5e2ms", Some(Unit::S)), -0.35));
+    }
+
+    /// The fast path must give exactly what `f64::from_str` gives.
+    #[test]
+    fn numbers_read_as_from_str_would() {
+        let mut cases: Vec<String> = [
+            "0",
+            "-0",
+            "+7",
+            "5.",
+            ".5",
+            "-.25",
+            "0.1",
+            "0.3",
+            "2.675",
+            "123456789012345",
+            "1234567890123456",
+            "12345678901234567890",
+            "0.000000000000001",
+            "99999.99999",
+            "9007199254740993",
+            "1e3",
+            "2E-2",
+            "-3.5e2",
+            "1.7976931348623157e308",
+            "000000000000000000001",
+            "4.35",
+            "1.005",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let digits = (x % 18) as usize + 1;
+            let text = format!("{:018}", x >> 8);
+            let (int, frac) = text[18 - digits..].split_at((x >> 3) as usize % (digits + 1));
+            cases.push(format!("{int}.{frac}"));
+            cases.push(format!("-{int}{frac}"));
+        }
+        for s in cases {
+            let want: f64 = s.parse().unwrap();
+            let (got, suffix) = split_quantity(&s).unwrap();
+            assert_eq!(got.to_bits(), want.to_bits(), "{s}");
+            assert_eq!(suffix, Suffix::None);
+            let (got, _) = split_quantity(&format!("{s}ms")).unwrap();
+            assert_eq!(got.to_bits(), want.to_bits(), "{s}ms");
+        }
     }
 
     #[test]

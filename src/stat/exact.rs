@@ -13,6 +13,19 @@ use serde_json::Value;
 
 const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
 
+/// `x` as an integer when it is a whole number of magnitude at most 2^53. Within that range
+/// the conversion to `i64` cannot saturate and round-trips exactly only for whole numbers,
+/// which is cheaper than `fract` (a libm `trunc` call) plus an `f64 → i128` conversion.
+#[inline]
+fn whole(x: f64) -> Option<i64> {
+    if x.abs() <= EXACT {
+        let n = x as i64;
+        (n as f64 == x).then_some(n)
+    } else {
+        None
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ExactSum {
     Int(i128),
@@ -30,13 +43,10 @@ impl ExactSum {
     #[inline]
     pub fn add(&mut self, x: f64) {
         match self {
-            ExactSum::Int(n) if x.fract() == 0.0 && x.abs() <= EXACT => {
-                match n.checked_add(x as i128) {
-                    Some(v) => *n = v,
-                    None => *self = ExactSum::Float(*n as f64 + x),
-                }
-            }
-            ExactSum::Int(n) => *self = ExactSum::Float(*n as f64 + x),
+            ExactSum::Int(n) => match whole(x).and_then(|w| n.checked_add(i128::from(w))) {
+                Some(v) => *n = v,
+                None => *self = ExactSum::Float(*n as f64 + x),
+            },
             ExactSum::Float(f) => *f += x,
         }
     }
@@ -45,14 +55,10 @@ impl ExactSum {
     #[inline]
     pub fn add_square(&mut self, x: f64) {
         match self {
-            ExactSum::Int(n) if x.fract() == 0.0 && x.abs() <= EXACT => {
-                let sq = (x as i128) * (x as i128);
-                match n.checked_add(sq) {
-                    Some(v) => *n = v,
-                    None => *self = ExactSum::Float(*n as f64 + x * x),
-                }
-            }
-            ExactSum::Int(n) => *self = ExactSum::Float(*n as f64 + x * x),
+            ExactSum::Int(n) => match whole(x).and_then(|w| n.checked_add(i128::from(w).pow(2))) {
+                Some(v) => *n = v,
+                None => *self = ExactSum::Float(*n as f64 + x * x),
+            },
             ExactSum::Float(f) => *f += x * x,
         }
     }

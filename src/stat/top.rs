@@ -15,10 +15,11 @@
 //! (A value spelled `count` is overshadowed by the total.) JSON state:
 //! `{"counts": {"value": n, ...}}`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
+use super::hash::FastMap;
 use super::{expect_fields, put};
 
 /// Most distinct values counted exactly per state.
@@ -29,14 +30,14 @@ pub const OTHER: &str = "(other)";
 #[derive(Clone, Debug, PartialEq)]
 pub struct Top {
     k: usize,
-    counts: HashMap<String, u64>,
+    counts: FastMap<String, u64>,
 }
 
 impl Top {
     pub fn new(k: usize) -> Top {
         Top {
             k,
-            counts: HashMap::new(),
+            counts: FastMap::default(),
         }
     }
 
@@ -112,7 +113,7 @@ impl Top {
         if obj.len() > MAX_VALUES + 1 {
             return Err(format!("more than {MAX_VALUES} values"));
         }
-        let mut counts = HashMap::with_capacity(obj.len());
+        let mut counts = FastMap::with_capacity_and_hasher(obj.len(), Default::default());
         for (val, n) in obj {
             let n = n
                 .as_u64()
