@@ -14,6 +14,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::exact::ExactSum;
+
 use serde_json::{json, Map, Value};
 
 use super::{expect_fields, num, put, LastFn};
@@ -86,12 +88,15 @@ impl Last {
     }
 
     pub fn values(&self, start: i64, secs: u32, out: &mut BTreeMap<String, f64>) {
-        let (mut n, mut sum, mut max) = (0u64, 0.0, f64::NEG_INFINITY);
+        // The partitions come in hash order, which differs from run to run: an exact sum
+        // keeps the result the same.
+        let (mut n, mut sum, mut max) = (0u64, ExactSum::default(), f64::NEG_INFINITY);
         for v in self.recent(start, secs) {
             n += 1;
-            sum += v;
+            sum.add(v);
             max = max.max(v);
         }
+        let sum = sum.get();
         put(out, "count", n as f64);
         match self.func {
             LastFn::Sum => put(out, "sum", sum),

@@ -197,7 +197,7 @@ impl Default for Quantiles {
     fn default() -> Quantiles {
         Quantiles {
             count: 0,
-            sum: ExactSum::Int(0),
+            sum: ExactSum::default(),
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
             zero: 0,

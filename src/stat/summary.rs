@@ -28,8 +28,8 @@ impl Default for Summary {
     fn default() -> Summary {
         Summary {
             count: 0,
-            sum: ExactSum::Int(0),
-            sumsq: ExactSum::Int(0),
+            sum: ExactSum::default(),
+            sumsq: ExactSum::default(),
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
         }
