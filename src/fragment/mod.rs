@@ -690,6 +690,10 @@ impl Engine {
             parser,
             work,
         } = s;
+        // Of an event line, only the fields some stat reads (and l2met keys) are kept;
+        // the rest are checked and dropped.
+        let wanted =
+            |k: &str| self.fields.id(k).is_some() || (self.stats.l2met && l2met(k).is_some());
         for line in lines(chunk) {
             let n = out.lines;
             out.lines += 1;
@@ -699,7 +703,7 @@ impl Engine {
                         self.event(ev, now, &mut out, work);
                     });
                 }
-                None => match event.read_json(line) {
+                None => match event.read_json_keeping(line, &wanted) {
                     Ok(()) => self.event(event, now, &mut out, work),
                     Err(e) => {
                         if line.iter().all(|b| b.is_ascii_whitespace()) {

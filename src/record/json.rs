@@ -143,6 +143,35 @@ impl<'a> Reader<'a> {
         Ok(span)
     }
 
+    /// Step over a string (the opening quote is next), checking it as [`Reader::string`]
+    /// would but copying nothing.
+    fn skip_string(&mut self) -> Result<(), JsonError> {
+        let b = self.b;
+        let mut i = self.i + 1;
+        loop {
+            i = next_special(b, i);
+            match b.get(i) {
+                None => return Err(err(i, "unterminated string")),
+                Some(b'"') => break,
+                Some(b'\\') => match b.get(i + 1) {
+                    None => return Err(err(i, "unterminated string")),
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
+                    Some(b'u') => {
+                        if hex4(b, i + 2).is_none() {
+                            return Err(err(i + 2, "bad \\u escape"));
+                        }
+                        i += 6;
+                    }
+                    Some(_) => return Err(err(i + 1, "bad escape")),
+                },
+                Some(0x7f) => i += 1,
+                Some(_) => return Err(err(i, "control character in string")),
+            }
+        }
+        self.i = i + 1;
+        Ok(())
+    }
+
     fn number(&mut self) -> Result<Val, JsonError> {
         let start = self.i;
         if self.peek() == Some(b'-') {
@@ -320,6 +349,40 @@ pub(super) fn read_object(
             let key = r.string(ev)?;
             r.expect(b':', "expected ':'")?;
             r.ws();
+            if keep.is_some_and(|keep| !keep(ev.text(key))) {
+                ev.truncate_text(key.start);
+                match r.peek() {
+                    Some(b'"') => r.skip_string()?,
+                    Some(b'-' | b'0'..=b'9') => {
+                        r.number()?;
+                    }
+                    Some(b't') => {
+                        r.literal(b"true", Val::Null)?;
+                    }
+                    Some(b'f') => {
+                        r.literal(b"false", Val::Null)?;
+                    }
+                    Some(b'n') => {
+                        r.literal(b"null", Val::Null)?;
+                    }
+                    Some(b'{' | b'[') => {
+                        r.skip_nested()?;
+                    }
+                    _ => return Err(err(r.i, "expected a value")),
+                }
+                r.ws();
+                match r.peek() {
+                    Some(b',') => {
+                        r.i += 1;
+                        continue;
+                    }
+                    Some(b'}') => {
+                        r.i += 1;
+                        break;
+                    }
+                    _ => return Err(err(r.i, "expected ',' or '}'")),
+                }
+            }
             let val = match r.peek() {
                 Some(b'"') => Val::Str(r.string(ev)?),
                 Some(b'-' | b'0'..=b'9') => r.number()?,
@@ -345,10 +408,7 @@ pub(super) fn read_object(
                 }
                 _ => return Err(err(r.i, "expected a value")),
             };
-            match keep {
-                Some(keep) if !keep(ev.text(key)) => ev.truncate_text(key.start),
-                _ => ev.set_span(key, val),
-            }
+            ev.set_span(key, val);
             r.ws();
             match r.peek() {
                 Some(b',') => r.i += 1,

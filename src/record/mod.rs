@@ -751,6 +751,18 @@ mod tests {
         );
         assert!(e.read_json_keeping(br#"{"a":[1,],"k1":1}"#, &keep).is_err());
         assert!(e.read_json_keeping(b"{\"a\":\"\x01\"}", &keep).is_err());
+        // Every line the full reader rejects, the keeping one rejects too.
+        for bad in [
+            &br#"{"a":"x\q"}"#[..],
+            br#"{"a":"\u12"}"#,
+            br#"{"a":"open}"#,
+            br#"{"a":tru}"#,
+            br#"{"a":05}"#,
+            br#"{"a":1 "k":2}"#,
+        ] {
+            assert!(e.read_json(bad).is_err());
+            assert!(e.read_json_keeping(bad, &keep).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
