@@ -181,7 +181,7 @@ impl Event {
             self.indexed = false;
             return;
         }
-        let mut i = slot_of(self.text(key).as_bytes());
+        let mut i = slot_of(self.bytes(key));
         while self.index[i] != 0 {
             i = (i + 1) & (SLOTS - 1);
         }
@@ -243,20 +243,33 @@ impl Event {
     /// probe (`None` when the event is not indexed).
     #[inline]
     fn probe(&self, key: &str) -> Result<usize, Option<usize>> {
+        self.probe_bytes(key.as_bytes())
+    }
+
+    /// The bytes of `span` (cheaper than [`Event::text`], which checks both ends for
+    /// character boundaries).
+    #[inline]
+    fn bytes(&self, span: Span) -> &[u8] {
+        &self.text.as_bytes()[span.start as usize..span.end as usize]
+    }
+
+    /// [`Event::probe`] of a name given as bytes.
+    #[inline]
+    fn probe_bytes(&self, key: &[u8]) -> Result<usize, Option<usize>> {
         if !self.indexed {
             return self
                 .fields
                 .iter()
-                .position(|(k, _)| self.text(*k) == key)
+                .position(|(k, _)| self.bytes(*k) == key)
                 .ok_or(None);
         }
-        let mut i = slot_of(key.as_bytes());
+        let mut i = slot_of(key);
         loop {
             match self.index[i] {
                 0 => return Err(Some(i)),
                 n => {
                     let pos = n as usize - 1;
-                    if self.text(self.fields[pos].0) == key {
+                    if self.bytes(self.fields[pos].0) == key {
                         return Ok(pos);
                     }
                 }
@@ -298,10 +311,7 @@ impl Event {
     /// Like [`Event::set`] with a key already in the arena.
     #[inline]
     pub fn set_span(&mut self, key: Span, val: Val) {
-        let found = {
-            let name = self.text(key);
-            self.probe(name)
-        };
+        let found = self.probe_bytes(self.bytes(key));
         match found {
             Ok(i) => self.fields[i].1 = val,
             Err(slot) => self.push_probed(slot, key, val),
@@ -377,12 +387,15 @@ impl Event {
 
     /// Append this event as one JSON object (no newline) to `out`.
     pub fn write_json(&self, out: &mut Vec<u8>) {
+        // Spans as bytes: slicing the text as `str` would check both ends for character
+        // boundaries, for every key and value.
+        let bytes = |s: Span| self.bytes(s);
         out.push(b'{');
         for (i, &(k, v)) in self.fields.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            write_json_str(out, self.text(k));
+            write_json_bytes(out, bytes(k));
             out.push(b':');
             match v {
                 Val::Null => out.extend_from_slice(b"null"),
@@ -390,8 +403,8 @@ impl Event {
                 Val::Bool(false) => out.extend_from_slice(b"false"),
                 Val::Int(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
                 Val::Float(f) => write_json_f64(out, f),
-                Val::Str(s) => write_json_str(out, self.text(s)),
-                Val::Raw(s) => out.extend_from_slice(self.text(s).as_bytes()),
+                Val::Str(s) => write_json_bytes(out, bytes(s)),
+                Val::Raw(s) => out.extend_from_slice(bytes(s)),
             }
         }
         out.push(b'}');
@@ -454,9 +467,14 @@ fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
 
 /// Write `s` as a JSON string with escapes: the runs between bytes that need escaping are
 /// copied whole.
-#[inline]
+#[inline(always)]
 pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
+    write_json_bytes(out, s.as_bytes());
+}
+
+/// [`write_json_str`] of UTF-8 text given as bytes (the bytes are copied as they are).
+#[inline(always)]
+fn write_json_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     let Some(first) = next_escape(bytes, 0) else {
         // The common case, a string with nothing to escape, written in one go.
         out.reserve(bytes.len() + 2);
@@ -472,6 +490,13 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
         }
         return;
     };
+    write_escaped(out, bytes, first);
+}
+
+/// [`write_json_str`] of a string with a byte to escape at `first`: kept out of line, so
+/// that the common case inlined into its callers stays small.
+#[inline(never)]
+fn write_escaped(out: &mut Vec<u8>, bytes: &[u8], first: usize) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut start = 0;
