@@ -254,7 +254,7 @@ impl Event {
     }
 
     /// [`Event::probe`] of a name given as bytes.
-    #[inline]
+    #[inline(always)]
     fn probe_bytes(&self, key: &[u8]) -> Result<usize, Option<usize>> {
         if !self.indexed {
             return self
@@ -309,7 +309,7 @@ impl Event {
     }
 
     /// Like [`Event::set`] with a key already in the arena.
-    #[inline]
+    #[inline(always)]
     pub fn set_span(&mut self, key: Span, val: Val) {
         let found = self.probe_bytes(self.bytes(key));
         match found {
