@@ -17,16 +17,17 @@ pub struct Count {
 }
 
 impl Count {
-    /// Add one event of weight `w` (1 for a plain count). Non-finite weights are ignored.
+    /// Add one event of weight `w` (1 for a plain count). Non-finite weights are ignored, and
+    /// the sum saturates at the largest finite number rather than become infinite.
     #[inline]
     pub fn add(&mut self, w: f64) {
         if w.is_finite() {
-            self.n += w;
+            self.n = (self.n + w).clamp(-f64::MAX, f64::MAX);
         }
     }
 
     pub fn merge(&mut self, other: &Count) {
-        self.n += other.n;
+        self.n = (self.n + other.n).clamp(-f64::MAX, f64::MAX);
     }
 
     /// The count (or the sum of weights).
@@ -74,5 +75,19 @@ mod tests {
         assert_eq!(Count::from_json(&c.to_json()).unwrap(), c);
         assert!(Count::from_json(&json!({"count": "x"})).is_err());
         assert!(Count::from_json(&json!({"cnt": 1})).is_err());
+    }
+
+    #[test]
+    fn huge_weights_saturate_instead_of_overflowing() {
+        // Found by the values_always_finite property test.
+        let mut c = Count::default();
+        c.add(3.095590052323379e307);
+        c.add(1.4971304178683167e308);
+        let mut out = BTreeMap::new();
+        c.values(60, &mut out);
+        assert_eq!(out["count"], f64::MAX);
+        let mut d = c.clone();
+        d.merge(&c);
+        assert_eq!(d.get(), f64::MAX);
     }
 }
