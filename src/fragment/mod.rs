@@ -303,6 +303,14 @@ fn unix_number(n: f64) -> f64 {
     }
 }
 
+/// Whether `key` may be an l2met key, cheaply: `count#`, `sample#`, `unique#` and
+/// `measure#` put a `#` at byte 5, 6 or 7 ([`l2met`] decides).
+#[inline]
+fn maybe_l2met(key: &str) -> bool {
+    let b = key.as_bytes();
+    b.get(5) == Some(&b'#') || b.get(6) == Some(&b'#') || b.get(7) == Some(&b'#')
+}
+
 /// A bad input line found by a worker, by its index in the chunk.
 #[derive(Debug, Clone)]
 pub struct Bad {
@@ -692,8 +700,10 @@ impl Engine {
         } = s;
         // Of an event line, only the fields some stat reads (and l2met keys) are kept;
         // the rest are checked and dropped.
-        let wanted =
-            |k: &str| self.fields.id(k).is_some() || (self.stats.l2met && l2met(k).is_some());
+        let wanted = |k: &str| {
+            self.fields.id(k).is_some()
+                || (self.stats.l2met && maybe_l2met(k) && l2met(k).is_some())
+        };
         for line in lines(chunk) {
             let n = out.lines;
             out.lines += 1;
@@ -769,10 +779,7 @@ impl Engine {
                     *v = Some(ev.value_at(i));
                 }
             }
-            let b = k.as_bytes();
-            // `count#`, `sample#`, `unique#`, `measure#`: a `#` at byte 5, 6 or 7.
-            maybe_l2met |=
-                b.get(5) == Some(&b'#') || b.get(6) == Some(&b'#') || b.get(7) == Some(&b'#');
+            maybe_l2met |= self::maybe_l2met(k);
         }
         self.fold(ev, |id| vals[id as usize], maybe_l2met, now, out, w);
         w.vals = recycle(vals);
