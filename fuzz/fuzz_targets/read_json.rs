@@ -35,8 +35,18 @@ fuzz_target!(|data: &[u8]| {
     let mut ev = Event::new();
     let ok = ev.read_json(data).is_ok();
     // Two complementary filters, so that every field is skipped by one of them.
-    check_keeping(data, ok.then_some(&ev), &|k: &str| k.len() % 2 == 0, "even names");
-    check_keeping(data, ok.then_some(&ev), &|k: &str| k.len() % 2 == 1, "odd names");
+    check_keeping(
+        data,
+        ok.then_some(&ev),
+        &|k: &str| k.len() % 2 == 0,
+        "even names",
+    );
+    check_keeping(
+        data,
+        ok.then_some(&ev),
+        &|k: &str| k.len() % 2 == 1,
+        "odd names",
+    );
     if !ok {
         return;
     }
