@@ -5,14 +5,41 @@
 //! branch per byte; SSE2, part of every x86-64 CPU, tests sixteen at once. Elsewhere the same
 //! search goes byte by byte.
 //!
-//! A class is given twice: as a function from sixteen bytes (in a vector) to a bit mask, and
-//! as a predicate on one byte, used for strings too short for a vector.
+//! A class is a few listed bytes (and perhaps the control characters); from that list
+//! [`Class`] derives both the sixteen-byte test and the one-byte test used for strings too
+//! short for a vector.
 
-/// Byte classes: each one a vector test and the same test on one byte.
+/// A class of bytes: a few listed bytes, and the control characters if `CONTROLS`.
 pub trait Class {
+    const BYTES: &'static [u8];
+    /// Whether the control characters (below 0x20) belong to the class too.
+    const CONTROLS: bool = false;
+
+    /// Bit `k` set when byte `k` of `v` is in the class.
     #[cfg(target_arch = "x86_64")]
-    fn mask(v: std::arch::x86_64::__m128i) -> u32;
-    fn test(b: u8) -> bool;
+    #[inline(always)]
+    fn mask(v: std::arch::x86_64::__m128i) -> u32 {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is always present on x86-64; these only touch registers.
+        unsafe {
+            let mut hit = if Self::CONTROLS {
+                // Unsigned v <= 0x1f exactly when min(v, 0x1f) == v.
+                _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v)
+            } else {
+                _mm_setzero_si128()
+            };
+            for &b in Self::BYTES {
+                hit = _mm_or_si128(hit, _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8)));
+            }
+            _mm_movemask_epi8(hit) as u32
+        }
+    }
+
+    /// Whether `b` is in the class.
+    #[inline(always)]
+    fn test(b: u8) -> bool {
+        (Self::CONTROLS && b < 0x20) || Self::BYTES.contains(&b)
+    }
 }
 
 /// The position of the first byte at or after `from` in class `C`, if any.
@@ -90,113 +117,36 @@ pub fn first<C: Class>(bytes: &[u8], from: usize) -> Option<usize> {
 pub struct JsonSpecial;
 
 impl Class for JsonSpecial {
-    #[cfg(target_arch = "x86_64")]
-    #[inline]
-    fn mask(v: std::arch::x86_64::__m128i) -> u32 {
-        use std::arch::x86_64::*;
-        // SAFETY: SSE2 is always present on x86-64; these only touch registers.
-        unsafe {
-            // Unsigned v <= 0x1f exactly when min(v, 0x1f) == v.
-            let ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
-            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
-            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-            let del = _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f));
-            let hit = _mm_or_si128(_mm_or_si128(quote, backslash), _mm_or_si128(del, ctl));
-            _mm_movemask_epi8(hit) as u32
-        }
-    }
-
-    #[inline]
-    fn test(b: u8) -> bool {
-        b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f
-    }
+    const BYTES: &'static [u8] = b"\"\\\x7f";
+    const CONTROLS: bool = true;
 }
 
 /// A space or a tab: the end of a logfmt value.
 pub struct Blank;
 
 impl Class for Blank {
-    #[cfg(target_arch = "x86_64")]
-    #[inline]
-    fn mask(v: std::arch::x86_64::__m128i) -> u32 {
-        use std::arch::x86_64::*;
-        // SAFETY: SSE2 is always present on x86-64; these only touch registers.
-        unsafe {
-            let space = _mm_cmpeq_epi8(v, _mm_set1_epi8(b' ' as i8));
-            let tab = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\t' as i8));
-            _mm_movemask_epi8(_mm_or_si128(space, tab)) as u32
-        }
-    }
-
-    #[inline]
-    fn test(b: u8) -> bool {
-        b == b' ' || b == b'\t'
-    }
+    const BYTES: &'static [u8] = b" \t";
 }
 
 /// A space, a tab, `=` or `"`: the end of a logfmt key.
 pub struct KeyEnd;
 
 impl Class for KeyEnd {
-    #[cfg(target_arch = "x86_64")]
-    #[inline]
-    fn mask(v: std::arch::x86_64::__m128i) -> u32 {
-        use std::arch::x86_64::*;
-        // SAFETY: SSE2 is always present on x86-64; these only touch registers.
-        unsafe {
-            let space = _mm_cmpeq_epi8(v, _mm_set1_epi8(b' ' as i8));
-            let tab = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\t' as i8));
-            let eq = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'=' as i8));
-            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
-            let hit = _mm_or_si128(_mm_or_si128(space, tab), _mm_or_si128(eq, quote));
-            _mm_movemask_epi8(hit) as u32
-        }
-    }
-
-    #[inline]
-    fn test(b: u8) -> bool {
-        matches!(b, b' ' | b'\t' | b'=' | b'"')
-    }
+    const BYTES: &'static [u8] = b" \t=\"";
 }
 
 /// A double quote or a backslash: the end of quoted text, or an escape in it.
 pub struct QuoteOrBackslash;
 
 impl Class for QuoteOrBackslash {
-    #[cfg(target_arch = "x86_64")]
-    #[inline]
-    fn mask(v: std::arch::x86_64::__m128i) -> u32 {
-        use std::arch::x86_64::*;
-        // SAFETY: SSE2 is always present on x86-64; these only touch registers.
-        unsafe {
-            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
-            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-            _mm_movemask_epi8(_mm_or_si128(quote, backslash)) as u32
-        }
-    }
-
-    #[inline]
-    fn test(b: u8) -> bool {
-        b == b'"' || b == b'\\'
-    }
+    const BYTES: &'static [u8] = b"\"\\";
 }
 
 /// A space.
 pub struct Space;
 
 impl Class for Space {
-    #[cfg(target_arch = "x86_64")]
-    #[inline]
-    fn mask(v: std::arch::x86_64::__m128i) -> u32 {
-        use std::arch::x86_64::*;
-        // SAFETY: SSE2 is always present on x86-64; these only touch registers.
-        unsafe { _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b' ' as i8))) as u32 }
-    }
-
-    #[inline]
-    fn test(b: u8) -> bool {
-        b == b' '
-    }
+    const BYTES: &'static [u8] = b" ";
 }
 
 #[cfg(test)]

@@ -140,22 +140,34 @@ impl ExactSum {
             *f += x;
             return;
         }
-        match decimal(x, MAX_DIGITS) {
-            Some((m, d)) => self.add_exact(i128::from(m), d, || x),
-            None => *self = ExactSum::Float(self.get() + x),
+        self.add_decimal(x, decimal(x, MAX_DIGITS));
+    }
+
+    /// Add `x` to `sum` and `x * x` (exactly the square of the decimal `x` reads as, while
+    /// it is one) to `sumsq`, reading `x` as a decimal once for both.
+    #[inline]
+    pub fn add_with_square(sum: &mut ExactSum, sumsq: &mut ExactSum, x: f64) {
+        let exact = |s: &ExactSum| matches!(s, ExactSum::Exact { .. });
+        let dec = if exact(sum) || exact(sumsq) {
+            decimal(x, MAX_DIGITS)
+        } else {
+            None
+        };
+        sum.add_decimal(x, dec);
+        match (&mut *sumsq, dec) {
+            (ExactSum::Float(f), _) => *f += x * x,
+            (_, Some((m, d))) => sumsq.add_exact(i128::from(m).pow(2), 2 * d, || x * x),
+            (_, None) => *sumsq = ExactSum::Float(sumsq.get() + x * x),
         }
     }
 
-    /// Add `x * x`: exactly the square of the decimal `x` reads as, while it is one.
+    /// Add `x`, which reads as the decimal `dec` (`None`: no short decimal).
     #[inline]
-    pub fn add_square(&mut self, x: f64) {
-        if let ExactSum::Float(f) = self {
-            *f += x * x;
-            return;
-        }
-        match decimal(x, MAX_DIGITS) {
-            Some((m, d)) => self.add_exact(i128::from(m).pow(2), 2 * d, || x * x),
-            None => *self = ExactSum::Float(self.get() + x * x),
+    fn add_decimal(&mut self, x: f64, dec: Option<(i64, u32)>) {
+        match (&mut *self, dec) {
+            (ExactSum::Float(f), _) => *f += x,
+            (_, Some((m, d))) => self.add_exact(i128::from(m), d, || x),
+            (_, None) => *self = ExactSum::Float(self.get() + x),
         }
     }
 
@@ -253,13 +265,20 @@ mod tests {
             7.0,
         ];
         let mut fwd = ExactSum::default();
-        xs.iter().for_each(|&x| fwd.add_square(x));
+        xs.iter()
+            .for_each(|&x| ExactSum::add_with_square(&mut ExactSum::default(), &mut fwd, x));
         let mut back = ExactSum::default();
-        xs.iter().rev().for_each(|&x| back.add_square(x));
+        xs.iter()
+            .rev()
+            .for_each(|&x| ExactSum::add_with_square(&mut ExactSum::default(), &mut back, x));
         let mut a = ExactSum::default();
         let mut b = ExactSum::default();
-        xs[..3].iter().for_each(|&x| a.add_square(x));
-        xs[3..].iter().for_each(|&x| b.add_square(x));
+        xs[..3]
+            .iter()
+            .for_each(|&x| ExactSum::add_with_square(&mut ExactSum::default(), &mut a, x));
+        xs[3..]
+            .iter()
+            .for_each(|&x| ExactSum::add_with_square(&mut ExactSum::default(), &mut b, x));
         b.merge(&a);
         assert_eq!(fwd, back);
         assert_eq!(fwd, b);
@@ -285,8 +304,7 @@ mod tests {
         let fold = |xs: &[f64]| {
             let mut s = (ExactSum::default(), ExactSum::default());
             for &x in xs {
-                s.0.add(x);
-                s.1.add_square(x);
+                ExactSum::add_with_square(&mut s.0, &mut s.1, x);
             }
             s
         };

@@ -43,8 +43,7 @@ impl Summary {
             return;
         }
         self.count += 1;
-        self.sum.add(x);
-        self.sumsq.add_square(x);
+        ExactSum::add_with_square(&mut self.sum, &mut self.sumsq, x);
         self.min = self.min.min(x);
         self.max = self.max.max(x);
     }
