@@ -21,7 +21,7 @@ use crate::clock::Clock;
 use crate::error::Diag;
 use crate::io::lines::lines;
 use crate::parse::{Options as ParseOptions, Parser};
-use crate::record::{Event, ValRef};
+use crate::record::{same_bytes, Event, ValRef};
 use crate::spec::{l2met, write_group_key, Cond, StatSet, Unit};
 use crate::stat::{AggSpec, Input, State};
 
@@ -307,7 +307,12 @@ fn unix_number(n: f64) -> f64 {
 /// `measure#` put a `#` at byte 5, 6 or 7 ([`l2met`] decides).
 #[inline]
 fn maybe_l2met(key: &str) -> bool {
-    let b = key.as_bytes();
+    maybe_l2met_bytes(key.as_bytes())
+}
+
+/// [`maybe_l2met`] of a name given as bytes.
+#[inline]
+fn maybe_l2met_bytes(b: &[u8]) -> bool {
     b.get(5) == Some(&b'#') || b.get(6) == Some(&b'#') || b.get(7) == Some(&b'#')
 }
 
@@ -365,6 +370,8 @@ pub enum InputKind {
 /// them once per event, and every later read is by id.
 struct FieldTable {
     names: Vec<Box<str>>,
+    /// Per name: its [`Event::hint`].
+    hints: Vec<usize>,
     /// Open addressing, linear probing: id + 1 per slot, 0 empty.
     slots: Vec<u16>,
     shift: u32,
@@ -375,6 +382,7 @@ impl FieldTable {
         let size = (names.len() * 4).next_power_of_two().max(16);
         let mut t = FieldTable {
             names: Vec::new(),
+            hints: Vec::new(),
             slots: vec![0; size],
             shift: 64 - size.trailing_zeros(),
         };
@@ -385,6 +393,7 @@ impl FieldTable {
                     i = (i + 1) & (t.slots.len() - 1);
                 }
                 t.slots[i] = t.names.len() as u16 + 1;
+                t.hints.push(Event::hint(&n));
                 t.names.push(n);
             }
         }
@@ -427,24 +436,6 @@ impl FieldTable {
     /// The id of `name`, which must have been given to [`FieldTable::new`].
     fn of(&self, name: &str) -> u16 {
         self.id(name).expect("a field name of the stat set")
-    }
-}
-
-/// `a == b`, without a `memcmp` call for the short strings field names are: up to 16 bytes
-/// are compared as two (possibly overlapping) words.
-#[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    let word = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
-    let half = |s: &[u8], i: usize| u32::from_le_bytes(s[i..i + 4].try_into().expect("4 bytes"));
-    match n {
-        0..=3 => a == b,
-        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
-        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
-        _ => a == b,
     }
 }
 
@@ -766,21 +757,14 @@ impl Engine {
 
     /// Fold one event into the chunk's partial.
     fn event(&self, ev: &Event, now: f64, out: &mut ChunkOut, w: &mut Work) {
-        // Match the event's fields to the field ids once (the first of a repeated name wins,
-        // as with `Event::get`), and note whether any may be an l2met key.
+        // Look up each field the stats read once, from its precomputed hint (an event has
+        // no repeated names: a later one replaced the earlier), and note whether any name
+        // may be an l2met key.
         let mut vals = recycle(std::mem::take(&mut w.vals));
-        vals.resize(self.fields.names.len(), None);
-        let mut maybe_l2met = false;
-        for i in 0..ev.len() {
-            let k = ev.key_at(i);
-            if let Some(id) = self.fields.id(k) {
-                let v = &mut vals[id as usize];
-                if v.is_none() {
-                    *v = Some(ev.value_at(i));
-                }
-            }
-            maybe_l2met |= self::maybe_l2met(k);
-        }
+        let names = self.fields.names.iter().zip(&self.fields.hints);
+        vals.extend(names.map(|(name, &hint)| ev.get_hinted(name, hint)));
+        let maybe_l2met =
+            self.stats.l2met && (0..ev.len()).any(|i| maybe_l2met_bytes(ev.key_bytes_at(i)));
         self.fold(ev, |id| vals[id as usize], maybe_l2met, now, out, w);
         w.vals = recycle(vals);
     }

@@ -9,6 +9,9 @@ struct Reader<'a> {
     text: &'a str,
     b: &'a [u8],
     i: usize,
+    /// Where the line starts in the event's arena: a string without escapes is a span of
+    /// that copy, so reading it copies nothing.
+    base: u32,
     /// Where each `\uXXXX` escape of a lone surrogate starts (decoded as U+FFFD).
     lone: Vec<usize>,
 }
@@ -47,7 +50,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Read a string (the opening quote is next) into the event's arena.
+    /// Read a string (the opening quote is next): a span of the line's copy in the event's
+    /// arena when it has no escapes, else unescaped onto the end of the arena.
     ///
     /// The text between escapes is found sixteen bytes at a time and copied whole; the line
     /// was checked as UTF-8 up front, and cutting it at ASCII bytes keeps it so.
@@ -59,7 +63,10 @@ impl<'a> Reader<'a> {
         // Fast path: no escapes up to the closing quote.
         if first < b.len() && b[first] == b'"' {
             self.i = first + 1;
-            return Ok(ev.push_text(&text[start..first]));
+            return Ok(Span {
+                start: self.base + start as u32,
+                end: self.base + first as u32,
+            });
         }
         let lone = &mut self.lone;
         let mut i = first;
@@ -330,10 +337,12 @@ pub(super) fn read_object(
     keep: Option<&dyn Fn(&str) -> bool>,
 ) -> Result<(), JsonError> {
     let text = std::str::from_utf8(line).map_err(|e| err(e.valid_up_to(), "line is not UTF-8"))?;
+    let base = ev.push_text(text).start;
     let mut r = Reader {
         text,
         b: line,
         i: 0,
+        base,
         lone: Vec::new(),
     };
     r.expect(b'{', "expected an object")?;
@@ -346,11 +355,13 @@ pub(super) fn read_object(
             if r.peek() != Some(b'"') {
                 return Err(err(r.i, "expected a key"));
             }
+            let mark = ev.text_len();
             let key = r.string(ev)?;
             r.expect(b':', "expected ':'")?;
             r.ws();
             if keep.is_some_and(|keep| !keep(ev.text(key))) {
-                ev.truncate_text(key.start);
+                // Drop the key's text if it had escapes (and so was copied).
+                ev.truncate_text(mark);
                 match r.peek() {
                     Some(b'"') => r.skip_string()?,
                     Some(b'-' | b'0'..=b'9') => {

@@ -104,6 +104,24 @@ pub fn write_f64(out: &mut String, f: f64) {
     }
 }
 
+/// `a == b`, without a `memcmp` call for the short strings field names are: up to 16 bytes
+/// are compared as two (possibly overlapping) words.
+#[inline]
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+    let half = |s: &[u8], i: usize| u32::from_le_bytes(s[i..i + 4].try_into().expect("4 bytes"));
+    match n {
+        0..=3 => a == b,
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
+}
+
 /// Slots of an event's field index (a power of two).
 const SLOTS: usize = 64;
 /// Beyond this many fields the index is dropped and lookups scan the list.
@@ -256,6 +274,12 @@ impl Event {
     /// [`Event::probe`] of a name given as bytes.
     #[inline(always)]
     fn probe_bytes(&self, key: &[u8]) -> Result<usize, Option<usize>> {
+        self.probe_from(key, slot_of(key))
+    }
+
+    /// [`Event::probe_bytes`] from `key`'s index slot `i`, computed beforehand.
+    #[inline(always)]
+    fn probe_from(&self, key: &[u8], mut i: usize) -> Result<usize, Option<usize>> {
         if !self.indexed {
             return self
                 .fields
@@ -263,13 +287,12 @@ impl Event {
                 .position(|(k, _)| self.bytes(*k) == key)
                 .ok_or(None);
         }
-        let mut i = slot_of(key);
         loop {
             match self.index[i] {
                 0 => return Err(Some(i)),
                 n => {
                     let pos = n as usize - 1;
-                    if self.bytes(self.fields[pos].0) == key {
+                    if same_bytes(self.bytes(self.fields[pos].0), key) {
                         return Ok(pos);
                     }
                 }
@@ -361,6 +384,26 @@ impl Event {
         self.find(key).map(|i| self.resolve(self.fields[i].1))
     }
 
+    /// Where the lookup of `key` starts: a reader of the same names in many events computes
+    /// it once per name, for [`Event::get_hinted`].
+    pub fn hint(key: &str) -> usize {
+        slot_of(key.as_bytes())
+    }
+
+    /// [`Event::get`] of `key`, whose [`Event::hint`] is `hint`.
+    #[inline]
+    pub fn get_hinted(&self, key: &str, hint: usize) -> Option<ValRef<'_>> {
+        self.probe_from(key.as_bytes(), hint)
+            .ok()
+            .map(|i| self.resolve(self.fields[i].1))
+    }
+
+    /// The name of the field at position `i`, as bytes (cheaper than [`Event::key_at`]).
+    #[inline]
+    pub fn key_bytes_at(&self, i: usize) -> &[u8] {
+        self.bytes(self.fields[i].0)
+    }
+
     /// The string value of `key`, if present and a string.
     pub fn get_str(&self, key: &str) -> Option<&str> {
         self.get(key).and_then(|v| v.as_str())
@@ -428,6 +471,11 @@ impl Event {
     ) -> Result<(), JsonError> {
         self.clear();
         json::read_object(self, line, Some(keep))
+    }
+
+    /// The length of the arena's text.
+    fn text_len(&self) -> u32 {
+        self.text.len() as u32
     }
 
     /// Drop the arena's text from `len` on (text of a field just read and not kept).

@@ -113,7 +113,10 @@ impl ExactSum {
     #[inline]
     fn add_exact(&mut self, units: i128, scale: u32, x: impl FnOnce() -> f64) {
         if let ExactSum::Exact { units: n, scale: s } = *self {
-            let sum = if scale <= s {
+            // Terms mostly come at the sum's scale (whole numbers into a whole sum).
+            let sum = if scale == s {
+                n.checked_add(units).map(|u| (u, s))
+            } else if scale < s {
                 pow10(s - scale)
                     .checked_mul(units)
                     .and_then(|u| n.checked_add(u))
@@ -156,7 +159,7 @@ impl ExactSum {
         sum.add_decimal(x, dec);
         match (&mut *sumsq, dec) {
             (ExactSum::Float(f), _) => *f += x * x,
-            (_, Some((m, d))) => sumsq.add_exact(i128::from(m).pow(2), 2 * d, || x * x),
+            (_, Some((m, d))) => sumsq.add_exact(i128::from(m) * i128::from(m), 2 * d, || x * x),
             (_, None) => *sumsq = ExactSum::Float(sumsq.get() + x * x),
         }
     }
