@@ -2,11 +2,12 @@
 //! line, `write_json` must give a JSON object (checked with serde_json) that reads back into an
 //! equal event. `Event::read_json_keeping` must accept exactly the same lines and keep the
 //! same values of the fields it keeps (tried with two complementary filters, so that every
-//! field is skipped by one of them).
+//! field is skipped by one of them). `Event::read_json_routed` must give, in its slots, the
+//! values read_json gives the fields routed there.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pulse::record::{Event, ValRef};
+use pulse::record::{Event, Route, ValRef};
 
 fn fields(ev: &Event) -> Vec<(&str, ValRef<'_>)> {
     ev.iter().collect()
@@ -31,6 +32,43 @@ fn check_keeping(data: &[u8], full: Option<&Event>, keep: &dyn Fn(&str) -> bool,
     }
 }
 
+/// Route names by length: 0 mod 3 skipped, 1 into slot `len % 4`, 2 into that slot and the
+/// event.
+fn route(k: &str) -> Route {
+    let slot = (k.len() % 4) as u16;
+    match k.len() % 3 {
+        0 => Route::Skip,
+        1 => Route::Slot(slot),
+        _ => Route::Both(slot),
+    }
+}
+
+fn check_routed(data: &[u8], full: Option<&Event>) {
+    let mut ev = Event::new();
+    let mut slots = [None; 4];
+    match (full, ev.read_json_routed(data, &route, &mut slots)) {
+        (None, Err(_)) => {}
+        (None, Ok(())) => panic!("read_json_routed accepted what read_json rejects"),
+        (Some(_), Err(e)) => panic!("read_json_routed rejected what read_json accepts ({e})"),
+        (Some(full), Ok(())) => {
+            // Each slot holds the value of the last field routed there.
+            let mut want = [None; 4];
+            for (k, v) in full.iter() {
+                if let Route::Slot(i) | Route::Both(i) = route(k) {
+                    want[i as usize] = Some(v);
+                }
+            }
+            let got: Vec<_> = slots.iter().map(|v| v.map(|v| ev.resolve(v))).collect();
+            assert_eq!(got, want, "read_json_routed slots");
+            let kept: Vec<_> = full
+                .iter()
+                .filter(|(k, _)| matches!(route(k), Route::Both(_)))
+                .collect();
+            assert_eq!(fields(&ev), kept, "read_json_routed event");
+        }
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let mut ev = Event::new();
     let ok = ev.read_json(data).is_ok();
@@ -47,6 +85,7 @@ fuzz_target!(|data: &[u8]| {
         &|k: &str| k.len() % 2 == 1,
         "odd names",
     );
+    check_routed(data, ok.then_some(&ev));
     if !ok {
         return;
     }

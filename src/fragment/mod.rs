@@ -21,7 +21,7 @@ use crate::clock::Clock;
 use crate::error::Diag;
 use crate::io::lines::lines;
 use crate::parse::{Options as ParseOptions, Parser};
-use crate::record::{same_bytes, Event, ValRef};
+use crate::record::{same_bytes, Event, Route, Val, ValRef};
 use crate::spec::{l2met, write_group_key, Cond, StatSet, Unit};
 use crate::stat::{AggSpec, Input, State};
 
@@ -623,6 +623,8 @@ struct Work {
     /// Per field id: its value in the current event. Only the allocation outlives an event:
     /// it is empty between events (see [`recycle`]).
     vals: Vec<Option<ValRef<'static>>>,
+    /// Per field id: its value in the current event line (see [`Event::read_json_routed`]).
+    slots: Vec<Option<Val>>,
     /// Per grouping: the current event's group key id, once written.
     gkeys: Vec<Option<KeyId>>,
     /// Per (field, unit) pair of [`Plan::number`]: the current event's value, once converted.
@@ -645,6 +647,7 @@ impl Engine {
                 text: String::new(),
                 memo: vec![0; self.conds.len()],
                 vals: Vec::with_capacity(self.fields.names.len()),
+                slots: vec![None; self.fields.names.len()],
                 gkeys: vec![None; self.groupings.len()],
                 numbers: vec![None; self.numbers],
             },
@@ -689,11 +692,16 @@ impl Engine {
             parser,
             work,
         } = s;
-        // Of an event line, only the fields some stat reads (and l2met keys) are kept;
-        // the rest are checked and dropped.
-        let wanted = |k: &str| {
-            self.fields.id(k).is_some()
-                || (self.stats.l2met && maybe_l2met(k) && l2met(k).is_some())
+        // Of an event line, the fields some stat reads go to their slot and l2met keys into
+        // the event; the rest are checked and dropped.
+        let route = |k: &str| {
+            let l2met = self.stats.l2met && maybe_l2met(k) && l2met(k).is_some();
+            match (self.fields.id(k), l2met) {
+                (Some(id), false) => Route::Slot(id),
+                (Some(id), true) => Route::Both(id),
+                (None, true) => Route::Event,
+                (None, false) => Route::Skip,
+            }
         };
         for line in lines(chunk) {
             let n = out.lines;
@@ -704,8 +712,11 @@ impl Engine {
                         self.event(ev, now, &mut out, work);
                     });
                 }
-                None => match event.read_json_keeping(line, &wanted) {
-                    Ok(()) => self.event(event, now, &mut out, work),
+                None => match {
+                    work.slots.fill(None);
+                    event.read_json_routed(line, &route, &mut work.slots)
+                } {
+                    Ok(()) => self.event_slotted(event, now, &mut out, work),
                     Err(e) => {
                         if line.iter().all(|b| b.is_ascii_whitespace()) {
                             continue;
@@ -765,6 +776,16 @@ impl Engine {
         vals.extend(names.map(|(name, &hint)| ev.get_hinted(name, hint)));
         let maybe_l2met =
             self.stats.l2met && (0..ev.len()).any(|i| maybe_l2met_bytes(ev.key_bytes_at(i)));
+        self.fold(ev, |id| vals[id as usize], maybe_l2met, now, out, w);
+        w.vals = recycle(vals);
+    }
+
+    /// [`Engine::event`] of an event read with [`Event::read_json_routed`]: the fields the
+    /// stats read are in `w.slots`, and the event holds only the l2met keys.
+    fn event_slotted(&self, ev: &Event, now: f64, out: &mut ChunkOut, w: &mut Work) {
+        let mut vals = recycle(std::mem::take(&mut w.vals));
+        vals.extend(w.slots.iter().map(|v| v.map(|v| ev.resolve(v))));
+        let maybe_l2met = !ev.is_empty();
         self.fold(ev, |id| vals[id as usize], maybe_l2met, now, out, w);
         w.vals = recycle(vals);
     }

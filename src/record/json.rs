@@ -1,7 +1,7 @@
 //! A small reader for one flat JSON object per line, into an [`Event`] without allocating
 //! per field.
 
-use super::{Event, JsonError, Span, Val};
+use super::{Event, JsonError, Route, Span, Val};
 
 struct Reader<'a> {
     /// The line, checked as UTF-8 once, so that strings found in it are sliced, not checked
@@ -30,6 +30,10 @@ fn err(offset: usize, what: &'static str) -> JsonError {
 impl<'a> Reader<'a> {
     #[inline]
     fn ws(&mut self) {
+        // Compact JSON has none: one test in the common case.
+        if self.b.get(self.i).is_none_or(|&c| c > b' ') {
+            return;
+        }
         while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\t' | b'\r' | b'\n') {
             self.i += 1;
         }
@@ -55,19 +59,31 @@ impl<'a> Reader<'a> {
     ///
     /// The text between escapes is found sixteen bytes at a time and copied whole; the line
     /// was checked as UTF-8 up front, and cutting it at ASCII bytes keeps it so.
+    #[inline]
     fn string(&mut self, ev: &mut Event) -> Result<Span, JsonError> {
         self.i += 1;
         let start = self.i;
-        let (b, text) = (self.b, self.text);
-        let first = next_special(b, start);
+        let first = next_special(self.b, start);
         // Fast path: no escapes up to the closing quote.
-        if first < b.len() && b[first] == b'"' {
+        if self.b.get(first) == Some(&b'"') {
             self.i = first + 1;
             return Ok(Span {
                 start: self.base + start as u32,
                 end: self.base + first as u32,
             });
         }
+        self.string_escaped(ev, start, first)
+    }
+
+    /// [`Reader::string`] of a string with an escape (or an error) at `first`.
+    #[inline(never)]
+    fn string_escaped(
+        &mut self,
+        ev: &mut Event,
+        start: usize,
+        first: usize,
+    ) -> Result<Span, JsonError> {
+        let (b, text) = (self.b, self.text);
         let lone = &mut self.lone;
         let mut i = first;
         let mut failed: Option<JsonError> = None;
@@ -334,7 +350,8 @@ fn hex4(b: &[u8], i: usize) -> Option<u32> {
 pub(super) fn read_object(
     ev: &mut Event,
     line: &[u8],
-    keep: Option<&dyn Fn(&str) -> bool>,
+    route: Option<&dyn Fn(&str) -> Route>,
+    slots: &mut [Option<Val>],
 ) -> Result<(), JsonError> {
     let text = std::str::from_utf8(line).map_err(|e| err(e.valid_up_to(), "line is not UTF-8"))?;
     let base = ev.push_text(text).start;
@@ -359,7 +376,8 @@ pub(super) fn read_object(
             let key = r.string(ev)?;
             r.expect(b':', "expected ':'")?;
             r.ws();
-            if keep.is_some_and(|keep| !keep(ev.text(key))) {
+            let to = route.map_or(Route::Event, |route| route(ev.text(key)));
+            if to == Route::Skip {
                 // Drop the key's text if it had escapes (and so was copied).
                 ev.truncate_text(mark);
                 match r.peek() {
@@ -419,7 +437,15 @@ pub(super) fn read_object(
                 }
                 _ => return Err(err(r.i, "expected a value")),
             };
-            ev.set_span(key, val);
+            match to {
+                Route::Event => ev.set_span(key, val),
+                Route::Slot(i) => slots[i as usize] = Some(val),
+                Route::Both(i) => {
+                    slots[i as usize] = Some(val);
+                    ev.set_span(key, val);
+                }
+                Route::Skip => unreachable!("skipped above"),
+            }
             r.ws();
             match r.peek() {
                 Some(b',') => r.i += 1,

@@ -366,8 +366,10 @@ impl Event {
         }
     }
 
+    /// A value of this event (or read into slots by [`Event::read_json_routed`]) with its
+    /// text.
     #[inline]
-    fn resolve(&self, v: Val) -> ValRef<'_> {
+    pub fn resolve(&self, v: Val) -> ValRef<'_> {
         match v {
             Val::Null => ValRef::Null,
             Val::Bool(b) => ValRef::Bool(b),
@@ -458,7 +460,7 @@ impl Event {
     /// single well-formed object.
     pub fn read_json(&mut self, line: &[u8]) -> Result<(), JsonError> {
         self.clear();
-        json::read_object(self, line, None)
+        json::read_object(self, line, None, &mut [])
     }
 
     /// [`Event::read_json`] keeping only the fields whose names `keep` accepts: a reader
@@ -469,8 +471,26 @@ impl Event {
         line: &[u8],
         keep: &dyn Fn(&str) -> bool,
     ) -> Result<(), JsonError> {
+        self.read_json_routed(
+            line,
+            &|k| if keep(k) { Route::Event } else { Route::Skip },
+            &mut [],
+        )
+    }
+
+    /// [`Event::read_json`] sending each field where `route` says: into this event, into
+    /// `slots` (a later field of the same name replaces an earlier one, as in an event), both,
+    /// or nowhere. A reader that wants a few known fields gets them by position in `slots`
+    /// without indexing them. A field's value read into `slots` refers to this event's text:
+    /// read it with [`Event::resolve`]. Slots are not cleared first.
+    pub fn read_json_routed(
+        &mut self,
+        line: &[u8],
+        route: &dyn Fn(&str) -> Route,
+        slots: &mut [Option<Val>],
+    ) -> Result<(), JsonError> {
         self.clear();
-        json::read_object(self, line, Some(keep))
+        json::read_object(self, line, Some(route), slots)
     }
 
     /// The length of the arena's text.
@@ -482,6 +502,19 @@ impl Event {
     fn truncate_text(&mut self, len: u32) {
         self.text.truncate(len as usize);
     }
+}
+
+/// Where [`Event::read_json_routed`] puts a field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Nowhere: the field is checked and dropped.
+    Skip,
+    /// Into the event.
+    Event,
+    /// Into this slot.
+    Slot(u16),
+    /// Into this slot and into the event.
+    Both(u16),
 }
 
 /// Why a line is not a JSON object.
@@ -836,6 +869,43 @@ mod tests {
             assert!(e.read_json(bad).is_err());
             assert!(e.read_json_keeping(bad, &keep).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn json_fields_routed_to_slots_replace_like_event_fields() {
+        let mut e = Event::new();
+        let route = |k: &str| match k {
+            "k1" => Route::Slot(0),
+            "k2" => Route::Both(1),
+            "esc" => Route::Slot(2),
+            "l" => Route::Event,
+            _ => Route::Skip,
+        };
+        let line =
+            br#"{"a":"x\"y","k1":"v","b":[1,{"c":2}],"k2":7,"l":true,"e\u0073c":"t\tu","k1":"w"}"#;
+        let mut slots = [None; 4];
+        e.read_json_routed(line, &route, &mut slots).unwrap();
+        let got: Vec<_> = slots.iter().map(|v| v.map(|v| e.resolve(v))).collect();
+        assert_eq!(
+            got,
+            vec![
+                Some(ValRef::Str("w")),
+                Some(ValRef::Int(7)),
+                Some(ValRef::Str("t\tu")),
+                None
+            ]
+        );
+        let fields: Vec<_> = e.iter().collect();
+        assert_eq!(
+            fields,
+            vec![("k2", ValRef::Int(7)), ("l", ValRef::Bool(true))]
+        );
+        // The full reader sees the same values.
+        let mut full = Event::new();
+        full.read_json(line).unwrap();
+        assert_eq!(full.get("k1"), got[0]);
+        assert_eq!(full.get("k2"), got[1]);
+        assert_eq!(full.get("esc"), got[2]);
     }
 
     #[test]
