@@ -712,26 +712,26 @@ impl Engine {
                         self.event(ev, now, &mut out, work);
                     });
                 }
-                None => match {
+                None => {
                     work.slots.fill(None);
-                    event.read_json_routed(line, &route, &mut work.slots)
-                } {
-                    Ok(()) => self.event_slotted(event, now, &mut out, work),
-                    Err(e) => {
-                        if line.iter().all(|b| b.is_ascii_whitespace()) {
-                            continue;
-                        }
-                        out.timeless(Own::Malformed);
-                        out.bad_total += 1;
-                        if out.bad.len() < BAD_SHOWN {
-                            out.bad.push(Bad {
-                                line: n,
-                                kind: "malformed",
-                                detail: e.to_string(),
-                            });
+                    match event.read_json_routed(line, &route, &mut work.slots) {
+                        Ok(()) => self.event_slotted(event, now, &mut out, work),
+                        Err(e) => {
+                            if line.iter().all(|b| b.is_ascii_whitespace()) {
+                                continue;
+                            }
+                            out.timeless(Own::Malformed);
+                            out.bad_total += 1;
+                            if out.bad.len() < BAD_SHOWN {
+                                out.bad.push(Bad {
+                                    line: n,
+                                    kind: "malformed",
+                                    detail: e.to_string(),
+                                });
+                            }
                         }
                     }
-                },
+                }
             }
         }
         out
