@@ -46,6 +46,14 @@ fn digits(b: &[u8], n: usize) -> Option<i64> {
 /// text after a complete timestamp (as in `...Z+00:00`) is ignored.
 pub fn parse_rfc3339(s: &str) -> Option<f64> {
     let b = s.as_bytes();
+    let secs = rfc3339_prefix(b)?;
+    let (frac, offset) = rfc3339_tail(b)?;
+    Some((secs - offset) as f64 + frac)
+}
+
+/// The whole seconds of `YYYY-MM-DDTHH:MM:SS`, the first 19 bytes of `b`, in the
+/// timestamp's own offset.
+fn rfc3339_prefix(b: &[u8]) -> Option<i64> {
     let year = digits(b, 4)?;
     if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
         return None;
@@ -67,20 +75,35 @@ pub fn parse_rfc3339(s: &str) -> Option<f64> {
     if hour > 23 || min > 59 || sec > 60 {
         return None;
     }
+    Some(days_from_civil(year, month, day) * 86400 + hour * 3600 + min * 60 + sec)
+}
+
+/// The fraction of a second and the offset (in seconds) written from byte 19 of `b` on.
+#[inline]
+fn rfc3339_tail(b: &[u8]) -> Option<(f64, i64)> {
     let mut i = 19;
     let mut frac = 0.0;
     if b.get(i) == Some(&b'.') || b.get(i) == Some(&b',') {
         i += 1;
-        let mut scale = 0.1;
+        // The digits as one integer over a power of ten (one division, and the fraction
+        // correctly rounded); digits past the 18th are below an f64's precision here.
+        const POW10: [f64; 19] = [
+            1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+            1e16, 1e17, 1e18,
+        ];
+        let (mut n, mut k) = (0u64, 0usize);
         let start = i;
         while let Some(c) = b.get(i).filter(|c| c.is_ascii_digit()) {
-            frac += (c - b'0') as f64 * scale;
-            scale /= 10.0;
+            if k < 18 {
+                n = n * 10 + u64::from(c - b'0');
+                k += 1;
+            }
             i += 1;
         }
         if i == start {
             return None;
         }
+        frac = n as f64 / POW10[k];
     }
     let offset = match b.get(i) {
         None => 0,
@@ -100,9 +123,7 @@ pub fn parse_rfc3339(s: &str) -> Option<f64> {
         }
         Some(_) => return None,
     };
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86400 + hour * 3600 + min * 60 + sec - offset;
-    Some(secs as f64 + frac)
+    Some((frac, offset))
 }
 
 /// Format Unix seconds as RFC 3339 in UTC (`2015-05-17T10:05:03Z`), whole seconds.

@@ -468,7 +468,7 @@ pub struct Engine {
     /// Every distinct filter condition of the stat set, evaluated at most once per event.
     conds: Vec<Cond>,
     /// Per stat: its filter as OR of AND-groups of indexes into `conds`.
-    filters: Vec<Vec<Vec<u16>>>,
+    filters: Vec<Vec<Group>>,
     fields: FieldTable,
     /// The field id of each of `conds`.
     cond_field: Vec<u16>,
@@ -501,8 +501,9 @@ impl Engine {
                                     (conds.len() - 1) as u16
                                 }
                             })
-                            .collect()
+                            .collect::<Vec<u16>>()
                     })
+                    .map(|conds| Group::of(&conds))
                     .collect()
             })
             .collect();
@@ -581,30 +582,34 @@ impl Engine {
         }
     }
 
-    /// Does the event pass `any`, a stat's filter from `filters`? Conditions shared by several
-    /// stats are evaluated once per event through `memo` (0 unknown, 1 false, 2 true).
+    /// Does the event pass `any`, a stat's filter from `filters`, given the truth of every
+    /// condition in `bits`?
     #[inline]
-    fn passes<'a>(
-        &self,
-        any: &[Vec<u16>],
-        get: impl Fn(u16) -> Option<ValRef<'a>>,
-        memo: &mut [u8],
-    ) -> bool {
-        any.is_empty()
-            || any.iter().any(|group| {
-                group.iter().all(|&c| {
-                    let m = &mut memo[c as usize];
-                    if *m == 0 {
-                        *m = if self.conds[c as usize].test_value(get(self.cond_field[c as usize]))
-                        {
-                            2
-                        } else {
-                            1
-                        };
-                    }
-                    *m == 2
-                })
-            })
+    fn passes(any: &[Group], bits: &[u64]) -> bool {
+        any.is_empty() || any.iter().any(|group| group.holds(bits))
+    }
+}
+
+/// An AND-group of conditions as bit masks over the words of an event's condition bits:
+/// (word index, bits that must all be set).
+struct Group(Vec<(u16, u64)>);
+
+impl Group {
+    fn of(conds: &[u16]) -> Group {
+        let mut words: Vec<(u16, u64)> = Vec::new();
+        for &c in conds {
+            let (w, bit) = (c / 64, 1u64 << (c % 64));
+            match words.iter_mut().find(|(i, _)| *i == w) {
+                Some((_, m)) => *m |= bit,
+                None => words.push((w, bit)),
+            }
+        }
+        Group(words)
+    }
+
+    #[inline]
+    fn holds(&self, bits: &[u64]) -> bool {
+        self.0.iter().all(|&(w, m)| bits[w as usize] & m == m)
     }
 }
 
@@ -619,7 +624,8 @@ pub struct Scratch {
 struct Work {
     key: String,
     text: String,
-    memo: Vec<u8>,
+    /// Per condition of [`Engine::conds`]: whether the current event meets it, one bit each.
+    bits: Vec<u64>,
     /// Per field id: its value in the current event. Only the allocation outlives an event:
     /// it is empty between events (see [`recycle`]).
     vals: Vec<Option<ValRef<'static>>>,
@@ -645,7 +651,7 @@ impl Engine {
             work: Work {
                 key: String::new(),
                 text: String::new(),
-                memo: vec![0; self.conds.len()],
+                bits: vec![0; self.conds.len().div_ceil(64)],
                 vals: Vec::with_capacity(self.fields.names.len()),
                 slots: vec![None; self.fields.names.len()],
                 gkeys: vec![None; self.groupings.len()],
@@ -804,7 +810,7 @@ impl Engine {
         let Work {
             key,
             text,
-            memo,
+            bits,
             gkeys,
             numbers,
             ..
@@ -825,14 +831,21 @@ impl Engine {
         if matches!(get(self.unparsed_id), Some(ValRef::Bool(true))) {
             p.own(Own::Unparsed, t);
         }
-        memo.fill(0);
+        // Every condition once, up front: most are read by some stat of every event, and
+        // a stat's filter is then a few mask tests.
+        bits.fill(0);
+        for (c, (cond, &f)) in self.conds.iter().zip(&self.cond_field).enumerate() {
+            if cond.test_value(get(f)) {
+                bits[c / 64] |= 1 << (c % 64);
+            }
+        }
         gkeys.fill(None);
         numbers.fill(None);
         // Most stats share one window length: divide once per length met in a row.
         let mut win = (0u32, 0i64);
         let stats = self.stats.stats.iter().zip(&self.plans).zip(&self.filters);
         for (i, ((def, plan), filter)) in stats.enumerate() {
-            if !self.passes(filter, get, memo) {
+            if !Engine::passes(filter, bits) {
                 continue;
             }
             let value = plan.value.and_then(get);

@@ -8,7 +8,7 @@ use std::fmt;
 
 use super::lex::{write_word, Cursor, OP_CHARS};
 use super::unit::{parse_quantity, split_quantity, Suffix, Unit};
-use crate::record::{Event, ValRef};
+use crate::record::{same_bytes, Event, ValRef};
 
 /// OR of AND-groups of conditions; empty matches everything.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -115,7 +115,7 @@ pub fn number(v: ValRef<'_>, unit: Option<Unit>) -> Option<f64> {
 
 fn equals(v: ValRef<'_>, lit: &Lit) -> bool {
     match v {
-        ValRef::Str(s) | ValRef::Raw(s) => s == lit.text,
+        ValRef::Str(s) | ValRef::Raw(s) => same_bytes(s.as_bytes(), lit.text.as_bytes()),
         ValRef::Int(i) => lit.num == Some(i as f64),
         ValRef::Float(x) => lit.num == Some(x),
         ValRef::Bool(b) => lit.text == if b { "true" } else { "false" },
@@ -130,7 +130,8 @@ impl Cond {
     }
 
     /// The test on the field's value already looked up (`None`: the field is missing).
-    #[inline]
+    // Inlined into `pulse-fragment`'s per-event loop over every condition.
+    #[inline(always)]
     pub fn test_value(&self, v: Option<ValRef<'_>>) -> bool {
         match &self.test {
             Test::Present => v.is_some(),
