@@ -201,12 +201,16 @@ impl<'a> Reader<'a> {
             self.i += 1;
         }
         let digits = self.i;
-        while matches!(self.peek(), Some(b'0'..=b'9')) {
+        // The integer part's value, while it fits (18 digits always do).
+        let mut whole: u64 = 0;
+        while let Some(c @ b'0'..=b'9') = self.peek() {
+            whole = whole.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
             self.i += 1;
         }
         if self.i == digits || (self.b[digits] == b'0' && self.i > digits + 1) {
             return Err(err(start, "bad number"));
         }
+        let short = self.i - digits <= 18;
         let mut float = false;
         if self.peek() == Some(b'.') {
             float = true;
@@ -233,8 +237,13 @@ impl<'a> Reader<'a> {
                 return Err(err(start, "bad number"));
             }
         }
-        // The text is ASCII digits and signs, so this cannot fail.
-        let text = std::str::from_utf8(&self.b[start..self.i]).unwrap_or("0");
+        if !float && short {
+            // Below 10^18, so it fits an i64 either sign.
+            let n = whole as i64;
+            return Ok(Val::Int(if digits > start { -n } else { n }));
+        }
+        // The line is valid UTF-8 and this run is ASCII, so it is a character run.
+        let text = &self.text[start..self.i];
         if !float {
             if let Ok(n) = text.parse::<i64>() {
                 return Ok(Val::Int(n));
@@ -353,7 +362,13 @@ pub(super) fn read_object(
     route: Option<&dyn Fn(&str) -> Route>,
     slots: &mut [Option<Val>],
 ) -> Result<(), JsonError> {
-    let text = std::str::from_utf8(line).map_err(|e| err(e.valid_up_to(), "line is not UTF-8"))?;
+    let text = if crate::find::all_ascii(line) {
+        // SAFETY: ASCII is UTF-8. (Most lines are ASCII; testing that is cheaper than
+        // validating UTF-8.)
+        unsafe { std::str::from_utf8_unchecked(line) }
+    } else {
+        std::str::from_utf8(line).map_err(|e| err(e.valid_up_to(), "line is not UTF-8"))?
+    };
     let base = ev.push_text(text).start;
     let mut r = Reader {
         text,

@@ -909,6 +909,35 @@ mod tests {
     }
 
     #[test]
+    fn json_integers_read_as_serde_json_does() {
+        let mut e = Event::new();
+        for text in [
+            "0",
+            "7",
+            "-45",
+            "999999999999999999",
+            "-999999999999999999",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "123456789012345678901",
+        ] {
+            e.read_json(format!("{{\"n\":{text}}}").as_bytes()).unwrap();
+            let want: serde_json::Value = serde_json::from_str(text).unwrap();
+            let got = match e.get("n") {
+                Some(ValRef::Int(n)) => serde_json::Value::from(n),
+                Some(ValRef::Float(f)) => serde_json::Value::from(f),
+                other => panic!("{text}: {other:?}"),
+            };
+            assert_eq!(got.as_f64(), want.as_f64(), "{text}");
+            assert_eq!(got.is_i64(), want.is_i64(), "{text}");
+        }
+        // Unlike serde_json, which reads `-0` as a float, it is the integer 0 (as before).
+        e.read_json(br#"{"n":-0}"#).unwrap();
+        assert_eq!(e.get("n"), Some(ValRef::Int(0)));
+    }
+
+    #[test]
     fn bad_json_is_an_error() {
         let mut e = Event::new();
         for bad in [
