@@ -185,7 +185,7 @@ impl Partial {
 
     /// Fold one contribution to declared stat `def`, under group key `key` (from
     /// [`Partial::key_id`]; `None` without group-by).
-    #[inline]
+    #[inline(always)]
     pub fn add_def(
         &mut self,
         def: u32,
