@@ -165,17 +165,30 @@ impl<R: Read> ChunkReader<R> {
                 }
                 return Ok(Some(std::mem::take(&mut self.carry)));
             }
-            if self.buf.len() != self.chunk_size {
-                self.buf = vec![0; self.chunk_size];
-            }
-            let n = loop {
-                match self.inner.read(&mut self.buf) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
+            let n = if self.ready_fd.is_none() {
+                // A regular file (or bytes in memory), which never makes a read wait: read
+                // a chunk's worth straight into the chunk (through `read_to_end`, which
+                // neither zeroes the room first nor copies).
+                let want = match self.chunk_size.saturating_sub(self.carry.len()) {
+                    0 => self.chunk_size, // a line longer than a chunk
+                    room => room,
+                };
+                let mut limited = (&mut self.inner).take(want as u64);
+                limited.read_to_end(&mut self.carry)?
+            } else {
+                if self.buf.len() != self.chunk_size {
+                    self.buf = vec![0; self.chunk_size];
                 }
+                let n = loop {
+                    match self.inner.read(&mut self.buf) {
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    }
+                };
+                self.carry.extend_from_slice(&self.buf[..n]);
+                n
             };
-            self.carry.extend_from_slice(&self.buf[..n]);
             if n == 0 {
                 self.eof = true;
                 if self.skipping {
