@@ -465,9 +465,9 @@ pub struct Engine {
     pub input: InputKind,
     pub lateness: f64,
     pub clock: Clock,
-    /// Every distinct filter condition of the stat set, evaluated at most once per event.
+    /// Every distinct filter condition of the stat set, each evaluated once per event.
     conds: Vec<Cond>,
-    /// Per stat: its filter as OR of AND-groups of indexes into `conds`.
+    /// Per stat: its filter as OR of AND-groups of `conds` (empty: every event passes).
     filters: Vec<Vec<Group>>,
     fields: FieldTable,
     /// The field id of each of `conds`.
@@ -947,6 +947,52 @@ mod tests {
         let w: Vec<Option<ValRef<'static>>> = recycle(v);
         assert!(w.is_empty());
         assert_eq!((w.as_ptr() as usize, w.capacity()), (ptr, cap));
+    }
+
+    #[test]
+    fn filters_over_more_than_64_conditions_count_what_they_match() {
+        // 70 conditions `f=N`, then ANDs and ORs across the words of the condition bits.
+        let mut text: String = (0..70).map(|n| format!("s{n} count 60s f={n}\n")).collect();
+        text.push_str("either count 60s f=3 || f=68\n");
+        text.push_str("both count 60s f=1 h=69\n");
+        text.push_str("all count 60s\n");
+        let stats = StatSet::parse(&text, "test").unwrap();
+        let engine = Engine::new(stats, InputKind::Events, 300.0, Clock::Fixed(0.0));
+        let lines: String = [(3, 0), (68, 0), (1, 69), (1, 70), (69, 69), (5, 1)]
+            .iter()
+            .map(|(f, h)| format!("{{\"time\":60,\"f\":{f},\"h\":{h}}}\n"))
+            .collect();
+        let out = engine.process(&mut engine.scratch(), lines.as_bytes(), None);
+        let count = |name: &str| -> u64 {
+            let i = engine
+                .stats
+                .stats
+                .iter()
+                .position(|d| d.name == name)
+                .unwrap();
+            out.partial
+                .entries
+                .iter()
+                .filter(|e| e.stat == StatId::Def(i as u32))
+                .map(|e| match &e.state {
+                    State::Count(c) => c.get() as u64,
+                    other => panic!("{other:?}"),
+                })
+                .sum()
+        };
+        for (name, want) in [
+            ("s0", 0),
+            ("s1", 2),
+            ("s3", 1),
+            ("s5", 1),
+            ("s68", 1),
+            ("s69", 1),
+            ("either", 2),
+            ("both", 1),
+            ("all", 6),
+        ] {
+            assert_eq!(count(name), want, "{name}");
+        }
     }
 
     #[test]
