@@ -82,11 +82,9 @@ pub fn open_all(paths: &[PathBuf]) -> Result<Vec<Input>> {
 /// [`ChunkReader::overlong`].
 pub struct ChunkReader<R> {
     inner: R,
-    /// Bytes read but not yet handed out (an incomplete last line).
+    /// Bytes read but not yet handed out (an incomplete last line); reads go straight into
+    /// its room.
     carry: Vec<u8>,
-    /// What each read fills: zeroed once, reused (zeroing a fresh megabyte for every read of
-    /// a pipe, which delivers 64 KiB at a time, cost more than the reads).
-    buf: Vec<u8>,
     chunk_size: usize,
     max_line: usize,
     /// Skipping the rest of an overlong line up to its newline.
@@ -109,7 +107,6 @@ impl<R: Read> ChunkReader<R> {
         ChunkReader {
             inner,
             carry: Vec::new(),
-            buf: Vec::new(),
             chunk_size: chunk_size.max(1),
             max_line: max_line.max(1),
             skipping: false,
@@ -133,6 +130,10 @@ impl<R: Read> ChunkReader<R> {
     /// costs then dominate. With the descriptor known, the reader keeps reading while the
     /// descriptor has data ready now, up to half a chunk, and never waits holding lines back.
     /// The pipe's buffer is also grown (see [`super::grow_pipe`]) so each read can bring more.
+    ///
+    /// Reads then go to the descriptor itself (one read(2) straight into the chunk), so the
+    /// reader must be the descriptor's with nothing buffered (a `File`, a pipe, or `Stdin`
+    /// before anything read it).
     pub fn with_ready_fd(mut self, fd: Option<i32>) -> ChunkReader<R> {
         if let Some(fd) = fd {
             super::grow_pipe(fd);
@@ -165,29 +166,43 @@ impl<R: Read> ChunkReader<R> {
                 }
                 return Ok(Some(std::mem::take(&mut self.carry)));
             }
-            let n = if self.ready_fd.is_none() {
-                // A regular file (or bytes in memory), which never makes a read wait: read
-                // a chunk's worth straight into the chunk (through `read_to_end`, which
-                // neither zeroes the room first nor copies).
-                let want = match self.chunk_size.saturating_sub(self.carry.len()) {
-                    0 => self.chunk_size, // a line longer than a chunk
-                    room => room,
-                };
-                let mut limited = (&mut self.inner).take(want as u64);
-                limited.read_to_end(&mut self.carry)?
-            } else {
-                if self.buf.len() != self.chunk_size {
-                    self.buf = vec![0; self.chunk_size];
+            let n = match self.ready_fd {
+                None => {
+                    // A regular file (or bytes in memory), which never makes a read wait: read
+                    // a chunk's worth straight into the chunk (through `read_to_end`, which
+                    // neither zeroes the room first nor copies).
+                    let want = match self.chunk_size.saturating_sub(self.carry.len()) {
+                        0 => self.chunk_size, // a line longer than a chunk
+                        room => room,
+                    };
+                    let mut limited = (&mut self.inner).take(want as u64);
+                    limited.read_to_end(&mut self.carry)?
                 }
-                let n = loop {
-                    match self.inner.read(&mut self.buf) {
-                        Ok(n) => break n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(e),
+                Some(fd) => {
+                    // A stream: one read(2) of what is there, straight into the chunk's room
+                    // (see `with_ready_fd`).
+                    let want = self
+                        .chunk_size
+                        .saturating_sub(self.carry.len())
+                        .max(1 << 16);
+                    self.carry.reserve(want);
+                    let room = self.carry.spare_capacity_mut();
+                    loop {
+                        // SAFETY: `room` is writable memory of `room.len()` bytes owned by
+                        // `carry`; read(2) writes at most that many.
+                        let n = unsafe { libc::read(fd, room.as_mut_ptr().cast(), room.len()) };
+                        if n >= 0 {
+                            let n = n as usize;
+                            // SAFETY: read(2) initialised the first `n` bytes of the room.
+                            unsafe { self.carry.set_len(self.carry.len() + n) };
+                            break n;
+                        }
+                        let e = io::Error::last_os_error();
+                        if e.kind() != io::ErrorKind::Interrupted {
+                            return Err(e);
+                        }
                     }
-                };
-                self.carry.extend_from_slice(&self.buf[..n]);
-                n
+                }
             };
             if n == 0 {
                 self.eof = true;
