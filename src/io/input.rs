@@ -15,7 +15,8 @@ pub const MAX_LINE: usize = 1 << 20;
 pub struct Input {
     /// How messages name it: the path, or `stdin`.
     pub name: String,
-    /// Its size when it is a regular file (for progress bars).
+    /// Its size when it is a regular file or bytes in memory (for progress bars; reading
+    /// such an input never waits, see [`ChunkReader::never_waits`]).
     pub len: Option<u64>,
     pub reader: Box<dyn Read + Send>,
     /// The descriptor of a pipe, socket or terminal, polled to learn whether more input is
@@ -93,6 +94,8 @@ pub struct ChunkReader<R> {
     pool: Option<Pool>,
     /// See [`ChunkReader::with_ready_fd`].
     ready_fd: Option<i32>,
+    /// See [`ChunkReader::never_waits`].
+    never_waits: bool,
     eof: bool,
     /// How many lines were cut for being longer than the limit.
     pub overlong: u64,
@@ -112,6 +115,7 @@ impl<R: Read> ChunkReader<R> {
             skipping: false,
             pool: None,
             ready_fd: None,
+            never_waits: false,
             eof: false,
             overlong: 0,
         }
@@ -142,6 +146,14 @@ impl<R: Read> ChunkReader<R> {
         self
     }
 
+    /// Declare that reading `inner` never waits for more input to arrive (a regular file,
+    /// bytes in memory): each read then fills a whole chunk, straight into it. A stream must
+    /// not be declared so: a read would wait for a chunk's worth, holding back lines.
+    pub fn never_waits(mut self, yes: bool) -> ChunkReader<R> {
+        self.never_waits = yes;
+        self
+    }
+
     /// True when the input can be read again without waiting.
     fn more_ready(&self) -> bool {
         let Some(fd) = self.ready_fd else {
@@ -166,26 +178,36 @@ impl<R: Read> ChunkReader<R> {
                 }
                 return Ok(Some(std::mem::take(&mut self.carry)));
             }
+            let want = match self.chunk_size.saturating_sub(self.carry.len()) {
+                0 => self.chunk_size, // a line longer than a chunk
+                room => room,
+            };
             let n = match self.ready_fd {
-                None => {
-                    // A regular file (or bytes in memory), which never makes a read wait: read
-                    // a chunk's worth straight into the chunk (through `read_to_end`, which
-                    // neither zeroes the room first nor copies).
-                    let want = match self.chunk_size.saturating_sub(self.carry.len()) {
-                        0 => self.chunk_size, // a line longer than a chunk
-                        room => room,
-                    };
+                None if self.never_waits => {
+                    // A regular file (or bytes in memory): read a chunk's worth straight
+                    // into the chunk (through `read_to_end`, which neither zeroes the room
+                    // first nor copies).
                     let mut limited = (&mut self.inner).take(want as u64);
                     limited.read_to_end(&mut self.carry)?
+                }
+                None => {
+                    // Any other reader: one read into zeroed room.
+                    let len = self.carry.len();
+                    self.carry.resize(len + want, 0);
+                    let got = loop {
+                        match self.inner.read(&mut self.carry[len..]) {
+                            Ok(n) => break Ok(n),
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                            Err(e) => break Err(e),
+                        }
+                    };
+                    self.carry.truncate(len + *got.as_ref().unwrap_or(&0));
+                    got?
                 }
                 Some(fd) => {
                     // A stream: one read(2) of what is there, straight into the chunk's room
                     // (see `with_ready_fd`).
-                    let want = self
-                        .chunk_size
-                        .saturating_sub(self.carry.len())
-                        .max(1 << 16);
-                    self.carry.reserve(want);
+                    self.carry.reserve(want.max(1 << 16));
                     let room = self.carry.spare_capacity_mut();
                     loop {
                         // SAFETY: `room` is writable memory of `room.len()` bytes owned by
@@ -292,14 +314,20 @@ impl<R: Read> ChunkReader<R> {
 mod tests {
     use super::*;
 
+    /// Every chunk of `data`, joined, and the count of overlong lines: the same whether the
+    /// reader reads whole chunks (as from a file) or one read at a time (a stream).
     fn chunks(data: &[u8], chunk: usize, max: usize) -> (Vec<u8>, u64) {
-        let mut r = ChunkReader::with_sizes(data, chunk, max);
-        let mut all = Vec::new();
-        while let Some(c) = r.next_chunk().unwrap() {
-            assert!(c.ends_with(b"\n") || !data.ends_with(b"\n"));
-            all.extend_from_slice(&c);
-        }
-        (all, r.overlong)
+        let mut got = [true, false].map(|never_waits| {
+            let mut r = ChunkReader::with_sizes(data, chunk, max).never_waits(never_waits);
+            let mut all = Vec::new();
+            while let Some(c) = r.next_chunk().unwrap() {
+                assert!(c.ends_with(b"\n") || !data.ends_with(b"\n"));
+                all.extend_from_slice(&c);
+            }
+            (all, r.overlong)
+        });
+        assert_eq!(got[0], got[1], "whole-chunk reads and single reads differ");
+        std::mem::take(&mut got[0])
     }
 
     #[test]

@@ -62,7 +62,8 @@ where
             let name = input.name.clone();
             let mut reader = ChunkReader::new(input.reader)
                 .with_pool(pool.clone())
-                .with_ready_fd(input.ready_fd);
+                .with_ready_fd(input.ready_fd)
+                .never_waits(input.len.is_some());
             while let Some(chunk) = reader
                 .next_chunk()
                 .map_err(|e| Error::io(name.clone(), e))?
@@ -96,7 +97,8 @@ where
                 let name = input.name.clone();
                 let mut reader = ChunkReader::new(input.reader)
                     .with_pool(pool.clone())
-                    .with_ready_fd(input.ready_fd);
+                    .with_ready_fd(input.ready_fd)
+                    .never_waits(input.len.is_some());
                 loop {
                     match reader.next_chunk() {
                         Ok(Some(chunk)) => {
