@@ -234,6 +234,21 @@ impl Class for QuoteOrBackslash {
     const BYTES: &'static [u8] = b"\"\\";
 }
 
+/// `=` or a double quote: whether a token is `key=...` (its first is `=`).
+pub struct EqOrQuote;
+
+impl Class for EqOrQuote {
+    const BYTES: &'static [u8] = b"=\"";
+}
+
+/// A space, `=` or a double quote: whether a message's first space-delimited token is
+/// `key=...`, in one search.
+pub struct SpaceEqOrQuote;
+
+impl Class for SpaceEqOrQuote {
+    const BYTES: &'static [u8] = b" =\"";
+}
+
 /// A space.
 pub struct Space;
 
@@ -312,6 +327,8 @@ mod tests {
                     check::<KeyEnd>(&b);
                     check::<QuoteOrBackslash>(&b);
                     check::<Space>(&b);
+                    check::<EqOrQuote>(&b);
+                    check::<SpaceEqOrQuote>(&b);
                 }
             }
         }

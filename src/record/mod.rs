@@ -693,26 +693,24 @@ fn json_string(
 #[inline(never)]
 fn json_escape(dst: &mut [u8], o: usize, b: u8, room: &mut usize) -> Option<usize> {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let esc: &[u8] = match b {
-        b'"' => b"\\\"",
-        b'\\' => b"\\\\",
-        b'\n' => b"\\n",
-        b'\r' => b"\\r",
-        b'\t' => b"\\t",
-        0x08 => b"\\b",
-        0x0c => b"\\f",
-        _ => &[
-            b'\\',
-            b'u',
-            b'0',
-            b'0',
-            HEX[(b >> 4) as usize],
-            HEX[(b & 15) as usize],
-        ],
+    let short = |c: u8| ([b'\\', c, 0, 0, 0, 0], 2);
+    let (esc, len) = match b {
+        b'"' => short(b'"'),
+        b'\\' => short(b'\\'),
+        b'\n' => short(b'n'),
+        b'\r' => short(b'r'),
+        b'\t' => short(b't'),
+        0x08 => short(b'b'),
+        0x0c => short(b'f'),
+        _ => {
+            let (hi, lo) = (HEX[(b >> 4) as usize], HEX[(b & 15) as usize]);
+            ([b'\\', b'u', b'0', b'0', hi, lo], 6)
+        }
     };
-    *room = room.checked_sub(esc.len() - 1)?;
-    dst[o..o + esc.len()].copy_from_slice(esc);
-    Some(o + esc.len())
+    *room = room.checked_sub(len - 1)?;
+    // All six bytes, a fixed-size copy; those past `len` are overwritten next.
+    dst[o..o + 6].copy_from_slice(&esc);
+    Some(o + len)
 }
 
 /// [`write_json_str`] of a string with a byte to escape at `first`: kept out of line, so
