@@ -17,7 +17,8 @@ use crate::record::{Event, Val};
 
 /// Split `name[pid]` into its parts (`pid` empty when there are no brackets).
 fn name_pid(t: &str) -> (&str, &str) {
-    if let Some(open) = t.find('[') {
+    // A byte loop: tags are short, and `str::find` costs more to set up.
+    if let Some(open) = t.bytes().position(|c| c == b'[') {
         if let Some(inner) = t[open + 1..].strip_suffix(']') {
             return (&t[..open], inner);
         }
@@ -32,6 +33,17 @@ pub fn parse_heroku_cli(ev: &mut Event, scratch: &mut Vec<u8>, s: &str) -> bool 
         return false;
     }
     let (tag, msg) = token(rest);
+    heroku_cli_parts(ev, scratch, time, tag, msg)
+}
+
+/// [`parse_heroku_cli`] of a line already split into its time (checked), its tag and the rest.
+pub fn heroku_cli_parts(
+    ev: &mut Event,
+    scratch: &mut Vec<u8>,
+    time: &str,
+    tag: &str,
+    msg: &str,
+) -> bool {
     let Some(tag) = tag.strip_suffix(':') else {
         return false;
     };

@@ -19,29 +19,38 @@
 //! `source=web.1 sample#load_avg_1m=2.46` are, `Error L10 (output buffer overflow)` and
 //! `State changed from up to down` are not.
 
-use super::scan::{is_kv_token, push_unescaped, quote_end, quote_end_escaped, skip_spaces, token};
-use crate::find::{self, Blank, KeyEnd};
+use super::scan::{push_unescaped, quote_end, quote_end_escaped, skip_spaces};
+use crate::find::{self, Blank, KeyEnd, SpaceEqOrQuote};
 use crate::record::{Event, Span, Val};
 
 /// True when the message's first token is `key=...`.
 #[inline]
 pub fn looks_logfmt(msg: &str) -> bool {
-    is_kv_token(token(skip_spaces(msg)).0)
+    // `is_kv_token(token(skip_spaces(msg)).0)` in one search: the first space, `=` or `"` is
+    // a `=`, not at the start.
+    let b = skip_spaces(msg).as_bytes();
+    matches!(find::first::<SpaceEqOrQuote>(b, 0), Some(i) if i > 0 && b[i] == b'=')
 }
 
 /// The value an unquoted attribute text stands for, when it is not a string.
 #[inline]
 pub fn coerce(v: &str) -> Option<Val> {
-    let b = v.as_bytes();
+    coerce_bytes(v.as_bytes())
+}
+
+/// [`coerce`] of the bytes of a value (slicing the message as `str` would check both ends
+/// for character boundaries).
+#[inline]
+fn coerce_bytes(b: &[u8]) -> Option<Val> {
     let Some(&first) = b.first() else {
         return Some(Val::Null);
     };
     if !(first.is_ascii_digit() || first == b'-' || first == b't' || first == b'f') {
         return None;
     }
-    match v {
-        "true" => return Some(Val::Bool(true)),
-        "false" => return Some(Val::Bool(false)),
+    match b {
+        b"true" => return Some(Val::Bool(true)),
+        b"false" => return Some(Val::Bool(false)),
         _ => {}
     }
     let digits = if first == b'-' { &b[1..] } else { b };
@@ -61,7 +70,9 @@ pub fn coerce(v: &str) -> Option<Val> {
     }
     let rest = &digits[int_len..];
     if rest.len() >= 2 && rest[0] == b'.' && rest[1..].iter().all(u8::is_ascii_digit) {
-        return v.parse::<f64>().ok().map(Val::Float);
+        // All ASCII here (sign, digits, point).
+        let text = std::str::from_utf8(b).ok()?;
+        return text.parse::<f64>().ok().map(Val::Float);
     }
     None
 }
@@ -113,30 +124,29 @@ pub fn parse_attrs_at(
             continue;
         }
         count += 1;
-        if i < n && b[i] == b'=' {
+        // One call of `set` for the three kinds of value, so that it is inlined once.
+        let val = if i < n && b[i] == b'=' {
             i += 1;
             if i < n && b[i] == b'"' {
                 let (end, escaped) = quote_end_escaped(b, i + 1);
-                let raw = &msg[i + 1..end];
                 let span = match at(i + 1, end) {
                     Some(span) if !escaped => span,
-                    _ => push_unescaped(ev, scratch, raw, false),
+                    _ => push_unescaped(ev, scratch, &msg[i + 1..end], false),
                 };
-                set(ev, ks, ke, Val::Str(span));
                 i = (end + 1).min(n);
+                Val::Str(span)
             } else {
                 let vs = i;
                 i = find::first::<Blank>(b, i).unwrap_or(n);
-                let v = &msg[vs..i];
-                let val = match coerce(v) {
+                match coerce_bytes(&b[vs..i]) {
                     Some(val) => val,
-                    None => Val::Str(at(vs, i).unwrap_or_else(|| ev.push_text(v))),
-                };
-                set(ev, ks, ke, val);
+                    None => Val::Str(at(vs, i).unwrap_or_else(|| ev.push_text(&msg[vs..i]))),
+                }
             }
         } else {
-            set(ev, ks, ke, Val::Bool(true));
-        }
+            Val::Bool(true)
+        };
+        set(ev, ks, ke, val);
     }
     count
 }
@@ -222,5 +232,10 @@ mod tests {
         assert!(!looks_logfmt("Error L10 (output buffer overflow): x=1"));
         assert!(!looks_logfmt("=x"));
         assert!(!looks_logfmt(""));
+        // Only a space ends the first token; a quote before its `=` makes it no key.
+        assert!(looks_logfmt("a\tb=c d"));
+        assert!(!looks_logfmt("a\"b=c"));
+        assert!(!looks_logfmt("ab c=d"));
+        assert!(looks_logfmt("  k==\""));
     }
 }

@@ -156,9 +156,15 @@ impl Parser {
     pub fn parse_line(&mut self, line: &[u8], emit: &mut dyn FnMut(&Event)) -> LineOutcome {
         let line = trim_cr(line);
         // Valid UTF-8 (nearly every line) is borrowed as it is; only the rest is repaired.
-        let text = match std::str::from_utf8(line) {
-            Ok(s) => std::borrow::Cow::Borrowed(s),
-            Err(_) => String::from_utf8_lossy(line),
+        let text = if crate::find::is_ascii(line) {
+            // SAFETY: ASCII bytes are valid UTF-8. The ASCII test goes sixteen bytes at a
+            // time, faster than the full check below.
+            std::borrow::Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(line) })
+        } else {
+            match std::str::from_utf8(line) {
+                Ok(s) => std::borrow::Cow::Borrowed(s),
+                Err(_) => String::from_utf8_lossy(line),
+            }
         };
         let s: &str = &text;
         let mut out = LineOutcome::default();
@@ -249,7 +255,7 @@ impl Parser {
                         return self.logfmt(s);
                     }
                     let (ev, sc) = (&mut self.ev, &mut self.scratch);
-                    if t2.ends_with(':') && heroku::parse_heroku_cli(ev, sc, s) {
+                    if t2.ends_with(':') && heroku::heroku_cli_parts(ev, sc, t, t2, rest2) {
                         return true;
                     }
                     if syslog::is_facility_level(token(rest2).0) && heroku::parse_pulse(ev, sc, s) {

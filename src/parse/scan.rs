@@ -1,6 +1,6 @@
 //! Byte-level helpers shared by the format parsers: tokens, timestamps, unescaping.
 
-use crate::find::{self, QuoteOrBackslash, Space};
+use crate::find::{self, EqOrQuote, QuoteOrBackslash, Space};
 use crate::record::{Event, Span};
 
 /// Append the string field `key` to an event known not to hold it yet (envelope fields right
@@ -45,10 +45,9 @@ pub fn looks_rfc3339(t: &str) -> bool {
 /// True when `t` is `key=...` with a non-empty key that holds no quote.
 #[inline]
 pub fn is_kv_token(t: &str) -> bool {
-    match memchr::memchr(b'=', t.as_bytes()) {
-        Some(i) if i > 0 => memchr::memchr(b'"', &t.as_bytes()[..i]).is_none(),
-        _ => false,
-    }
+    // The first `=` or `"` is a `=`, not at the start.
+    let b = t.as_bytes();
+    matches!(find::first::<EqOrQuote>(b, 0), Some(i) if i > 0 && b[i] == b'=')
 }
 
 /// Index of the closing unescaped `"` in `b` from `i` (just after the opening quote), or

@@ -431,9 +431,91 @@ impl Event {
     }
 
     /// Append this event as one JSON object (no newline) to `out`.
+    ///
+    /// The bytes to escape are marked in the whole arena at once (sixteen at a time), so
+    /// each key and string is tested with a shift and a mask; `out` is lengthened to a bound
+    /// of the object's size and cut back after the writes, which are then plain stores
+    /// rather than capacity checks and `memcpy` calls. The bound holds [`ESCAPE_ROOM`] bytes
+    /// for escapes; an event that needs more, or whose arena is too long to mark on the
+    /// stack, goes to the general writer.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        // Spans as bytes: slicing the text as `str` would check both ends for character
-        // boundaries, for every key and value.
+        if self.text.len() / 64 + 2 > MARK_WORDS {
+            return self.write_json_escaping(out);
+        }
+        let start = out.len();
+        let mut size = 2 + ESCAPE_ROOM + BLOCK_OVERRUN;
+        for &(k, v) in &self.fields {
+            size += span_len(k)
+                + 4
+                + match v {
+                    Val::Str(s) => span_len(s) + 2,
+                    Val::Raw(s) => span_len(s),
+                    _ => 24,
+                };
+        }
+        out.resize(start + size, 0);
+        match self.write_json_into(&mut out[start..]) {
+            Some(n) => out.truncate(start + n),
+            None => {
+                out.truncate(start);
+                self.write_json_escaping(out);
+            }
+        }
+    }
+
+    /// [`Event::write_json`] into `dst`, sized as it says: the length written, or `None`
+    /// when the escapes need more than [`ESCAPE_ROOM`] bytes.
+    #[inline(always)]
+    fn write_json_into(&self, dst: &mut [u8]) -> Option<usize> {
+        let text = self.text.as_bytes();
+        let mut marks = [0u64; MARK_WORDS];
+        crate::find::class_bits::<crate::find::JsonSpecial>(
+            text,
+            &mut marks[..text.len() / 64 + 2],
+        );
+        let marks = &marks;
+        let mut room = ESCAPE_ROOM;
+        let mut o = 0;
+        // `{` before the first field, `,` before the others.
+        let mut sep = b'{';
+        for &(k, v) in &self.fields {
+            dst[o] = sep;
+            sep = b',';
+            o = json_string(dst, o + 1, text, marks, k, &mut room)?;
+            dst[o] = b':';
+            o += 1;
+            let put = |dst: &mut [u8], o: usize, b: &[u8]| {
+                crate::find::copy_short(b, &mut dst[o..]);
+                o + b.len()
+            };
+            o = match v {
+                Val::Null => put(dst, o, b"null"),
+                Val::Bool(true) => put(dst, o, b"true"),
+                Val::Bool(false) => put(dst, o, b"false"),
+                Val::Int(n) => put(dst, o, itoa::Buffer::new().format(n).as_bytes()),
+                Val::Float(f) if f.is_finite() => {
+                    put(dst, o, ryu::Buffer::new().format_finite(f).as_bytes())
+                }
+                Val::Float(_) => put(dst, o, b"null"),
+                Val::Str(s) => json_string(dst, o, text, marks, s, &mut room)?,
+                Val::Raw(s) => {
+                    let raw = &text[s.start as usize..s.end as usize];
+                    dst[o..o + raw.len()].copy_from_slice(raw);
+                    o + raw.len()
+                }
+            };
+        }
+        if sep == b'{' {
+            dst[o] = b'{';
+            o += 1;
+        }
+        dst[o] = b'}';
+        Some(o + 1)
+    }
+
+    /// [`Event::write_json`] by [`write_json_bytes`], for events with many escapes.
+    #[inline(never)]
+    fn write_json_escaping(&self, out: &mut Vec<u8>) {
         let bytes = |s: Span| self.bytes(s);
         out.push(b'{');
         for (i, &(k, v)) in self.fields.iter().enumerate() {
@@ -572,6 +654,96 @@ fn write_json_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
         return;
     };
     write_escaped(out, bytes, first);
+}
+
+/// Bytes [`Event::write_json`] keeps for escapes (beyond the one byte each escaped byte
+/// takes unescaped): a message with a few quoted values fits.
+const ESCAPE_ROOM: usize = 64;
+/// Bytes [`copy_span`] may write past the end of its string.
+const BLOCK_OVERRUN: usize = 16;
+/// Words of the escape marks [`Event::write_json`] keeps on the stack: arenas up to about
+/// 2 KiB.
+const MARK_WORDS: usize = 32;
+
+#[inline(always)]
+fn span_len(s: Span) -> usize {
+    (s.end - s.start) as usize
+}
+
+/// Copy `text[s..e]` into `dst` at `o`. Up to sixteen bytes are copied as one block of the
+/// text from `s` when the text holds it (bytes past `e` land past the copy, for the caller
+/// to overwrite or cut off: `dst` needs [`BLOCK_OVERRUN`] bytes of room), up to 32 as two
+/// overlapping blocks; only longer runs go to `memcpy`.
+#[inline(always)]
+fn copy_span(dst: &mut [u8], o: usize, text: &[u8], s: usize, e: usize) {
+    let n = e - s;
+    if n <= 16 {
+        if s + 16 <= text.len() {
+            dst[o..o + 16].copy_from_slice(&text[s..s + 16]);
+        } else {
+            crate::find::copy_short(&text[s..e], &mut dst[o..]);
+        }
+    } else if n <= 32 {
+        dst[o..o + 16].copy_from_slice(&text[s..s + 16]);
+        dst[o + n - 16..o + n].copy_from_slice(&text[e - 16..e]);
+    } else {
+        dst[o..o + n].copy_from_slice(&text[s..e]);
+    }
+}
+
+/// Write the span `s` of the UTF-8 text `text`, whose bytes to escape are set in `marks`, as
+/// a JSON string into `dst` at `o`: the end of what was written, or `None` when its escapes
+/// need more than the `room` left. `dst` must hold the string unescaped, `room` and
+/// [`BLOCK_OVERRUN`] bytes from `o`.
+#[inline(always)]
+fn json_string(
+    dst: &mut [u8],
+    o: usize,
+    text: &[u8],
+    marks: &[u64; MARK_WORDS],
+    s: Span,
+    room: &mut usize,
+) -> Option<usize> {
+    let (mut i, end) = (s.start as usize, s.end as usize);
+    dst[o] = b'"';
+    let mut o = o + 1;
+    loop {
+        let e = crate::find::next_marked(marks, i, end).unwrap_or(end);
+        copy_span(dst, o, text, i, e);
+        o += e - i;
+        if e == end {
+            break;
+        }
+        o = json_escape(dst, o, text[e], room)?;
+        i = e + 1;
+    }
+    dst[o] = b'"';
+    Some(o + 1)
+}
+
+/// Write the escape of `b` at `o`, taking what it needs beyond one byte from `room`; out of
+/// line, so that [`json_string`] inlined stays small.
+#[inline(never)]
+fn json_escape(dst: &mut [u8], o: usize, b: u8, room: &mut usize) -> Option<usize> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let short = |c: u8| ([b'\\', c, 0, 0, 0, 0], 2);
+    let (esc, len) = match b {
+        b'"' => short(b'"'),
+        b'\\' => short(b'\\'),
+        b'\n' => short(b'n'),
+        b'\r' => short(b'r'),
+        b'\t' => short(b't'),
+        0x08 => short(b'b'),
+        0x0c => short(b'f'),
+        _ => {
+            let (hi, lo) = (HEX[(b >> 4) as usize], HEX[(b & 15) as usize]);
+            ([b'\\', b'u', b'0', b'0', hi, lo], 6)
+        }
+    };
+    *room = room.checked_sub(len - 1)?;
+    // All six bytes, a fixed-size copy; those past `len` are overwritten next.
+    dst[o..o + 6].copy_from_slice(&esc);
+    Some(o + len)
 }
 
 /// [`write_json_str`] of a string with a byte to escape at `first`: kept out of line, so
@@ -784,6 +956,48 @@ mod tests {
                 proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&c).unwrap());
             }
         }
+    }
+
+    #[test]
+    fn event_writer_agrees_with_the_general_one() {
+        let quotes = "\"".repeat(70);
+        let long = "ab\"c".repeat(600);
+        let texts = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "plain text of some length, past sixteen and thirty-two bytes",
+            "q\"uote",
+            "\u{7f}\u{1}\n\t\\\r\u{8}\u{c}\u{1f}",
+            "é ü 漢字 \u{7f}",
+            &quotes,
+            &long,
+        ];
+        let mut e = Event::new();
+        for a in texts {
+            for b in texts {
+                e.clear();
+                e.set_str("k", a);
+                e.set(b, Val::Int(-42));
+                e.set("f", Val::Float(2.5));
+                e.set("n", Val::Null);
+                e.set("t", Val::Bool(true));
+                let raw = e.push_text("[1,{\"x\":2}]");
+                e.set("r", Val::Raw(raw));
+                e.set_str(a, b);
+                let (mut fast, mut general) = (b"prefix".to_vec(), b"prefix".to_vec());
+                e.write_json(&mut fast);
+                e.write_json_escaping(&mut general);
+                assert_eq!(fast, general, "{a:?} {b:?}");
+                let v: serde_json::Value = serde_json::from_slice(&fast[6..]).unwrap();
+                assert_eq!(v[a], b, "{a:?} {b:?}");
+            }
+        }
+        e.clear();
+        let mut out = Vec::new();
+        e.write_json(&mut out);
+        assert_eq!(out, b"{}");
     }
 
     #[test]
