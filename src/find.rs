@@ -9,20 +9,6 @@
 //! [`Class`] derives both the sixteen-byte test and the one-byte test used for strings too
 //! short for a vector.
 
-/// Whether every byte of `b` is ASCII: 32 bytes a step as four words OR-ed together, the
-/// top bits tested once per step, no early exit (lines are short and mostly ASCII).
-#[inline]
-pub fn all_ascii(b: &[u8]) -> bool {
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut blocks = b.chunks_exact(32);
-    let word = |c: &[u8], i: usize| u64::from_le_bytes(c[i..i + 8].try_into().expect("8 bytes"));
-    let mut acc = 0;
-    for c in &mut blocks {
-        acc |= word(c, 0) | word(c, 8) | word(c, 16) | word(c, 24);
-    }
-    acc & HIGH == 0 && blocks.remainder().is_ascii()
-}
-
 /// A class of bytes: a few listed bytes, and the control characters if `CONTROLS`.
 pub trait Class {
     const BYTES: &'static [u8];

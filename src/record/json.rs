@@ -362,7 +362,7 @@ pub(super) fn read_object(
     route: Option<&dyn Fn(&str) -> Route>,
     slots: &mut [Option<Val>],
 ) -> Result<(), JsonError> {
-    let text = if crate::find::all_ascii(line) {
+    let text = if crate::find::is_ascii(line) {
         // SAFETY: ASCII is UTF-8. (Most lines are ASCII; testing that is cheaper than
         // validating UTF-8.)
         unsafe { std::str::from_utf8_unchecked(line) }
