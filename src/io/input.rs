@@ -20,7 +20,8 @@ pub struct Input {
     pub len: Option<u64>,
     pub reader: Box<dyn Read + Send>,
     /// The descriptor of a pipe, socket or terminal, polled to learn whether more input is
-    /// ready without waiting (see [`ChunkReader::with_ready_fd`]); `None` for regular files.
+    /// ready without waiting, and read directly (see [`ChunkReader::with_ready_fd`]); `None`
+    /// for regular files.
     pub ready_fd: Option<i32>,
 }
 
