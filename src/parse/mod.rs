@@ -156,15 +156,9 @@ impl Parser {
     pub fn parse_line(&mut self, line: &[u8], emit: &mut dyn FnMut(&Event)) -> LineOutcome {
         let line = trim_cr(line);
         // Valid UTF-8 (nearly every line) is borrowed as it is; only the rest is repaired.
-        let text = if crate::find::is_ascii(line) {
-            // SAFETY: ASCII bytes are valid UTF-8. The ASCII test goes sixteen bytes at a
-            // time, faster than the full check below.
-            std::borrow::Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(line) })
-        } else {
-            match std::str::from_utf8(line) {
-                Ok(s) => std::borrow::Cow::Borrowed(s),
-                Err(_) => String::from_utf8_lossy(line),
-            }
+        let text = match crate::find::utf8(line) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(line),
         };
         let s: &str = &text;
         let mut out = LineOutcome::default();

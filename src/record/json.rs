@@ -362,13 +362,7 @@ pub(super) fn read_object(
     route: Option<&dyn Fn(&str) -> Route>,
     slots: &mut [Option<Val>],
 ) -> Result<(), JsonError> {
-    let text = if crate::find::is_ascii(line) {
-        // SAFETY: ASCII is UTF-8. (Most lines are ASCII; testing that is cheaper than
-        // validating UTF-8.)
-        unsafe { std::str::from_utf8_unchecked(line) }
-    } else {
-        std::str::from_utf8(line).map_err(|e| err(e.valid_up_to(), "line is not UTF-8"))?
-    };
+    let text = crate::find::utf8(line).map_err(|e| err(e.valid_up_to(), "line is not UTF-8"))?;
     let base = ev.push_text(text).start;
     let mut r = Reader {
         text,

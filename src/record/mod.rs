@@ -545,21 +545,6 @@ impl Event {
         json::read_object(self, line, None, &mut [])
     }
 
-    /// [`Event::read_json`] keeping only the fields whose names `keep` accepts: a reader
-    /// that looks at a few fields skips storing and indexing the others (which are still
-    /// checked, so the same lines are errors).
-    pub fn read_json_keeping(
-        &mut self,
-        line: &[u8],
-        keep: &dyn Fn(&str) -> bool,
-    ) -> Result<(), JsonError> {
-        self.read_json_routed(
-            line,
-            &|k| if keep(k) { Route::Event } else { Route::Skip },
-            &mut [],
-        )
-    }
-
     /// [`Event::read_json`] sending each field where `route` says: into this event, into
     /// `slots` (a later field of the same name replaces an earlier one, as in an event), both,
     /// or nowhere. A reader that wants a few known fields gets them by position in `slots`
@@ -1061,16 +1046,26 @@ mod tests {
     #[test]
     fn json_fields_not_wanted_are_checked_but_not_kept() {
         let mut e = Event::new();
-        let keep = |k: &str| k.starts_with('k');
+        let keep = |k: &str| {
+            if k.starts_with('k') {
+                Route::Event
+            } else {
+                Route::Skip
+            }
+        };
         let line = br#"{"a":"x\"y","k1":"v","b":[1,{"c":2}],"k2":7,"d":null,"k1":"w"}"#;
-        e.read_json_keeping(line, &keep).unwrap();
+        e.read_json_routed(line, &keep, &mut []).unwrap();
         let fields: Vec<_> = e.iter().collect();
         assert_eq!(
             fields,
             vec![("k1", ValRef::Str("w")), ("k2", ValRef::Int(7))]
         );
-        assert!(e.read_json_keeping(br#"{"a":[1,],"k1":1}"#, &keep).is_err());
-        assert!(e.read_json_keeping(b"{\"a\":\"\x01\"}", &keep).is_err());
+        assert!(e
+            .read_json_routed(br#"{"a":[1,],"k1":1}"#, &keep, &mut [])
+            .is_err());
+        assert!(e
+            .read_json_routed(b"{\"a\":\"\x01\"}", &keep, &mut [])
+            .is_err());
         // Every line the full reader rejects, the keeping one rejects too.
         for bad in [
             &br#"{"a":"x\q"}"#[..],
@@ -1081,7 +1076,7 @@ mod tests {
             br#"{"a":1 "k":2}"#,
         ] {
             assert!(e.read_json(bad).is_err());
-            assert!(e.read_json_keeping(bad, &keep).is_err(), "{bad:?}");
+            assert!(e.read_json_routed(bad, &keep, &mut []).is_err(), "{bad:?}");
         }
     }
 
