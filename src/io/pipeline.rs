@@ -6,6 +6,11 @@
 //! writes. The sink also hears when an input ends and, if `tick` is set, is called at least
 //! that often while the input is quiet (live streams flush by wall clock).
 //!
+//! At most [`in_flight`]`(threads)` chunks are between the reader and the end of the sink
+//! at any time: the reader waits for a credit before it reads the next chunk, and the sink
+//! hands one back after each chunk. Memory is then that many chunks and outputs at most,
+//! however long the input and however the threads are scheduled.
+//!
 //! If the sink fails (a closed pipe), the reader and workers stop at their next hand-off.
 
 use std::collections::BTreeMap;
@@ -85,14 +90,22 @@ where
         return Ok(());
     }
 
-    let (work_tx, work_rx) = bounded::<(u64, usize, Vec<u8>)>(threads * 2);
-    let (out_tx, out_rx) = bounded::<(u64, Msg<O>)>(threads * 2);
+    let limit = in_flight(threads);
+    let (work_tx, work_rx) = bounded::<(u64, usize, Vec<u8>)>(limit);
+    let (out_tx, out_rx) = bounded::<(u64, Msg<O>)>(limit);
+    // Credits for chunks in flight: the reader takes one before each chunk, the sink gives
+    // it back when done with that chunk's output.
+    let (credit_tx, credit_rx) = bounded::<()>(limit);
+    for _ in 0..limit {
+        credit_tx.send(()).expect("room for every credit");
+    }
 
     std::thread::scope(|scope| {
         // Reader.
         let reader_out = out_tx.clone();
         scope.spawn(move || {
             let mut seq = 0u64;
+            let mut credit = false;
             for (i, input) in inputs.into_iter().enumerate() {
                 let name = input.name.clone();
                 let mut reader = ChunkReader::new(input.reader)
@@ -100,8 +113,14 @@ where
                     .with_ready_fd(input.ready_fd)
                     .never_waits(input.len.is_some());
                 loop {
+                    // A credit taken for a read that found the end is kept for the next.
+                    if !credit && credit_rx.recv().is_err() {
+                        return;
+                    }
+                    credit = true;
                     match reader.next_chunk() {
                         Ok(Some(chunk)) => {
+                            credit = false;
                             if work_tx.send((seq, i, chunk)).is_err() {
                                 return;
                             }
@@ -176,7 +195,10 @@ where
                 while let Some(msg) = pending.remove(&next) {
                     next += 1;
                     match msg {
-                        Msg::Chunk(input, bytes, out) => sink(Step::Chunk { input, bytes, out })?,
+                        Msg::Chunk(input, bytes, out) => {
+                            sink(Step::Chunk { input, bytes, out })?;
+                            let _ = credit_tx.try_send(());
+                        }
                         Msg::End(input, name, overlong) => sink(Step::End {
                             input,
                             name,
@@ -193,8 +215,15 @@ where
             Ok(())
         })();
         drop(out_rx);
+        drop(credit_tx);
         result
     })
+}
+
+/// How many chunks may be in flight with `threads` workers: one in each worker, one waiting
+/// for each, and one being read.
+pub fn in_flight(threads: usize) -> usize {
+    2 * threads + 1
 }
 
 #[cfg(test)]
@@ -233,5 +262,46 @@ mod tests {
         want.extend(&data);
         assert_eq!(seen, want);
         assert_eq!(ends, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn chunks_in_flight_are_bounded_across_many_inputs() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // More inputs than credits: a credit lost at the end of an input would hang here.
+        let inputs: Vec<Input> = (0..3 * in_flight(2))
+            .map(|i| Input::from_bytes(&format!("in{i}"), b"0123456789abcde\n".repeat(100_000)))
+            .collect();
+        let produced = AtomicUsize::new(0);
+        let mut sunk = 0usize;
+        let mut most = 0usize;
+        let mut ends = 0;
+        run(
+            inputs,
+            2,
+            None,
+            &Pool::new(4),
+            || (),
+            |_, chunk| {
+                produced.fetch_add(1, Ordering::SeqCst);
+                chunk.len()
+            },
+            |step| {
+                if let Step::Chunk { .. } = step {
+                    // Let the reader and workers run ahead as far as they can.
+                    std::thread::sleep(Duration::from_millis(2));
+                    most = most.max(produced.load(Ordering::SeqCst) - sunk);
+                    sunk += 1;
+                } else if let Step::End { .. } = step {
+                    ends += 1;
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(ends, 3 * in_flight(2));
+        assert_eq!(sunk, produced.load(Ordering::SeqCst));
+        assert!(sunk > 3 * in_flight(2), "{sunk} chunks: inputs not cut");
+        assert!(most <= in_flight(2), "{most} chunks in flight");
+        assert!(most >= 2, "{most}: the workers never ran ahead");
     }
 }
