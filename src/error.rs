@@ -105,18 +105,25 @@ impl Diag {
     ///
     /// Under `--strict` this returns the error that must end the run.
     pub fn bad(&mut self, kind: &'static str, location: &str, detail: &str) -> Result<()> {
-        let n = self.counts.entry(kind).or_insert(0);
-        *n += 1;
         if self.strict {
+            *self.counts.entry(kind).or_insert(0) += 1;
             return Err(Error::Strict(format!("{location}: {kind}: {detail}")));
         }
+        self.note(kind, location, detail);
+        Ok(())
+    }
+
+    /// [`Diag::bad`] of something worth telling that does not end a `--strict` run (the
+    /// record was still used).
+    pub fn note(&mut self, kind: &'static str, location: &str, detail: &str) {
+        let n = self.counts.entry(kind).or_insert(0);
+        *n += 1;
         if *n == 1 && !self.quiet {
             eprintln!(
                 "{}: {location}: {kind}: {detail} (further {kind} lines are counted, not shown)",
                 self.tool
             );
         }
-        Ok(())
     }
 
     /// Count `n` bad records of `kind` without printing (already reported elsewhere).

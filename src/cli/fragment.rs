@@ -85,11 +85,26 @@ pub fn load_stats(paths: &[PathBuf]) -> Result<StatSet> {
         return Ok(StatSet::defaults());
     }
     let mut set: Option<StatSet> = None;
+    // Where each stat so far was defined, to name both places of a name defined twice.
+    let mut seen: Vec<(String, String, usize)> = Vec::new();
     for p in paths {
-        let text = std::fs::read_to_string(p)
-            .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;
-        let one = StatSet::parse(&text, &p.display().to_string())
-            .map_err(|e| Error::Usage(e.to_string()))?;
+        let origin = p.display().to_string();
+        let text =
+            std::fs::read_to_string(p).map_err(|e| Error::Usage(format!("{origin}: {e}")))?;
+        let one = StatSet::parse(&text, &origin).map_err(|e| Error::Usage(e.to_string()))?;
+        for def in &one.stats {
+            if let Some((_, at, line)) = seen.iter().find(|(name, ..)| *name == def.name) {
+                return Err(Error::Usage(format!(
+                    "{origin}:{}: stat {:?} is defined twice (also at {at}:{line})",
+                    def.line, def.name
+                )));
+            }
+        }
+        seen.extend(
+            one.stats
+                .iter()
+                .map(|d| (d.name.clone(), origin.clone(), d.line)),
+        );
         match &mut set {
             None => set = Some(one),
             Some(s) => s.extend(one).map_err(|e| Error::Usage(e.to_string()))?,
@@ -177,7 +192,7 @@ pub fn run(args: Args) -> Result<i32> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
 
-    let engine = Engine::new(stats, kind, args.lateness, clock);
+    let engine = Engine::new(stats, kind, args.lateness, clock).strict(args.strict);
     let src = args.source.clone().unwrap_or_else(default_source);
     let mut windows = Windows::new(src, clock, args.grace, args.lateness, args.shards);
     let mut diag = Diag::new(TOOL, args.strict);
@@ -209,6 +224,23 @@ pub fn run(args: Args) -> Result<i32> {
                         diag.bad(b.kind, &at, &b.detail)?;
                     }
                     diag.count("malformed", got.bad_total - got.bad.len() as u64);
+                    let at_line =
+                        |line: u64| format!("{}: line {}", names[input], line_base + line + 1);
+                    if let Some((line, text)) = &got.first_bad_frame {
+                        let what = format!("octet count does not fit the frame, recovered: {text}");
+                        diag.bad("bad frame count", &at_line(*line), &what)?;
+                        diag.count("bad frame count", got.bad_frames - 1);
+                    }
+                    if let Some((line, text)) = &got.first_unparsed {
+                        let what = format!("no format matches: {text}");
+                        diag.bad("unparsed", &at_line(*line), &what)?;
+                        diag.count("unparsed", got.unparsed - 1);
+                    }
+                    if let Some((line, time)) = &got.first_bad_time {
+                        let what = format!("{time:?} is neither RFC 3339 nor Unix seconds; the event is placed at the clock's time");
+                        diag.note("bad time", &at_line(*line), &what);
+                        diag.count("bad time", got.bad_times - 1);
+                    }
                     line_base += got.lines;
                     progress.inc(bytes as u64);
                 }
@@ -235,7 +267,16 @@ pub fn run(args: Args) -> Result<i32> {
         },
     );
     progress.finish();
-    result?;
+    if let Err(e) = result {
+        // Stopped early (`--strict`, an unreadable input): what was read up to there is
+        // still written, its open windows as they stand (not final: the watermark stays).
+        if !e.is_broken_pipe() {
+            windows.flush_all(&engine.stats, &mut buf, false);
+            out.write_all(&buf)?;
+            out.flush()?;
+        }
+        return Err(e);
+    }
     windows.finish(&engine.stats, &mut out)?;
     out.flush()?;
     diag.finish();

@@ -271,6 +271,12 @@ impl Partial {
     }
 }
 
+/// The start of a line, to show in a report.
+#[cold]
+fn line_start(line: &[u8]) -> String {
+    String::from_utf8_lossy(&line[..line.len().min(120)]).into_owned()
+}
+
 /// Start of the epoch-aligned window of length `secs` holding time `t`.
 #[inline]
 pub fn window_start(t: f64, secs: u32) -> i64 {
@@ -345,9 +351,35 @@ pub struct ChunkOut {
     pub timeless: Vec<(Own, f64, u64)>,
     /// The clock's time when the chunk was processed (for `timeless` before any event time).
     pub now: f64,
+    /// `now` if some event had no time and was placed at the clock's time; else -inf.
+    pub clock_used: f64,
+    /// Events whose `time` is neither RFC 3339 text nor Unix seconds (placed at the clock's
+    /// time), and the first of them: (line in the chunk, the time as written).
+    pub bad_times: u64,
+    pub first_bad_time: Option<(u64, String)>,
+    /// With `--raw`: lines with a record no format matched, and lines whose Logplex octet
+    /// counts were wrong, as `pulse-parse` reports them; the first of each as (line in the
+    /// chunk, its start).
+    pub unparsed: u64,
+    pub first_unparsed: Option<(u64, String)>,
+    pub bad_frames: u64,
+    pub first_bad_frame: Option<(u64, String)>,
 }
 
 impl ChunkOut {
+    /// Count an event of the current line whose time field `v` is not a time.
+    #[cold]
+    fn bad_time(&mut self, v: Option<ValRef<'_>>) {
+        self.bad_times += 1;
+        if self.first_bad_time.is_none() {
+            let mut text = String::new();
+            if let Some(v) = v {
+                v.write_text(&mut text);
+            }
+            self.first_bad_time = Some((self.lines.saturating_sub(1), text));
+        }
+    }
+
     /// Count one `own` occurrence at the chunk's current newest time.
     fn timeless(&mut self, own: Own) {
         match self.timeless.last_mut() {
@@ -479,6 +511,9 @@ pub struct Engine {
     numbers: usize,
     time_id: u16,
     unparsed_id: u16,
+    /// Stop reading a chunk at its first bad line (`--strict`: that line ends the run, so
+    /// nothing after it may count).
+    strict: bool,
 }
 
 impl Engine {
@@ -579,7 +614,15 @@ impl Engine {
             plans,
             groupings,
             numbers: numbers.len(),
+            strict: false,
         }
+    }
+
+    /// Under `--strict`, stop each chunk at its first bad line (malformed; with `--raw`
+    /// also unparsed or with a bad frame count), which will end the run.
+    pub fn strict(mut self, strict: bool) -> Engine {
+        self.strict = strict;
+        self
     }
 
     /// Does the event pass `any`, a stat's filter from `filters`, given the truth of every
@@ -691,6 +734,13 @@ impl Engine {
             data: Vec::new(),
             timeless: Vec::new(),
             now: self.clock.now(),
+            clock_used: f64::NEG_INFINITY,
+            bad_times: 0,
+            first_bad_time: None,
+            unparsed: 0,
+            first_unparsed: None,
+            bad_frames: 0,
+            first_bad_frame: None,
         };
         let now = out.now;
         let Scratch {
@@ -714,9 +764,26 @@ impl Engine {
             out.lines += 1;
             match parser {
                 Some(p) => {
-                    p.parse_line(line, &mut |ev: &Event| {
-                        self.event(ev, now, &mut out, work);
+                    let got = p.parse_line(line, &mut |ev: &Event| {
+                        // Under --strict an unparsed record ends the run: not counted.
+                        if !(self.strict && matches!(ev.get("unparsed"), Some(ValRef::Bool(true))))
+                        {
+                            self.event(ev, now, &mut out, work);
+                        }
                     });
+                    if got.unparsed {
+                        out.unparsed += 1;
+                        out.first_unparsed
+                            .get_or_insert_with(|| (n, line_start(line)));
+                    }
+                    if got.bad_frame_counts > 0 {
+                        out.bad_frames += u64::from(got.bad_frame_counts);
+                        out.first_bad_frame
+                            .get_or_insert_with(|| (n, line_start(line)));
+                    }
+                    if self.strict && (got.unparsed || got.bad_frame_counts > 0) {
+                        break;
+                    }
                 }
                 None => {
                     work.slots.fill(None);
@@ -734,6 +801,9 @@ impl Engine {
                                     kind: "malformed",
                                     detail: e.to_string(),
                                 });
+                            }
+                            if self.strict {
+                                break;
                             }
                         }
                     }
@@ -764,10 +834,13 @@ impl Engine {
         }
         let mut partial = std::mem::take(&mut got.partial);
         for &(own, t, n) in &got.timeless {
+            if own == Own::Late {
+                diag.count("late (dropped)", n);
+            }
             let t = t.max(newest);
             partial.own_n(own, if t.is_finite() { t } else { got.now }, n as f64);
         }
-        windows.absorb(&self.stats, partial, got.max_time, diag);
+        windows.absorb(&self.stats, partial, got.max_time, got.clock_used, diag);
         windows.flush_due(&self.stats, out);
         got
     }
@@ -815,17 +888,32 @@ impl Engine {
             numbers,
             ..
         } = w;
-        let t = time_of(get(self.time_id)).unwrap_or(now);
-        if t < out.max_time - self.lateness {
-            out.timeless(Own::Late);
-            return;
-        }
-        if t > out.max_time {
-            out.max_time = t;
-        }
-        if t < out.min_kept {
-            out.min_kept = t;
-        }
+        let field = get(self.time_id);
+        let t = match time_of(field) {
+            Some(t) => {
+                if t < out.max_time - self.lateness {
+                    out.timeless(Own::Late);
+                    return;
+                }
+                if t > out.max_time {
+                    out.max_time = t;
+                }
+                if t < out.min_kept {
+                    out.min_kept = t;
+                }
+                t
+            }
+            // No time of its own: the clock's, which is no event time. It neither moves
+            // the stream's time on nor is judged late by it, so one unparsed line in a
+            // replayed archive does not make the rest of the archive late.
+            None => {
+                if !matches!(field, None | Some(ValRef::Null)) {
+                    out.bad_time(field);
+                }
+                out.clock_used = now;
+                now
+            }
+        };
         let p = &mut out.partial;
         p.own(Own::Events, t);
         if matches!(get(self.unparsed_id), Some(ValRef::Bool(true))) {

@@ -1,7 +1,9 @@
 //! The open windows of one `pulse-fragment` run, and when to flush them.
 //!
 //! A window's fragment is written
-//! - when the stream's event time (the newest event time seen) passes its end by `grace`;
+//! - when the stream's event time (the newest event time seen) passes its end by `grace`
+//!   (before any event has a time of its own, the clock's time given to timeless events
+//!   stands in for it, so a stream of timeless lines is still flushed and forgotten);
 //! - again whenever late events change it after that;
 //! - on every wall-clock tick in live mode, if it changed since last written (so a quiet
 //!   stream still reports; those fragments are provisional);
@@ -18,7 +20,7 @@ use crate::clock::Clock;
 use crate::error::{Diag, Result};
 use crate::record::Fragment;
 use crate::shard::shard_of;
-use crate::spec::StatSet;
+use crate::spec::{StatSet, OWN_PREFIX};
 use crate::stat::{AggSpec, State};
 
 /// The name a stat's fragments carry.
@@ -50,6 +52,8 @@ pub struct Windows {
     shards: Option<u32>,
     /// Newest event time seen.
     newest: f64,
+    /// Newest clock time given to an event without a time.
+    clock_newest: f64,
     slots: FastMap<SlotKey, Slot>,
     /// Distinct group keys per (stat, window start), for the cap, and whether the window has
     /// overflowed.
@@ -59,6 +63,8 @@ pub struct Windows {
     /// l2met names whose aggregate disagreed with an earlier use, reported once.
     l2met_clash: Vec<Box<str>>,
     l2met_aggs: FastMap<Box<str>, AggSpec>,
+    /// l2met names that are a declared or own stat's, ignored (reported once).
+    l2met_taken: Vec<Box<str>>,
 }
 
 impl Windows {
@@ -71,11 +77,13 @@ impl Windows {
             lateness,
             shards,
             newest: f64::NEG_INFINITY,
+            clock_newest: f64::NEG_INFINITY,
             slots: FastMap::default(),
             keys: FastMap::default(),
             capped: Vec::new(),
             l2met_clash: Vec::new(),
             l2met_aggs: FastMap::default(),
+            l2met_taken: Vec::new(),
         }
     }
 
@@ -89,13 +97,30 @@ impl Windows {
         self.slots.len()
     }
 
-    /// Take in a chunk's partial states and its newest event time.
-    pub fn absorb(&mut self, stats: &StatSet, partial: Partial, max_time: f64, diag: &mut Diag) {
+    /// Take in a chunk's partial states, its newest event time and the clock's time it
+    /// gave events without one (`-inf` for none).
+    pub fn absorb(
+        &mut self,
+        stats: &StatSet,
+        partial: Partial,
+        max_time: f64,
+        clock_used: f64,
+        diag: &mut Diag,
+    ) {
         for entry in partial.entries {
             self.absorb_entry(stats, entry, diag);
         }
-        if max_time > self.newest {
-            self.newest = max_time;
+        self.newest = self.newest.max(max_time);
+        self.clock_newest = self.clock_newest.max(clock_used);
+    }
+
+    /// The time that decides what is due: the newest event time, or while no event has had
+    /// a time, the newest clock time given to timeless ones.
+    fn front(&self) -> f64 {
+        if self.newest.is_finite() {
+            self.newest
+        } else {
+            self.clock_newest
         }
     }
 
@@ -109,6 +134,9 @@ impl Windows {
             state,
         } = e;
         if let StatId::L2met(name) = &stat {
+            if self.l2met_taken.contains(name) {
+                return;
+            }
             // An l2met name used with two kinds (count#x and measure#x) cannot merge.
             match self.l2met_aggs.get(name) {
                 Some(a) if *a != agg => {
@@ -124,6 +152,22 @@ impl Windows {
                 }
                 Some(_) => {}
                 None => {
+                    // Nor may it pass for a declared stat or one of the tool's own.
+                    let declared = stats.stats.iter().any(|d| *d.name == **name);
+                    if declared || name.starts_with(OWN_PREFIX) {
+                        let whose = if declared {
+                            "a declared stat"
+                        } else {
+                            "pulse-fragment's own stats"
+                        };
+                        diag.note(
+                            "l2met clash",
+                            &format!("stat {name}"),
+                            &format!("the name of {whose}; the l2met key is ignored"),
+                        );
+                        self.l2met_taken.push(name.clone());
+                        return;
+                    }
                     self.l2met_aggs.insert(name.clone(), agg.clone());
                 }
             }
@@ -192,7 +236,7 @@ impl Windows {
     /// Write windows due by event time (end + grace ≤ newest) and forget those past the
     /// lateness horizon.
     pub fn flush_due(&mut self, stats: &StatSet, out: &mut Vec<u8>) {
-        let newest = self.newest;
+        let newest = self.front();
         let grace = self.grace;
         let wm = self.watermark();
         self.write(stats, out, wm, |start, secs| {
@@ -226,8 +270,9 @@ impl Windows {
 
     /// Every window ending at or before the watermark has been written.
     fn watermark(&self) -> i64 {
-        if self.newest.is_finite() {
-            (self.newest - self.grace).floor() as i64
+        let front = self.front();
+        if front.is_finite() {
+            (front - self.grace).floor() as i64
         } else {
             i64::MIN
         }

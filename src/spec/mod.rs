@@ -47,6 +47,10 @@ use lex::{logical_lines, write_word, Cursor};
 
 /// Default cap on the number of group keys of one stat per window.
 pub const DEFAULT_MAX_KEYS: usize = 10_000;
+/// The prefix of the names of pulse-fragment's own stats (`pulse.events`, `pulse.late`
+/// ...), which neither a stats file nor an l2met key may use.
+pub const OWN_PREFIX: &str = "pulse.";
+
 /// Default recency of `last`: partitions not heard from for this long are left out.
 pub const DEFAULT_RECENCY: u32 = 300;
 
@@ -498,6 +502,11 @@ fn parse_line(text: &str, line: usize) -> Result<Parsed, String> {
     if !valid_name(&name) {
         return Err(format!(
             "stat name {name:?} may contain only letters, digits and _ . - : / @"
+        ));
+    }
+    if name.starts_with(OWN_PREFIX) {
+        return Err(format!(
+            "stat name {name:?}: names beginning with {OWN_PREFIX:?} are pulse-fragment's own stats"
         ));
     }
     let agg_word = need_word(&mut c, &format!("an aggregate after {name}: {AGGREGATES}"))?;

@@ -189,6 +189,168 @@ fn malformed_lines_are_reported_with_their_number_and_skipped() {
     assert!(String::from_utf8_lossy(&strict.stderr).contains("line 2"));
 }
 
+/// Sum of the `count` of every latest state of `stat`.
+fn total(states: &BTreeMap<(String, String, i64, u64), Value>, stat: &str) -> f64 {
+    states
+        .iter()
+        .filter(|(k, _)| k.0 == stat)
+        .map(|(_, v)| v["count"].as_f64().unwrap())
+        .sum()
+}
+
+#[test]
+fn strict_writes_what_came_before_the_bad_line_and_nothing_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = stats_file(&dir, COUNT_BY_STATUS);
+    let good: Vec<(&str, &str)> = vec![("2026-01-01T00:00:10Z", "200"); 500];
+    let mut input = events(&good);
+    input.extend_from_slice(b"{not json\n");
+    input.extend(events(&good));
+    for threads in ["1", "2"] {
+        let out = run(
+            "pulse-fragment",
+            &["--stats", &stats, "--strict", "--threads", threads],
+            &input,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("line 501: malformed"), "{err}");
+        assert_eq!(total(&latest_states(&ndjson(&out.stdout)), "req"), 500.0);
+    }
+}
+
+#[test]
+fn a_line_without_a_time_does_not_make_a_replay_late() {
+    // A replayed archive (event times in 2015) with an unparsed line and an event whose
+    // time is not a time: both are placed at the clock's time (here 2026), which must not
+    // count as the stream's time, or every later archive line would be "late".
+    let log = std::fs::read_to_string(fixture(APACHE)).unwrap();
+    let mut input = String::new();
+    for (i, line) in log.lines().take(2000).enumerate() {
+        if i == 10 {
+            input.push_str("this line is in no log format\n");
+        }
+        input.push_str(line);
+        input.push('\n');
+    }
+    let now = "1795300000";
+    let out = run(
+        "pulse-fragment",
+        &["--raw", "--source", "t", "--now", now],
+        input.as_bytes(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("stdin: line 11: unparsed: no format matches"),
+        "{err}"
+    );
+    let states = latest_states(&ndjson(&out.stdout));
+    assert_eq!(total(&states, "pulse.late"), 0.0, "{err}");
+    assert_eq!(total(&states, "pulse.events"), 2001.0);
+    // The timeless line is counted in the clock's window, the archive in its own.
+    let clock_window = 1795300000 / 60 * 60;
+    let at_clock: f64 = states
+        .iter()
+        .filter(|(k, _)| k.0 == "pulse.events" && k.2 == clock_window)
+        .map(|(_, v)| v["count"].as_f64().unwrap())
+        .sum();
+    assert_eq!(at_clock, 1.0);
+
+    // The same from events, with a time that does not read as one.
+    let mut events = b"{\"time\":\"17/May/2015:10:05:03 +0000\",\"x\":1}\n".to_vec();
+    events.extend(
+        run(
+            "pulse-parse",
+            &[],
+            log.lines()
+                .take(2000)
+                .collect::<Vec<_>>()
+                .join("\n")
+                .as_bytes(),
+        )
+        .stdout,
+    );
+    let out = run("pulse-fragment", &["--now", now], &events);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("stdin: line 1: bad time: \"17/May/2015:10:05:03 +0000\""),
+        "{err}"
+    );
+    let states = latest_states(&ndjson(&out.stdout));
+    assert_eq!(total(&states, "pulse.late"), 0.0, "{err}");
+    assert_eq!(total(&states, "pulse.events"), 2001.0);
+}
+
+#[test]
+fn late_events_are_totalled_on_stderr() {
+    let input = events(&[
+        ("2026-01-01T00:10:00Z", "200"),
+        ("2026-01-01T00:01:00Z", "200"),
+        ("2026-01-01T00:02:00Z", "200"),
+    ]);
+    let out = run("pulse-fragment", &["--now", "0"], &input);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("2 late (dropped)"), "{err}");
+}
+
+#[test]
+fn raw_strict_stops_at_the_first_unparsed_line() {
+    let log = std::fs::read_to_string(fixture(APACHE)).unwrap();
+    let mut input: String = log.lines().take(100).map(|l| format!("{l}\n")).collect();
+    input.push_str("no format here\n");
+    input.push_str(&log);
+    let out = run("pulse-fragment", &["--raw", "--strict"], input.as_bytes());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("line 101: unparsed: no format matches: no format here"),
+        "{err}"
+    );
+    assert_eq!(
+        total(&latest_states(&ndjson(&out.stdout)), "pulse.events"),
+        100.0
+    );
+}
+
+#[test]
+fn stat_names_are_not_taken_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.stats");
+    let b = dir.path().join("b.stats");
+    std::fs::write(&a, "x count 60s\n").unwrap();
+    std::fs::write(&b, "y count 60s\n\nx count 60s\n").unwrap();
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let out = run("pulse-fragment", &["-s", a, "-s", b], b"");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{b}:3: stat \"x\" is defined twice (also at {a}:1)"
+        )),
+        "{err}"
+    );
+
+    let own = stats_file(&dir, "pulse.events count 60s\n");
+    let out = run("pulse-fragment", &["-s", &own], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pulse-fragment's own stats"));
+
+    // l2met keys may not pass for a declared or own stat; other l2met keys still count.
+    let line = br#"{"time":"2026-01-01T00:00:00Z","count#events.total":5,"count#pulse.late":2,"count#fine":3}"#;
+    let out = run("pulse-fragment", &["--now", "0"], line);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("stat events.total: l2met clash"), "{err}");
+    let states = latest_states(&ndjson(&out.stdout));
+    assert_eq!(total(&states, "events.total"), 1.0);
+    assert_eq!(total(&states, "pulse.late"), 0.0);
+    let fine: Vec<_> = states.iter().filter(|(k, _)| k.0 == "fine").collect();
+    assert_eq!(fine.len(), 1);
+}
+
 #[test]
 fn bad_stats_file_is_a_usage_error_naming_the_line() {
     let dir = tempfile::tempdir().unwrap();
