@@ -60,12 +60,13 @@ pub struct Args {
     /// (`kcat -K'\t'`, a shell `case`).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub shards: Option<u32>,
-    /// Stop at the first malformed input line (exit status 1).
+    /// Stop at the first malformed input line (with --raw, also unparsed), exit status 1;
+    /// what came before it is written.
     #[arg(long)]
     pub strict: bool,
     /// Worker threads (default: one per core).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
     /// Flush output after every line written.
     #[arg(long)]
     pub line_buffered: bool,
@@ -188,9 +189,10 @@ pub fn run(args: Args) -> Result<i32> {
         Progress::new(total)
     };
     let tick = (live && args.flush_every > 0.0).then(|| Duration::from_secs_f64(args.flush_every));
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = args.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        |t| t as usize,
+    );
 
     let engine = Engine::new(stats, kind, args.lateness, clock).strict(args.strict);
     let src = args.source.clone().unwrap_or_else(default_source);

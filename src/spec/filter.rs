@@ -172,6 +172,8 @@ impl Filter {
     /// (`by`, `max-keys`).
     pub fn parse(c: &mut Cursor<'_>) -> Result<Filter, String> {
         let mut any: Vec<Vec<Cond>> = vec![Vec::new()];
+        // An `&&` not yet followed by its right-hand condition.
+        let mut dangling = false;
         if c.peek_word_is("where") {
             c.eat("where");
         }
@@ -180,7 +182,7 @@ impl Filter {
                 break;
             }
             if c.eat("||") {
-                if any.last().is_some_and(Vec::is_empty) {
+                if dangling || any.last().is_some_and(Vec::is_empty) {
                     return Err("`||` needs a condition on each side".into());
                 }
                 any.push(Vec::new());
@@ -190,10 +192,15 @@ impl Filter {
                 if any.last().is_some_and(Vec::is_empty) {
                     return Err("`&&` needs a condition on each side".into());
                 }
+                dangling = true;
                 continue;
             }
+            dangling = false;
             let cond = parse_cond(c)?;
             any.last_mut().expect("a group").push(cond);
+        }
+        if dangling {
+            return Err("`&&` needs a condition on each side".into());
         }
         if any.last().is_some_and(Vec::is_empty) {
             if any.len() > 1 {
@@ -565,6 +572,9 @@ mod tests {
             ("msg~\"x", "unterminated"),
             ("msg~\"\"", "needs some text"),
             ("a=1||", "`||` needs a condition"),
+            ("a=1 &&", "`&&` needs a condition"),
+            ("a=1 && || b=2", "needs a condition"),
+            ("&& a=1", "`&&` needs a condition"),
         ] {
             let err = Filter::parse(&mut Cursor::new(src)).unwrap_err();
             assert!(err.contains(want), "{src}: {err}");
