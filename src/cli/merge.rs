@@ -54,11 +54,13 @@ pub struct Args {
     #[arg(long, value_name = "KIND", default_value = "snapshots", value_parser = ["snapshots", "fragments"])]
     pub output: String,
     /// Forget final windows this many seconds (event time) behind the slowest source's
-    /// watermark; later fragments for them are counted as too old. Default: 3600 with
-    /// --listen; reading only files and FIFOs (finite), nothing is forgotten (`inf`).
+    /// watermark; later fragments for them are counted as too old. A source silent this
+    /// many seconds of wall clock no longer counts. Default: 3600 with --listen; reading
+    /// only files and FIFOs (finite), nothing is forgotten (`inf`).
     #[arg(long, value_name = "SECS")]
     pub retain: Option<f64>,
-    /// Name of this merger in the fragments it writes with --output fragments.
+    /// Name of this merger in the fragments it writes with --output fragments [default:
+    /// merge-PID, unique per process].
     #[arg(long = "source", value_name = "NAME")]
     pub source: Option<String>,
     /// Stop at the first malformed line or aggregate mismatch (exit status 1).
@@ -81,13 +83,15 @@ enum Msg {
         at: String,
         detail: String,
     },
-    Failed(Error),
+    /// Reading an input failed; true for a file (which fails the run), false for a network
+    /// client (whose connection simply ended).
+    Failed(Error, bool),
     /// A file input ended.
     Eof,
 }
 
 /// Read one NDJSON fragment stream, sending each parsed line.
-fn read_stream(name: String, reader: impl Read, tx: &Sender<Msg>) {
+fn read_stream(name: String, reader: impl Read, is_file: bool, tx: &Sender<Msg>) {
     let shared: Arc<str> = name.as_str().into();
     let mut r = BufReader::with_capacity(1 << 16, reader);
     let mut buf = Vec::new();
@@ -98,7 +102,7 @@ fn read_stream(name: String, reader: impl Read, tx: &Sender<Msg>) {
             Ok(0) => return,
             Ok(_) => {}
             Err(e) => {
-                let _ = tx.send(Msg::Failed(Error::io(name, e)));
+                let _ = tx.send(Msg::Failed(Error::io(name, e), is_file));
                 return;
             }
         }
@@ -182,7 +186,7 @@ pub fn run(args: Args) -> Result<i32> {
     for inp in inputs {
         let tx = tx.clone();
         std::thread::spawn(move || {
-            read_stream(inp.name, inp.reader, &tx);
+            read_stream(inp.name, inp.reader, true, &tx);
             let _ = tx.send(Msg::Eof);
         });
     }
@@ -196,7 +200,7 @@ pub fn run(args: Args) -> Result<i32> {
                     .map(|a| format!("tcp:{a}"))
                     .unwrap_or_else(|_| "tcp".into());
                 let tx = tx.clone();
-                std::thread::spawn(move || read_stream(name, conn, &tx));
+                std::thread::spawn(move || read_stream(name, conn, false, &tx));
             }
         });
     }
@@ -212,6 +216,7 @@ pub fn run(args: Args) -> Result<i32> {
     let mut last_provisional = Instant::now();
     let mut last_check = Instant::now();
     let mut too_old_reported = false;
+    let mut files_failed = false;
 
     loop {
         if stop.load(Ordering::Relaxed) || (!listening && pending_files == 0) {
@@ -242,7 +247,15 @@ pub fn run(args: Args) -> Result<i32> {
                 }
             },
             Some(Msg::Bad { at, detail }) => diag.bad("malformed", &at, &detail)?,
-            Some(Msg::Failed(e)) => return Err(e),
+            // One input failing (a client's connection reset, an unreadable file) ends that
+            // input only: the others go on, and what was merged is still written.
+            Some(Msg::Failed(e, is_file)) => {
+                if args.strict {
+                    return Err(e);
+                }
+                eprintln!("{TOOL}: {e} (that input ends here; the others go on)");
+                files_failed |= is_file;
+            }
             Some(Msg::Eof) => pending_files -= 1,
             None => {}
         }
@@ -264,9 +277,12 @@ pub fn run(args: Args) -> Result<i32> {
     out.write_all(&buf)?;
     out.flush()?;
     diag.finish();
-    Ok(if diag.total("malformed") + diag.total("mismatch") > 0 {
-        EXIT_FAILURE
-    } else {
-        EXIT_OK
-    })
+    // A file that could not be read fails the run; a network client's failure does not.
+    Ok(
+        if files_failed || diag.total("malformed") + diag.total("mismatch") > 0 {
+            EXIT_FAILURE
+        } else {
+            EXIT_OK
+        },
+    )
 }

@@ -10,6 +10,9 @@
 //! end of input. A fragment that changes a final window makes it emit an updated final
 //! snapshot. Final windows are forgotten once they are `retain` seconds of event time behind
 //! the slowest source's watermark; fragments for forgotten windows are counted as too old.
+//! A source not heard from for `retain` seconds of wall clock no longer counts as the
+//! slowest (a receiver that was restarted under a new name would otherwise hold every
+//! window forever).
 //! (A source first heard of after that, with old windows, finds them forgotten: so the CLI
 //! forgets nothing unless it runs unbounded, with `--listen`.)
 
@@ -92,7 +95,8 @@ pub struct Merger {
     cfg: Config,
     clock: Clock,
     windows: BTreeMap<WKey, Acc>,
-    wms: HashMap<String, i64>,
+    /// Per source: its watermark, and the wall-clock time it was last heard from.
+    wms: HashMap<String, (i64, f64)>,
     rev: u64,
     max_wm: i64,
 }
@@ -124,10 +128,14 @@ impl Merger {
         if f.secs == 0 {
             return Err(Reject::Bad("window of 0 seconds".into()));
         }
+        let now = self.clock.now();
         match self.wms.get_mut(&f.src) {
-            Some(wm) => *wm = (*wm).max(f.wm),
+            Some((wm, heard)) => {
+                *wm = (*wm).max(f.wm);
+                *heard = now;
+            }
             None => {
-                self.wms.insert(f.src.clone(), f.wm);
+                self.wms.insert(f.src.clone(), (f.wm, now));
             }
         }
         self.max_wm = self.max_wm.max(f.wm);
@@ -153,7 +161,7 @@ impl Merger {
         // only: once per window, not once per fragment).
         let held = self.windows.get(&wkey);
         if held.is_none() {
-            let min_known = self.wms.values().copied().min().unwrap_or(i64::MIN);
+            let min_known = self.slowest();
             if ((start + secs as i64) as f64) < min_known as f64 - self.cfg.retain {
                 return Err(Reject::TooOld);
             }
@@ -194,7 +202,9 @@ impl Merger {
     /// final or changed since, and (when `provisional`) snapshots of changed open windows.
     pub fn poll(&mut self, provisional: bool, out: &mut Vec<u8>) {
         let now = self.clock.now();
-        let min_wm = self.wms.values().copied().min().unwrap_or(i64::MIN);
+        let retain = self.cfg.retain;
+        self.wms.retain(|_, (_, heard)| now - *heard <= retain);
+        let min_wm = self.slowest();
         let max_wait = self.cfg.max_wait;
         for (k, acc) in self.windows.iter_mut() {
             if acc.is_final {
@@ -213,11 +223,19 @@ impl Merger {
             }
         }
         self.write(out, |acc| acc.is_final || provisional, min_wm);
-        let min_known = self.wms.values().copied().min().unwrap_or(i64::MIN);
-        let horizon = min_known as f64 - self.cfg.retain;
+        let horizon = min_wm as f64 - self.cfg.retain;
         self.windows.retain(|k, acc| {
             !(acc.is_final && !acc.dirty && ((k.start + k.secs as i64) as f64) < horizon)
         });
+    }
+
+    /// The slowest watermark of the sources still counted (`i64::MIN` before any).
+    fn slowest(&self) -> i64 {
+        self.wms
+            .values()
+            .map(|&(wm, _)| wm)
+            .min()
+            .unwrap_or(i64::MIN)
     }
 
     /// End of all input: everything is final.

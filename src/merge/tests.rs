@@ -420,3 +420,47 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+/// A one-event count fragment of `src` for the minute starting at `start`.
+fn count_fragment(src: &str, start: i64, wm: i64, rev: u64) -> Fragment {
+    Fragment {
+        stat: "c".into(),
+        key: None,
+        start,
+        secs: 60,
+        src: src.into(),
+        rev,
+        wm,
+        agg: "count".into(),
+        state: serde_json::json!({"count": 1}),
+    }
+}
+
+#[test]
+fn a_silent_source_stops_holding_windows_after_retain() {
+    let cfg = Config {
+        shard: None,
+        rollup: None,
+        max_wait: 10.0,
+        retain: 60.0,
+        output: Output::Snapshots,
+        src: "m".into(),
+    };
+    let mut m = Merger::new(cfg, Clock::Fixed(1000.0));
+    let mut out = Vec::new();
+    // Source a is heard from once, early; source b runs on for 100 minutes.
+    m.add(count_fragment("a", 0, 60, 1)).unwrap();
+    for i in 0..100 {
+        m.add(count_fragment("b", i * 60, i * 60 + 60, 1)).unwrap();
+    }
+    m.poll(false, &mut out);
+    // a still counts: nothing is forgotten, and b may still revise its first window.
+    assert_eq!(m.add(count_fragment("b", 0, 6000, 2)), Ok(()));
+    assert_eq!(m.open(), 100);
+    // A minute of silence later a no longer holds b's windows back.
+    m.clock = Clock::Fixed(1061.0);
+    m.add(count_fragment("b", 100 * 60, 6060, 1)).unwrap();
+    m.poll(false, &mut out);
+    assert!(m.open() <= 3, "{} windows held", m.open());
+    assert_eq!(m.add(count_fragment("b", 0, 6060, 3)), Err(Reject::TooOld));
+}

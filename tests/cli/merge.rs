@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::util::{bin, fixture, ndjson, sh};
+use crate::util::{bin, fixture, ndjson, run, sh};
 
 const APACHE: &str = "real/elastic-examples/apache_logs";
 
@@ -232,6 +232,29 @@ fn listen_accepts_clients_that_reconnect_and_resend() {
         let mut c = connect();
         c.write_all(&frags[0][..cut]).unwrap();
     }
+    // A client that resets its connection mid-line ends only its own input.
+    {
+        use std::os::fd::AsRawFd;
+        let mut c = connect();
+        c.write_all(&frags[1][..5000]).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt on the open socket `c`, with a pointer to a live `linger` and
+        // its size; closing with a zero linger sends a reset.
+        let rc = unsafe {
+            libc::setsockopt(
+                c.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0);
+    }
     for f in &frags[1..] {
         let mut c = connect();
         c.write_all(f).unwrap();
@@ -266,10 +289,35 @@ fn listen_accepts_clients_that_reconnect_and_resend() {
         .status()
         .unwrap();
     assert!(status.success());
-    let res = merger.wait().unwrap();
-    assert_eq!(res.code(), Some(0));
+    let res = merger.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(0), "{err}");
+    assert!(err.contains("that input ends here"), "{err}");
     let snaps = ndjson(&std::fs::read(&out_path).unwrap());
     assert_eq!(finals(&snaps), whole);
+}
+
+#[test]
+fn an_unreadable_input_fails_the_run_but_the_others_are_merged() {
+    let file = fixture(APACHE);
+    let frags = sh(&format!("pulse-fragment --raw --now 0 {}", file.display()));
+    assert!(frags.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.ndjson");
+    std::fs::write(&good, &frags.stdout).unwrap();
+    // A directory opens but cannot be read.
+    let out = run(
+        "pulse-merge",
+        &[good.to_str().unwrap(), dir.path().to_str().unwrap()],
+        b"",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("that input ends here"), "{err}");
+    assert_eq!(
+        finals(&ndjson(&out.stdout)),
+        whole_run(file.to_str().unwrap())
+    );
 }
 
 #[test]
