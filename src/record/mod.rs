@@ -812,12 +812,58 @@ pub struct Snapshot {
     pub secs: u32,
     #[serde(rename = "final")]
     pub is_final: bool,
+    #[serde(serialize_with = "whole_numbers_plain")]
     pub values: std::collections::BTreeMap<String, f64>,
+}
+
+/// Snapshot values as written: a whole number without a fraction (`12`, not `12.0`, so
+/// that `grep '"count":12'` finds it), any other the shortest way that reads back exactly.
+fn whole_numbers_plain<S: serde::Serializer>(
+    values: &std::collections::BTreeMap<String, f64>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(values.len()))?;
+    for (k, &v) in values {
+        if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 {
+            map.serialize_entry(k, &(v as i64))?;
+        } else {
+            map.serialize_entry(k, &v)?;
+        }
+    }
+    map.end()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snapshot_whole_numbers_have_no_fraction() {
+        let snap = Snapshot {
+            stat: "s".into(),
+            key: None,
+            start: 0,
+            secs: 60,
+            is_final: true,
+            values: [
+                ("count", 30062.0),
+                ("mean", 2.5),
+                ("min", -0.0),
+                ("big", 1e300),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        };
+        let text = serde_json::to_string(&snap).unwrap();
+        assert!(
+            text.contains(r#""values":{"big":1e+300,"count":30062,"mean":2.5,"min":0}"#),
+            "{text}"
+        );
+        let back: Snapshot = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.values, snap.values);
+    }
 
     #[test]
     fn set_overrides_in_place_and_writes_json() {

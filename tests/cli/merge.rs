@@ -210,7 +210,7 @@ fn listen_accepts_clients_that_reconnect_and_resend() {
     };
     let addr = format!("127.0.0.1:{port}");
     let out_path = dir.path().join("snaps.ndjson");
-    let mut merger = std::process::Command::new(bin("pulse-merge"))
+    let merger = std::process::Command::new(bin("pulse-merge"))
         .args(["--listen", &addr, "--every", "0.2", "--max-wait", "3600"])
         .stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(std::process::Stdio::piped())
