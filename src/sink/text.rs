@@ -76,7 +76,13 @@ impl<W: Write> Text<W> {
                 }
             }
             Format::Csv => {
-                let mut w = csv::Writer::from_writer(&mut self.out);
+                // Rows gather in `bytes` through the csv writer, and go out a megabyte at a
+                // time; the writer is taken apart to append a row it cannot write itself.
+                let into_bytes = |w: csv::Writer<Vec<u8>>| {
+                    w.into_inner()
+                        .map_err(|e| std::io::Error::other(e.error().to_string()))
+                };
+                let mut w = csv::Writer::from_writer(Vec::with_capacity(1 << 16));
                 if !self.header_done {
                     w.write_record(["stat", "key", "start", "secs", "final", "name", "value"])
                         .map_err(csv_io)?;
@@ -90,7 +96,7 @@ impl<W: Write> Text<W> {
                     for (name, &v) in &s.values {
                         num.clear();
                         write_f64(&mut num, v);
-                        w.write_record([
+                        let row = [
                             s.stat.as_str(),
                             s.key.as_deref().unwrap_or(""),
                             &start,
@@ -98,11 +104,34 @@ impl<W: Write> Text<W> {
                             fin,
                             name,
                             &num,
-                        ])
-                        .map_err(csv_io)?;
+                        ];
+                        if s.key.as_deref() == Some("") {
+                            // An empty key must read back as "", not as the null key's empty
+                            // field (PostgreSQL loads an unquoted empty field as NULL): this
+                            // row has every field quoted.
+                            let mut bytes = into_bytes(w)?;
+                            for (i, field) in row.iter().enumerate() {
+                                if i > 0 {
+                                    bytes.push(b',');
+                                }
+                                bytes.push(b'"');
+                                bytes.extend_from_slice(field.replace('"', "\"\"").as_bytes());
+                                bytes.push(b'"');
+                            }
+                            bytes.push(b'\n');
+                            w = csv::Writer::from_writer(bytes);
+                        } else {
+                            w.write_record(row).map_err(csv_io)?;
+                        }
+                        if w.get_ref().len() >= 1 << 20 {
+                            let mut bytes = into_bytes(w)?;
+                            self.out.write_all(&bytes)?;
+                            bytes.clear();
+                            w = csv::Writer::from_writer(bytes);
+                        }
                     }
                 }
-                w.flush()?;
+                self.out.write_all(&into_bytes(w)?)?;
             }
             Format::Table => write_table(&mut self.out, batch)?,
         }
@@ -288,6 +317,25 @@ mod tests {
              router.status,\"a,\"\"b\"\"\",1431856800,60,true,count,3\n\
              router.status,\"a,\"\"b\"\"\",1431856800,60,true,rate,0.05\n\
              router.status,,1431856800,60,true,count,1\n"
+        );
+    }
+
+    #[test]
+    fn csv_tells_an_empty_key_from_none() {
+        let mut snaps = snaps();
+        snaps[0].key = Some(String::new());
+        snaps[0].values.remove("rate");
+        let mut t = Text::new(Format::Csv, Vec::new(), "");
+        t.send(&snaps).unwrap();
+        let text = String::from_utf8(t.into_inner()).unwrap();
+        let rows: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            rows[1],
+            "\"router.status\",\"\",\"1431856800\",\"60\",\"true\",\"count\",\"1200\""
+        );
+        assert_eq!(
+            rows.last(),
+            Some(&"router.status,,1431856800,60,true,count,1")
         );
     }
 

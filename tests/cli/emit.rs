@@ -532,6 +532,8 @@ fn csv_loads_into_real_postgres() {
             (Some("web.1"), 1.0),
             (None, 2.0),
             (Some("a,\"quoted\" key"), 3.0),
+            // An empty group key (a field present but empty) is not the null key.
+            (Some(""), 4.0),
         ] {
             let count = (m as f64 + 1.0) * k;
             let mean = 0.5 * m as f64 + k;
@@ -565,6 +567,10 @@ fn csv_loads_into_real_postgres() {
     assert_eq!(
         pg.query("SELECT count(DISTINCT key) FROM metrics WHERE key LIKE '%quoted%'"),
         "1\n"
+    );
+    assert_eq!(
+        pg.query("SELECT count(*) FROM metrics WHERE key = ''"),
+        "40\n"
     );
     assert_eq!(pg.query("SELECT bool_and(final) FROM metrics"), "t\n");
 }
