@@ -51,7 +51,8 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
 
-    /// Flush each line as it is written (for `tail -f | pulse-parse | ...`).
+    /// Flush each line as it is written (a stream input is flushed whenever it has nothing
+    /// more ready anyway).
     #[arg(long)]
     pub line_buffered: bool,
 
@@ -87,6 +88,10 @@ struct Position {
 pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> {
     let inputs = open_all(&args.files)?;
     let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
+    // A stream (pipe, socket, terminal) is flushed after each chunk: a chunk is whatever
+    // the stream had ready, so a live stream's records go on at once, and a fast one's in
+    // chunk-sized writes.
+    let live = inputs.iter().any(|i| i.len.is_none());
     let total = inputs
         .iter()
         .map(|i| i.len)
@@ -136,6 +141,7 @@ pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> 
                     match written {
                         Ok(()) => out
                             .write_all(&chunk.out)
+                            .and_then(|_| if live { out.flush() } else { Ok(()) })
                             .map_err(|e| Error::io("stdout", e))?,
                         Err((e, offset)) => {
                             let keep = offset.unwrap_or(0);
@@ -184,6 +190,8 @@ pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> 
 
 /// Report a chunk's bad lines; under `--strict` the first is an error.
 fn report(diag: &mut Diag, name: &str, base: u64, chunk: &ParsedChunk) -> Result<()> {
+    // Kept as records (one per line), and only totalled: a blank line is not bad input.
+    diag.count("empty", chunk.empty);
     if let Some(issue) = &chunk.first_bad_frame {
         let at = format!("{name}: line {}", base + issue.line + 1);
         diag.bad(

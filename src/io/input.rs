@@ -11,6 +11,9 @@ use crate::error::{Error, Result};
 /// up to its newline, is skipped) and counted as overlong.
 pub const MAX_LINE: usize = 1 << 20;
 
+/// The UTF-8 byte-order mark, dropped from the start of an input.
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
 /// One input source.
 pub struct Input {
     /// How messages name it: the path, or `stdin`.
@@ -98,6 +101,8 @@ pub struct ChunkReader<R> {
     /// See [`ChunkReader::never_waits`].
     never_waits: bool,
     eof: bool,
+    /// Nothing decided yet about a byte-order mark at the very start.
+    at_start: bool,
     /// How many lines were cut for being longer than the limit.
     pub overlong: u64,
 }
@@ -118,6 +123,7 @@ impl<R: Read> ChunkReader<R> {
             ready_fd: None,
             never_waits: false,
             eof: false,
+            at_start: true,
             overlong: 0,
         }
     }
@@ -234,6 +240,14 @@ impl<R: Read> ChunkReader<R> {
                 }
                 continue;
             }
+            if self.at_start && (self.carry.len() >= BOM.len() || self.carry.contains(&b'\n')) {
+                // A UTF-8 byte-order mark (as some Windows tools write) is not part of the
+                // first line.
+                self.at_start = false;
+                if self.carry.starts_with(BOM) {
+                    self.carry.drain(..BOM.len());
+                }
+            }
             if self.skipping {
                 match memchr::memchr(b'\n', &self.carry) {
                     Some(i) => {
@@ -336,6 +350,29 @@ mod tests {
         let data = b"one\ntwo\r\nthree\n\nfour";
         for size in 1..12 {
             assert_eq!(chunks(data, size, 100).0, data.to_vec());
+        }
+    }
+
+    #[test]
+    fn a_byte_order_mark_at_the_start_is_dropped() {
+        let data = b"\xef\xbb\xbfone\n\xef\xbb\xbftwo\n";
+        for size in 1..12 {
+            assert_eq!(
+                chunks(data, size, 100).0,
+                b"one\n\xef\xbb\xbftwo\n".to_vec(),
+                "{size}"
+            );
+        }
+        // Short inputs: a lone BOM, a one-byte line, an empty line.
+        for (data, want) in [
+            (&b"\xef\xbb\xbf"[..], &b""[..]),
+            (b"a\n", b"a\n"),
+            (b"\n\xef\xbb\xbf", b"\n\xef\xbb\xbf"),
+            (b"\xef\xbb", b"\xef\xbb"),
+        ] {
+            for size in 1..6 {
+                assert_eq!(chunks(data, size, 100).0, want.to_vec(), "{data:?} {size}");
+            }
         }
     }
 

@@ -268,7 +268,13 @@ fn stdin_crlf_invalid_utf8_and_empty_lines() {
         stderr.contains("pulse-parse: stdin: line 4: unparsed: no format matches: no format here"),
         "{stderr}"
     );
-    assert!(stderr.contains("pulse-parse: 1 unparsed"), "{stderr}");
+    assert!(
+        stderr.contains("pulse-parse: 1 empty, 1 unparsed"),
+        "{stderr}"
+    );
+    // A byte-order mark at the start is not part of the first line.
+    let out = run("pulse-parse", &[], b"\xef\xbb\xbf{\"a\":1}\n");
+    assert_eq!(ndjson(&out.stdout)[0]["a"], 1);
 }
 
 #[test]
@@ -344,4 +350,33 @@ fn man_page_lists_every_option() {
             "man page lacks format {name}"
         );
     }
+}
+
+#[test]
+fn a_live_stream_is_passed_on_while_it_is_open() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(crate::util::bin("pulse-parse"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"a=1\n").unwrap();
+    stdin.flush().unwrap();
+    // Stdin stays open: the record must come out anyway, without --line-buffered.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        tx.send(line).unwrap();
+    });
+    let got = rx.recv_timeout(std::time::Duration::from_secs(20));
+    drop(stdin);
+    child.wait().unwrap();
+    assert_eq!(
+        got.expect("no record while the stream was open"),
+        "{\"a\":1}\n"
+    );
 }
