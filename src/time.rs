@@ -251,6 +251,17 @@ pub fn bsd_to_rfc3339(s: &str, year: i32, out: &mut String) -> bool {
         return false;
     }
     let year = year as i64;
+    // No Feb 30, nor Feb 29 outside a leap year (`--year` may make one).
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if day > month_days {
+        return false;
+    }
     push_civil(out, year, month, day, h, mi, sec);
     out.push('Z');
     true
@@ -339,6 +350,13 @@ mod tests {
         s.clear();
         assert!(!bsd_to_rfc3339("Fob 13 20:07:26", 2019, &mut s));
         assert!(!bsd_to_rfc3339("Feb 13 2007:26", 2019, &mut s));
+        // Days the month does not have in that year.
+        assert!(!bsd_to_rfc3339("Feb 29 20:07:26", 2019, &mut s));
+        assert!(!bsd_to_rfc3339("Apr 31 20:07:26", 2019, &mut s));
+        assert!(!bsd_to_rfc3339("Feb 29 20:07:26", 1900, &mut s));
+        assert!(s.is_empty());
+        assert!(bsd_to_rfc3339("Feb 29 20:07:26", 2000, &mut s));
+        s.clear();
         assert!(current_year() >= 2024);
         s.clear();
         write_rfc3339(&mut s, 1431857103.25);

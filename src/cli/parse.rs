@@ -43,7 +43,8 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(0..=9999))]
     pub year: Option<i32>,
 
-    /// Stop with status 1 at the first unparsed line, wrong frame count or overlong line.
+    /// Stop with status 1 at the first unparsed line or wrong frame count (an overlong line:
+    /// at the end of its file).
     #[arg(long)]
     pub strict: bool,
 

@@ -314,8 +314,12 @@ impl Parser {
             Some((_, v)) => match v.as_f64() {
                 Some(f) => {
                     let secs = if f.abs() >= 1e11 { f / 1000.0 } else { f };
-                    crate::time::write_rfc3339(tmp, secs);
-                    true
+                    // Only years 0000 to 9999 have an RFC 3339 form: beyond, no time.
+                    let writable = (-62_167_219_200.0..253_402_300_800.0).contains(&secs);
+                    if writable {
+                        crate::time::write_rfc3339(tmp, secs);
+                    }
+                    writable
                 }
                 None => false,
             },

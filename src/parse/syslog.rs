@@ -198,18 +198,29 @@ pub fn parse_rfc3164(ev: &mut Event, scratch: &mut Vec<u8>, s: &str, year: i32) 
         None => (None, s),
     };
     ev.clear();
-    let rest = if rest.len() >= 15
-        && rest.is_char_boundary(15)
-        && crate::time::month_from_abbrev(&rest.as_bytes()[..3]).is_some()
+    // `Feb 3 20:07:26`, a one-digit day after one space (some senders do not pad), is
+    // `Feb  3 20:07:26` one byte short.
+    let b = rest.as_bytes();
+    let unpadded = b.len() >= 14 && b[3] == b' ' && b[4].is_ascii_digit() && b[5] == b' ';
+    let len = if unpadded { 14 } else { 15 };
+    let rest = if rest.len() >= len
+        && rest.is_char_boundary(len)
+        && crate::time::month_from_abbrev(&b[..3]).is_some()
     {
-        let stamp = &rest[..15];
+        let padded;
+        let stamp = if unpadded {
+            padded = format!("{}  {}", &rest[..3], &rest[4..14]);
+            &padded
+        } else {
+            &rest[..15]
+        };
         let mut ok = false;
         let span = ev.build_text(|t| ok = crate::time::bsd_to_rfc3339(stamp, year, t));
         if !ok {
             return false;
         }
         ev.set("time", Val::Str(span));
-        &rest[15..]
+        &rest[len..]
     } else {
         let (t, r) = token(rest);
         if !looks_rfc3339(t) {
@@ -350,6 +361,12 @@ mod tests {
         assert_eq!(v["n"], 2);
         assert!(p3164("Feb 33 01:02:03 h x").is_none());
         assert!(p3164("hello").is_none());
+        // A one-digit day without its padding space.
+        let v = p3164("<13>Feb 3 20:07:26 myhost root[8539]: i am foobar").unwrap();
+        assert_eq!(v["time"], "2019-02-03T20:07:26Z");
+        assert_eq!(v["host"], "myhost");
+        assert_eq!(v["msg"], "i am foobar");
+        assert!(p3164("Feb 3 20:07:2").is_none());
     }
 
     #[test]

@@ -86,6 +86,9 @@ fn auto_detects_each_format() {
     assert_eq!(v["time"], "2015-05-17T10:05:03.5Z");
     let v = one(r#"{"time":"x","ts":5}"#);
     assert_eq!(v["time"], "x");
+    // A number past year 9999 (even as milliseconds) has no RFC 3339 form: no time.
+    let v = one(r#"{"ts":1e20,"a":1}"#);
+    assert!(v.get("time").is_none(), "{v}");
     for bad in [
         "just some words",
         "{not json",
