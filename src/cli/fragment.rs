@@ -246,12 +246,21 @@ pub fn run(args: Args) -> Result<i32> {
                     line_base += got.lines;
                     progress.inc(bytes as u64);
                 }
-                pipeline::Step::End { overlong, name, .. } => {
+                pipeline::Step::End {
+                    overlong,
+                    first_overlong,
+                    name,
+                    ..
+                } => {
                     if overlong > 0 {
+                        let at = match first_overlong {
+                            Some(line) => format!("{name}: line {line}"),
+                            None => name,
+                        };
                         diag.bad(
                             "overlong",
-                            &name,
-                            &format!("{overlong} lines longer than 1 MiB were cut"),
+                            &at,
+                            &format!("{overlong} lines longer than 1 MiB were cut, this the first"),
                         )?;
                     }
                     line_base = 0;

@@ -160,11 +160,16 @@ pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> 
                     input,
                     name,
                     overlong,
+                    first_overlong,
                 } => {
                     if overlong > 0 {
+                        let at = match first_overlong {
+                            Some(line) => format!("{name}: line {line}"),
+                            None => name,
+                        };
                         diag.bad(
                             "overlong",
-                            &name,
+                            &at,
                             &format!("line longer than {} bytes cut to that length", MAX_LINE),
                         )?;
                         diag.count("overlong", overlong - 1);

@@ -105,6 +105,10 @@ pub struct ChunkReader<R> {
     at_start: bool,
     /// How many lines were cut for being longer than the limit.
     pub overlong: u64,
+    /// The number (from 1) of the first line cut, if any.
+    pub first_overlong: Option<u64>,
+    /// Complete lines handed out so far.
+    lines: u64,
 }
 
 impl<R: Read> ChunkReader<R> {
@@ -125,6 +129,8 @@ impl<R: Read> ChunkReader<R> {
             eof: false,
             at_start: true,
             overlong: 0,
+            first_overlong: None,
+            lines: 0,
         }
     }
 
@@ -275,7 +281,9 @@ impl<R: Read> ChunkReader<R> {
                     rest.extend_from_slice(&self.carry[last + 1..]);
                     self.carry.truncate(last + 1);
                     let chunk = std::mem::replace(&mut self.carry, rest);
-                    return Ok(Some(self.cut_overlong(chunk)));
+                    let chunk = self.cut_overlong(chunk);
+                    self.lines += memchr::memchr_iter(b'\n', &chunk).count() as u64;
+                    return Ok(Some(chunk));
                 }
                 None => {
                     if self.carry.len() > self.max_line {
@@ -283,6 +291,8 @@ impl<R: Read> ChunkReader<R> {
                         line.truncate(self.max_line);
                         line.push(b'\n');
                         self.overlong += 1;
+                        self.lines += 1;
+                        self.first_overlong.get_or_insert(self.lines);
                         self.skipping = true;
                         return Ok(Some(line));
                     }
@@ -310,11 +320,12 @@ impl<R: Read> ChunkReader<R> {
         }
         let mut out = Vec::with_capacity(chunk.len());
         let mut prev = 0;
-        for nl in memchr::memchr_iter(b'\n', &chunk) {
+        for (i, nl) in memchr::memchr_iter(b'\n', &chunk).enumerate() {
             let line = &chunk[prev..nl];
             if line.len() > self.max_line {
                 out.extend_from_slice(&line[..self.max_line]);
                 self.overlong += 1;
+                self.first_overlong.get_or_insert(self.lines + i as u64 + 1);
             } else {
                 out.extend_from_slice(line);
             }
@@ -383,6 +394,19 @@ mod tests {
             let (out, n) = chunks(data, size, 4);
             assert_eq!(out, b"ab\nabcd\nxy\n".to_vec(), "chunk size {size}");
             assert_eq!(n, 1);
+        }
+        // The first cut line is named by its number, however the input was chunked.
+        let data = b"a\nb\nc\nlong line\nd\nlonger line\n";
+        for size in 1..30 {
+            for never_waits in [true, false] {
+                let mut r = ChunkReader::with_sizes(&data[..], size, 4).never_waits(never_waits);
+                while r.next_chunk().unwrap().is_some() {}
+                assert_eq!(
+                    (r.overlong, r.first_overlong),
+                    (2, Some(4)),
+                    "chunk size {size}"
+                );
+            }
         }
     }
 

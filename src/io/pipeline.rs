@@ -26,11 +26,13 @@ use crate::error::{Error, Result};
 pub enum Step<O> {
     /// The output of one chunk of input `input`, which held `bytes` bytes.
     Chunk { input: usize, bytes: usize, out: O },
-    /// Input `input` (named `name`) has ended; `overlong` lines were cut in it.
+    /// Input `input` (named `name`) has ended; `overlong` lines were cut in it, the first
+    /// of them line `first_overlong`.
     End {
         input: usize,
         name: String,
         overlong: u64,
+        first_overlong: Option<u64>,
     },
     /// Wall-clock tick while waiting for input.
     Tick,
@@ -38,7 +40,7 @@ pub enum Step<O> {
 
 enum Msg<O> {
     Chunk(usize, usize, O),
-    End(usize, String, u64),
+    End(usize, String, u64, Option<u64>),
     Failed(Error),
 }
 
@@ -85,6 +87,7 @@ where
                 input: i,
                 name,
                 overlong: reader.overlong,
+                first_overlong: reader.first_overlong,
             })?;
         }
         return Ok(());
@@ -136,7 +139,10 @@ where
                 // The end marker travels on the output channel with its own sequence
                 // number, so it is delivered after every chunk of this input.
                 if reader_out
-                    .send((seq, Msg::End(i, name, reader.overlong)))
+                    .send((
+                        seq,
+                        Msg::End(i, name, reader.overlong, reader.first_overlong),
+                    ))
                     .is_err()
                 {
                     return;
@@ -199,10 +205,11 @@ where
                             sink(Step::Chunk { input, bytes, out })?;
                             let _ = credit_tx.try_send(());
                         }
-                        Msg::End(input, name, overlong) => sink(Step::End {
+                        Msg::End(input, name, overlong, first_overlong) => sink(Step::End {
                             input,
                             name,
                             overlong,
+                            first_overlong,
                         })?,
                         Msg::Failed(e) => return Err(e),
                     }
