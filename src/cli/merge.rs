@@ -173,12 +173,12 @@ pub fn run(args: Args) -> Result<i32> {
     } else {
         input::open_all(&args.files)?
     };
+    // SIGINT and SIGTERM end the run as the end of input would: every open window is
+    // written as final (a stream from stdin is as unbounded as --listen).
     let stop = Arc::new(AtomicBool::new(false));
-    if listener.is_some() {
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            signal_hook::flag::register(sig, Arc::clone(&stop))
-                .map_err(|e| Error::Runtime(format!("cannot handle signals: {e}")))?;
-        }
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| Error::Runtime(format!("cannot handle signals: {e}")))?;
     }
 
     let (tx, rx) = bounded::<Msg>(8192);

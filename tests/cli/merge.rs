@@ -373,3 +373,33 @@ fn max_wait_finalises_windows_a_silent_source_holds_open() {
     assert!(merger.wait().unwrap().success());
     drop(guard);
 }
+
+#[test]
+fn sigterm_on_a_stdin_stream_writes_every_window_final() {
+    let file = fixture(APACHE);
+    let frags = sh(&format!("pulse-fragment --raw --now 0 {}", file.display()));
+    assert!(frags.status.success());
+    let mut merger = std::process::Command::new(bin("pulse-merge"))
+        .args(["--every", "0"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The stream stays open: only the signal ends the run.
+    let mut stdin = merger.stdin.take().unwrap();
+    stdin.write_all(&frags.stdout).unwrap();
+    stdin.flush().unwrap();
+    // Time to read it all (about 50 ms here), with room for a loaded machine.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &merger.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = merger.wait_with_output().unwrap();
+    drop(stdin);
+    assert_eq!(out.status.code(), Some(0));
+    let snaps = ndjson(&out.stdout);
+    assert!(snaps.iter().all(|s| s["final"] == true));
+    assert_eq!(finals(&snaps), whole_run(file.to_str().unwrap()));
+}
