@@ -6,7 +6,7 @@
 //! `path`, `protocol` (`HTTP/1.1`) — or `request` when the request line is not three words —,
 //! `status` (number), `bytes` (number, `null` when written `-`), `referrer` and `user_agent`
 //! (left out when `-`), and `extra` for anything after the user agent. Quoted fields have
-//! `\"`, `\\` and `\xNN` undone (bytes that are not UTF-8 become U+FFFD). A user agent with no
+//! `\"`, `\\` and `\xNN` undone (a byte that is not UTF-8 keeps its `\xNN`). A user agent with no
 //! closing quote runs to the end of the line.
 
 use super::scan::{push_unescaped, quote_end, token};
@@ -211,7 +211,8 @@ mod tests {
         assert_eq!(v["time"], "2015-05-17T10:05:03-07:00");
         assert_eq!(v["path"], "/a\"b");
         assert!(v["bytes"].is_null());
-        assert_eq!(v["referrer"], "http://\u{fffd}A");
+        // Not UTF-8 (Latin-1 ä): kept as written rather than lost to U+FFFD.
+        assert_eq!(v["referrer"], "http://\\xe4A");
         assert_eq!(
             v["user_agent"],
             "Googlebot (+http://www.google.com/bot.html)"
@@ -219,6 +220,9 @@ mod tests {
         let v = p(r#"host.example - - [17/May/2015:10:05:03 +0000] "\x16\x03" 400 0"#).unwrap();
         assert!(v.get("method").is_none());
         assert_eq!(v["request"], "\u{16}\u{3}");
+        let v = p(r#"1.2.3.4 - - [17/May/2015:10:05:03 +0000] "GET /caf\xc3\xa9 HTTP/1.1" 200 1"#)
+            .unwrap();
+        assert_eq!(v["path"], "/café");
         assert!(p("1.2.3.4 - - 17/May/2015 \"GET / HTTP/1.1\" 200 1").is_none());
         assert!(p("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 2000 1").is_none());
     }

@@ -101,16 +101,49 @@ pub fn push_unescaped(ev: &mut Event, scratch: &mut Vec<u8>, raw: &str, hex_byte
             i += 1;
             continue;
         }
+        if hex_bytes && b[i + 1] == b'x' {
+            // A run of `\xNN` escapes is decoded when its bytes are UTF-8; otherwise (say,
+            // Latin-1 from an old browser) it is kept as written, so nothing is lost.
+            let start = i;
+            let mut bytes = Vec::new();
+            while i + 3 < b.len() && b[i] == b'\\' && b[i + 1] == b'x' {
+                let (Some(h), Some(l)) = (hex(b[i + 2]), hex(b[i + 3])) else {
+                    break;
+                };
+                bytes.push(h << 4 | l);
+                i += 4;
+            }
+            if bytes.is_empty() {
+                scratch.push(b'\\');
+                i += 1;
+                continue;
+            }
+            // Byte k of the run was written as b[start + 4k..start + 4k + 4].
+            let mut k = 0;
+            while k < bytes.len() {
+                match std::str::from_utf8(&bytes[k..]) {
+                    Ok(_) => {
+                        scratch.extend_from_slice(&bytes[k..]);
+                        k = bytes.len();
+                    }
+                    Err(e) => {
+                        let good = e.valid_up_to();
+                        scratch.extend_from_slice(&bytes[k..k + good]);
+                        let bad = e.error_len().unwrap_or(bytes.len() - k - good);
+                        let from = start + 4 * (k + good);
+                        scratch.extend_from_slice(&b[from..from + 4 * bad]);
+                        k += good + bad;
+                    }
+                }
+            }
+            continue;
+        }
         let (out, used) = match b[i + 1] {
             b'"' => (b'"', 2),
             b'\\' => (b'\\', 2),
             b'n' => (b'\n', 2),
             b't' => (b'\t', 2),
             b'r' => (b'\r', 2),
-            b'x' if hex_bytes && i + 3 < b.len() => match (hex(b[i + 2]), hex(b[i + 3])) {
-                (Some(h), Some(l)) => (h << 4 | l, 4),
-                _ => (b'\\', 1),
-            },
             _ => (b'\\', 1),
         };
         scratch.push(out);
@@ -142,8 +175,9 @@ mod tests {
     fn unescaping() {
         let mut ev = Event::new();
         let mut sc = Vec::new();
-        let s = push_unescaped(&mut ev, &mut sc, r#"a\"b\\c\x41\xe4"#, true);
-        assert_eq!(ev.text(s), "a\"b\\cA\u{fffd}");
+        // Bytes that are not UTF-8 stay escaped; the rest of the run is decoded.
+        let s = push_unescaped(&mut ev, &mut sc, r#"a\"b\\c\x41\xe4\x42\xc3\xa9"#, true);
+        assert_eq!(ev.text(s), "a\"b\\cA\\xe4Bé");
         let s = push_unescaped(&mut ev, &mut sc, r#"\x4"#, true);
         assert_eq!(ev.text(s), "\\x4");
         let s = push_unescaped(&mut ev, &mut sc, r#"esc\t\q\"#, false);
