@@ -204,7 +204,7 @@ pub fn run(args: Args) -> Result<i32> {
     let mut exact = engine.scratch();
 
     // Chunk buffers circulate reader → worker → here → reader.
-    let chunks = Pool::new(4 * threads + 4);
+    let chunks = Pool::new(pipeline::in_flight(threads) + 1);
     let result = pipeline::run(
         inputs,
         threads,
@@ -221,23 +221,13 @@ pub fn run(args: Args) -> Result<i32> {
                 } => {
                     let mut got = engine.settle(&mut exact, &mut windows, got, &mut diag, &mut buf);
                     chunks.give(std::mem::take(&mut got.data));
-                    for b in &got.bad {
-                        let at = format!("{}: line {}", names[input], line_base + b.line + 1);
-                        diag.bad(b.kind, &at, &b.detail)?;
-                    }
-                    diag.count("malformed", got.bad_total - got.bad.len() as u64);
                     let at_line =
                         |line: u64| format!("{}: line {}", names[input], line_base + line + 1);
-                    if let Some((line, text)) = &got.first_bad_frame {
-                        let what = format!("octet count does not fit the frame, recovered: {text}");
-                        diag.bad("bad frame count", &at_line(*line), &what)?;
-                        diag.count("bad frame count", got.bad_frames - 1);
+                    for b in &got.bad {
+                        diag.bad(b.kind, &at_line(b.line), &b.detail)?;
                     }
-                    if let Some((line, text)) = &got.first_unparsed {
-                        let what = format!("no format matches: {text}");
-                        diag.bad("unparsed", &at_line(*line), &what)?;
-                        diag.count("unparsed", got.unparsed - 1);
-                    }
+                    diag.count("malformed", got.bad_total - got.bad.len() as u64);
+                    got.issues.report(&mut diag, at_line)?;
                     if let Some((line, time)) = &got.first_bad_time {
                         let what = format!("{time:?} is neither RFC 3339 nor Unix seconds; the event is placed at the clock's time");
                         diag.note("bad time", &at_line(*line), &what);

@@ -16,7 +16,7 @@ use crate::io::input::{open_all, MAX_LINE};
 use crate::io::pipeline::{self, Step};
 use crate::io::pool::Pool;
 use crate::io::progress::Progress;
-use crate::parse::{parse_chunk_into, Format, Options, ParsedChunk, Parser};
+use crate::parse::{parse_chunk_into, Format, Options, Parser};
 
 const TOOL: &str = "pulse-parse";
 
@@ -113,8 +113,8 @@ pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> 
     });
     let mut pos = Position { input: 0, line: 0 };
     // Chunks circulate reader → worker → reader, outputs worker → writer → worker.
-    let chunks = Pool::new(4 * threads + 4);
-    let outputs = Pool::new(4 * threads + 4);
+    let chunks = Pool::new(pipeline::in_flight(threads) + 1);
+    let outputs = Pool::new(pipeline::in_flight(threads) + 1);
     let result = pipeline::run(
         inputs,
         threads,
@@ -137,8 +137,15 @@ pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> 
                         pos = Position { input, line: 0 };
                     }
                     let name = &names[input];
-                    let written = report(diag, name, pos.line, &chunk)
-                        .map_err(|e| (e, chunk.first_unparsed.as_ref().map(|i| i.out_offset)));
+                    let base = pos.line;
+                    let written = (chunk.issues)
+                        .report(diag, |line| format!("{name}: line {}", base + line + 1))
+                        .map_err(|e| {
+                            // The line that stopped the run (reported in this order).
+                            let i = &chunk.issues;
+                            let first = i.first_bad_frame.as_ref().or(i.first_unparsed.as_ref());
+                            (e, first.map(|i| i.out_offset))
+                        });
                     match written {
                         Ok(()) => out
                             .write_all(&chunk.out)
@@ -192,34 +199,6 @@ pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> 
     flushed?;
     diag.finish();
     Ok(EXIT_OK)
-}
-
-/// Report a chunk's bad lines; under `--strict` the first is an error.
-fn report(diag: &mut Diag, name: &str, base: u64, chunk: &ParsedChunk) -> Result<()> {
-    // Kept as records (one per line), and only totalled: a blank line is not bad input.
-    diag.count("empty", chunk.empty);
-    if let Some(issue) = &chunk.first_bad_frame {
-        let at = format!("{name}: line {}", base + issue.line + 1);
-        diag.bad(
-            "bad frame count",
-            &at,
-            &format!(
-                "octet count does not fit the frame, recovered: {}",
-                issue.text
-            ),
-        )?;
-        diag.count("bad frame count", chunk.bad_frame_counts - 1);
-    }
-    if let Some(issue) = &chunk.first_unparsed {
-        let at = format!("{name}: line {}", base + issue.line + 1);
-        diag.bad(
-            "unparsed",
-            &at,
-            &format!("no format matches: {}", issue.text),
-        )?;
-        diag.count("unparsed", chunk.unparsed - 1);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

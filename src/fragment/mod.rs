@@ -20,7 +20,7 @@ pub mod window;
 use crate::clock::Clock;
 use crate::error::Diag;
 use crate::io::lines::lines;
-use crate::parse::{Options as ParseOptions, Parser};
+use crate::parse::{LineIssues, Options as ParseOptions, Parser};
 use crate::record::{same_bytes, Event, Route, Val, ValRef};
 use crate::spec::{l2met, write_group_key, Cond, StatSet, Unit};
 use crate::stat::{AggSpec, Input, State};
@@ -271,12 +271,6 @@ impl Partial {
     }
 }
 
-/// The start of a line, to show in a report.
-#[cold]
-fn line_start(line: &[u8]) -> String {
-    String::from_utf8_lossy(&line[..line.len().min(120)]).into_owned()
-}
-
 /// Start of the epoch-aligned window of length `secs` holding time `t`.
 #[inline]
 pub fn window_start(t: f64, secs: u32) -> i64 {
@@ -357,13 +351,8 @@ pub struct ChunkOut {
     /// time), and the first of them: (line in the chunk, the time as written).
     pub bad_times: u64,
     pub first_bad_time: Option<(u64, String)>,
-    /// With `--raw`: lines with a record no format matched, and lines whose Logplex octet
-    /// counts were wrong, as `pulse-parse` reports them; the first of each as (line in the
-    /// chunk, its start).
-    pub unparsed: u64,
-    pub first_unparsed: Option<(u64, String)>,
-    pub bad_frames: u64,
-    pub first_bad_frame: Option<(u64, String)>,
+    /// With `--raw`: unparsed, empty and bad-frame lines, as `pulse-parse` reports them.
+    pub issues: LineIssues,
 }
 
 impl ChunkOut {
@@ -737,10 +726,7 @@ impl Engine {
             clock_used: f64::NEG_INFINITY,
             bad_times: 0,
             first_bad_time: None,
-            unparsed: 0,
-            first_unparsed: None,
-            bad_frames: 0,
-            first_bad_frame: None,
+            issues: LineIssues::default(),
         };
         let now = out.now;
         let Scratch {
@@ -771,16 +757,7 @@ impl Engine {
                             self.event(ev, now, &mut out, work);
                         }
                     });
-                    if got.unparsed {
-                        out.unparsed += 1;
-                        out.first_unparsed
-                            .get_or_insert_with(|| (n, line_start(line)));
-                    }
-                    if got.bad_frame_counts > 0 {
-                        out.bad_frames += u64::from(got.bad_frame_counts);
-                        out.first_bad_frame
-                            .get_or_insert_with(|| (n, line_start(line)));
-                    }
+                    out.issues.record(n, 0, line, &got);
                     if self.strict && (got.unparsed || got.bad_frame_counts > 0) {
                         break;
                     }

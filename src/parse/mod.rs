@@ -42,6 +42,7 @@ pub mod syslog;
 use std::fmt;
 use std::str::FromStr;
 
+use crate::error::Diag;
 use crate::io::lines::{lines, trim_cr};
 use crate::record::{Event, Val, ValRef};
 use scan::{is_kv_token, looks_rfc3339, token};
@@ -355,18 +356,69 @@ impl Issue {
     }
 }
 
-/// The NDJSON of one chunk of lines and what went wrong in it.
+/// What became of the lines of a chunk that is worth telling: counts, and the first of
+/// each kind. `pulse-parse` and `pulse-fragment --raw` report them the same way.
 #[derive(Clone, Debug, Default)]
-pub struct ParsedChunk {
-    pub out: Vec<u8>,
-    pub lines: u64,
-    pub events: u64,
+pub struct LineIssues {
     /// Lines holding at least one unparsed record.
     pub unparsed: u64,
     pub empty: u64,
     pub bad_frame_counts: u64,
     pub first_unparsed: Option<Issue>,
     pub first_bad_frame: Option<Issue>,
+}
+
+impl LineIssues {
+    /// Note the `outcome` of `line`, line `n` (0-based) of its chunk, whose records start
+    /// at `out_offset` of the chunk's output.
+    #[inline]
+    pub fn record(&mut self, n: u64, out_offset: usize, line: &[u8], outcome: &LineOutcome) {
+        if outcome.empty {
+            self.empty += 1;
+        }
+        if outcome.unparsed {
+            self.unparsed += 1;
+            if self.first_unparsed.is_none() {
+                self.first_unparsed = Some(Issue::new(n, out_offset, line));
+            }
+        }
+        if outcome.bad_frame_counts > 0 {
+            self.bad_frame_counts += outcome.bad_frame_counts as u64;
+            if self.first_bad_frame.is_none() {
+                self.first_bad_frame = Some(Issue::new(n, out_offset, line));
+            }
+        }
+    }
+
+    /// Report them: the first of each kind named by `at(its line in the chunk)`, the rest
+    /// counted; empty lines only counted. Under `--strict` the first bad one is the error.
+    pub fn report(&self, diag: &mut Diag, at: impl Fn(u64) -> String) -> crate::error::Result<()> {
+        // Kept as records (one per line), and only totalled: a blank line is not bad input.
+        diag.count("empty", self.empty);
+        if let Some(issue) = &self.first_bad_frame {
+            let what = format!(
+                "octet count does not fit the frame, recovered: {}",
+                issue.text
+            );
+            diag.bad("bad frame count", &at(issue.line), &what)?;
+            diag.count("bad frame count", self.bad_frame_counts - 1);
+        }
+        if let Some(issue) = &self.first_unparsed {
+            let what = format!("no format matches: {}", issue.text);
+            diag.bad("unparsed", &at(issue.line), &what)?;
+            diag.count("unparsed", self.unparsed - 1);
+        }
+        Ok(())
+    }
+}
+
+/// The NDJSON of one chunk of lines and what went wrong in it.
+#[derive(Clone, Debug, Default)]
+pub struct ParsedChunk {
+    pub out: Vec<u8>,
+    pub lines: u64,
+    pub events: u64,
+    pub issues: LineIssues,
 }
 
 /// Parse every line of `chunk` (whole lines; the last may lack its newline) to NDJSON.
@@ -391,21 +443,7 @@ pub fn parse_chunk_into(parser: &mut Parser, chunk: &[u8], mut out: Vec<u8>) -> 
             out.push(b'\n');
         });
         res.events += outcome.events as u64;
-        if outcome.empty {
-            res.empty += 1;
-        }
-        if outcome.unparsed {
-            res.unparsed += 1;
-            if res.first_unparsed.is_none() {
-                res.first_unparsed = Some(Issue::new(res.lines, offset, line));
-            }
-        }
-        if outcome.bad_frame_counts > 0 {
-            res.bad_frame_counts += outcome.bad_frame_counts as u64;
-            if res.first_bad_frame.is_none() {
-                res.first_bad_frame = Some(Issue::new(res.lines, offset, line));
-            }
-        }
+        res.issues.record(res.lines, offset, line, &outcome);
         res.lines += 1;
     }
     res

@@ -164,8 +164,11 @@ fn parse_chunk_counts_and_offsets() {
         year: 2020,
     });
     let r = parse_chunk(&mut p, b"a=1\n\nwhat is this\r\nb=2");
-    assert_eq!((r.lines, r.events, r.unparsed, r.empty), (4, 4, 1, 1));
-    let issue = r.first_unparsed.unwrap();
+    assert_eq!(
+        (r.lines, r.events, r.issues.unparsed, r.issues.empty),
+        (4, 4, 1, 1)
+    );
+    let issue = r.issues.first_unparsed.unwrap();
     assert_eq!(issue.line, 2);
     assert_eq!(issue.text, "what is this");
     let out = String::from_utf8(r.out).unwrap();

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::util::{bin, fixture, ndjson, run, sh};
+use crate::util::{bin, fixture, ndjson, run, sh, terminate};
 
 const APACHE: &str = "real/elastic-examples/apache_logs";
 
@@ -284,11 +284,7 @@ fn listen_accepts_clients_that_reconnect_and_resend() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &merger.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    terminate(merger.id());
     let res = merger.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&res.stderr);
     assert_eq!(res.status.code(), Some(0), "{err}");
@@ -391,11 +387,7 @@ fn sigterm_on_a_stdin_stream_writes_every_window_final() {
     stdin.flush().unwrap();
     // Time to read it all (about 50 ms here), with room for a loaded machine.
     std::thread::sleep(std::time::Duration::from_secs(3));
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &merger.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    terminate(merger.id());
     let out = merger.wait_with_output().unwrap();
     drop(stdin);
     assert_eq!(out.status.code(), Some(0));

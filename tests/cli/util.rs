@@ -131,6 +131,15 @@ pub fn watchdog(pid: u32, secs: u64) -> std::sync::mpsc::Sender<()> {
     tx
 }
 
+/// Send SIGTERM to process `pid` (as `kill` or a service manager would).
+pub fn terminate(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -TERM {pid}");
+}
+
 /// Assert that a command succeeded, showing its stderr when it did not.
 pub fn assert_ok(out: &Output) {
     assert!(
