@@ -391,8 +391,6 @@ pub enum InputKind {
 /// them once per event, and every later read is by id.
 struct FieldTable {
     names: Vec<Box<str>>,
-    /// Per name: its [`Event::hint`].
-    hints: Vec<usize>,
     /// Open addressing, linear probing: id + 1 per slot, 0 empty.
     slots: Vec<u16>,
     shift: u32,
@@ -403,7 +401,6 @@ impl FieldTable {
         let size = (names.len() * 4).next_power_of_two().max(16);
         let mut t = FieldTable {
             names: Vec::new(),
-            hints: Vec::new(),
             slots: vec![0; size],
             shift: 64 - size.trailing_zeros(),
         };
@@ -414,7 +411,6 @@ impl FieldTable {
                     i = (i + 1) & (t.slots.len() - 1);
                 }
                 t.slots[i] = t.names.len() as u16 + 1;
-                t.hints.push(Event::hint(&n));
                 t.names.push(n);
             }
         }
@@ -440,12 +436,17 @@ impl FieldTable {
     // Called for every field of every event: inlining saves more than the call.
     #[inline(always)]
     fn id(&self, k: &str) -> Option<u16> {
-        let mut i = self.slot(k.as_bytes());
+        self.id_bytes(k.as_bytes())
+    }
+
+    #[inline(always)]
+    fn id_bytes(&self, k: &[u8]) -> Option<u16> {
+        let mut i = self.slot(k);
         loop {
             match self.slots[i] {
                 0 => return None,
                 n => {
-                    if same_bytes(self.names[n as usize - 1].as_bytes(), k.as_bytes()) {
+                    if same_bytes(self.names[n as usize - 1].as_bytes(), k) {
                         return Some(n - 1);
                     }
                 }
@@ -824,14 +825,21 @@ impl Engine {
 
     /// Fold one event into the chunk's partial.
     fn event(&self, ev: &Event, now: f64, out: &mut ChunkOut, w: &mut Work) {
-        // Look up each field the stats read once, from its precomputed hint (an event has
-        // no repeated names: a later one replaced the earlier), and note whether any name
-        // may be an l2met key.
+        // Route each field of the event to the slot of its id, if some stat reads it (an
+        // event has no repeated names: a later one replaced the earlier), and note whether
+        // any name may be an l2met key. A parsed line has fewer fields than the stats read
+        // names, and most are read.
         let mut vals = recycle(std::mem::take(&mut w.vals));
-        let names = self.fields.names.iter().zip(&self.fields.hints);
-        vals.extend(names.map(|(name, &hint)| ev.get_hinted(name, hint)));
-        let maybe_l2met =
-            self.stats.l2met && (0..ev.len()).any(|i| maybe_l2met_bytes(ev.key_bytes_at(i)));
+        vals.resize(self.fields.names.len(), None);
+        let mut maybe_l2met = false;
+        for i in 0..ev.len() {
+            let k = ev.key_bytes_at(i);
+            if let Some(id) = self.fields.id_bytes(k) {
+                vals[id as usize] = Some(ev.value_at(i));
+            }
+            maybe_l2met |= maybe_l2met_bytes(k);
+        }
+        let maybe_l2met = self.stats.l2met && maybe_l2met;
         self.fold(ev, |id| vals[id as usize], maybe_l2met, now, out, w);
         w.vals = recycle(vals);
     }
