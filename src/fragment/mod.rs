@@ -490,7 +490,7 @@ pub struct Engine {
     /// Every distinct filter condition of the stat set, each evaluated once per event.
     conds: Vec<Cond>,
     /// Per stat: its filter as OR of AND-groups of `conds` (empty: every event passes).
-    filters: Vec<Vec<Group>>,
+    filters: Vec<Pass>,
     fields: FieldTable,
     /// The field id of each of `conds`.
     cond_field: Vec<u16>,
@@ -531,6 +531,7 @@ impl Engine {
                     .map(|conds| Group::of(&conds))
                     .collect()
             })
+            .map(Pass::of)
             .collect();
         let mut names: Vec<Box<str>> = vec!["time".into(), "unparsed".into()];
         names.extend(conds.iter().map(|c| c.field.as_str().into()));
@@ -614,12 +615,37 @@ impl Engine {
         self.strict = strict;
         self
     }
+}
 
-    /// Does the event pass `any`, a stat's filter from `filters`, given the truth of every
-    /// condition in `bits`?
-    #[inline]
-    fn passes(any: &[Group], bits: &[u64]) -> bool {
-        any.is_empty() || any.iter().any(|group| group.holds(bits))
+/// A stat's filter over the truth of every condition (an event's condition bits).
+enum Pass {
+    /// One AND-group of conditions all in the first word of bits (no condition: mask 0), as
+    /// most filters are: one mask test, without following a pointer.
+    Word0(u64),
+    /// Any other: an OR of AND-groups.
+    Any(Vec<Group>),
+}
+
+impl Pass {
+    fn of(any: Vec<Group>) -> Pass {
+        match any.as_slice() {
+            [] => Pass::Word0(0),
+            [Group(words)] => match words.as_slice() {
+                [] => Pass::Word0(0),
+                [(0, m)] => Pass::Word0(*m),
+                _ => Pass::Any(any),
+            },
+            _ => Pass::Any(any),
+        }
+    }
+
+    /// Does the event pass, given the truth of every condition in `bits`?
+    #[inline(always)]
+    fn holds(&self, bits: &[u64]) -> bool {
+        match self {
+            Pass::Word0(m) => bits[0] & m == *m,
+            Pass::Any(any) => any.iter().any(|group| group.holds(bits)),
+        }
     }
 }
 
@@ -684,7 +710,8 @@ impl Engine {
             work: Work {
                 key: String::new(),
                 text: String::new(),
-                bits: vec![0; self.conds.len().div_ceil(64)],
+                // At least one word, for `Pass::Word0`.
+                bits: vec![0; self.conds.len().div_ceil(64).max(1)],
                 vals: Vec::with_capacity(self.fields.names.len()),
                 slots: vec![None; self.fields.names.len()],
                 gkeys: vec![None; self.groupings.len()],
@@ -918,7 +945,7 @@ impl Engine {
         let mut win = (0u32, 0i64);
         let stats = self.stats.stats.iter().zip(&self.plans).zip(&self.filters);
         for (i, ((def, plan), filter)) in stats.enumerate() {
-            if !Engine::passes(filter, bits) {
+            if !filter.holds(bits) {
                 continue;
             }
             let value = plan.value.and_then(get);

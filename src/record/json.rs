@@ -356,10 +356,11 @@ fn hex4(b: &[u8], i: usize) -> Option<u32> {
 
 /// Read `line` into `ev`, keeping only the fields whose names `keep` accepts (all of them
 /// with `None`); the rest are still checked, so a malformed line is an error either way.
-pub(super) fn read_object(
+// Generic over the router, so that a reader's routing (called for every key) is inlined.
+pub(super) fn read_object<R: Fn(&str) -> Route + ?Sized>(
     ev: &mut Event,
     line: &[u8],
-    route: Option<&dyn Fn(&str) -> Route>,
+    route: Option<&R>,
     slots: &mut [Option<Val>],
 ) -> Result<(), JsonError> {
     let text = crate::find::utf8(line).map_err(|e| err(e.valid_up_to(), "line is not UTF-8"))?;

@@ -542,7 +542,7 @@ impl Event {
     /// single well-formed object.
     pub fn read_json(&mut self, line: &[u8]) -> Result<(), JsonError> {
         self.clear();
-        json::read_object(self, line, None, &mut [])
+        json::read_object(self, line, None::<&fn(&str) -> Route>, &mut [])
     }
 
     /// [`Event::read_json`] sending each field where `route` says: into this event, into
@@ -550,10 +550,10 @@ impl Event {
     /// or nowhere. A reader that wants a few known fields gets them by position in `slots`
     /// without indexing them. A field's value read into `slots` refers to this event's text:
     /// read it with [`Event::resolve`]. Slots are not cleared first.
-    pub fn read_json_routed(
+    pub fn read_json_routed<R: Fn(&str) -> Route + ?Sized>(
         &mut self,
         line: &[u8],
-        route: &dyn Fn(&str) -> Route,
+        route: &R,
         slots: &mut [Option<Val>],
     ) -> Result<(), JsonError> {
         self.clear();
