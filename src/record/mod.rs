@@ -825,7 +825,8 @@ fn whole_numbers_plain<S: serde::Serializer>(
     use serde::ser::SerializeMap;
     let mut map = s.serialize_map(Some(values.len()))?;
     for (k, &v) in values {
-        if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 {
+        // Every whole f64 in i64's range converts exactly (past 2^53 they are all whole).
+        if v.fract() == 0.0 && v.abs() < 9_223_372_036_854_775_807.0 {
             map.serialize_entry(k, &(v as i64))?;
         } else {
             map.serialize_entry(k, &v)?;
@@ -851,6 +852,7 @@ mod tests {
                 ("mean", 2.5),
                 ("min", -0.0),
                 ("big", 1e300),
+                ("sum", 9007199254740994.0),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
@@ -858,7 +860,9 @@ mod tests {
         };
         let text = serde_json::to_string(&snap).unwrap();
         assert!(
-            text.contains(r#""values":{"big":1e+300,"count":30062,"mean":2.5,"min":0}"#),
+            text.contains(
+                r#""values":{"big":1e+300,"count":30062,"mean":2.5,"min":0,"sum":9007199254740994}"#
+            ),
             "{text}"
         );
         let back: Snapshot = serde_json::from_str(&text).unwrap();

@@ -104,16 +104,65 @@ impl Unit {
         })
     }
 
+    /// Size of the unit in whole nanoseconds or bytes.
+    fn whole_scale(self) -> i128 {
+        match self {
+            Unit::Ns => 1,
+            Unit::Us => 1_000,
+            Unit::Ms => 1_000_000,
+            Unit::S => 1_000_000_000,
+            Unit::Min => 60_000_000_000,
+            Unit::H => 3_600_000_000_000,
+            Unit::B => 1,
+            Unit::KB => 1 << 10,
+            Unit::MB => 1 << 20,
+            Unit::GB => 1 << 30,
+            Unit::TB => 1 << 40,
+        }
+    }
+
     /// Convert `x` from this unit to `to`; `None` across dimensions.
+    ///
+    /// A short decimal (at most 9 fractional digits, as written in logs) is converted by one
+    /// division of exact integers, so the result is the `f64` nearest the true value:
+    /// `815us` is `0.815` ms, where multiplying by the ratio of the scales gives
+    /// `0.8150000000000001`, which no exact sum can take as the decimal it is.
     pub fn convert(self, x: f64, to: Unit) -> Option<f64> {
         if self == to {
             Some(x)
         } else if self.dim() == to.dim() {
-            Some(x * (self.scale() / to.scale()))
+            Some(
+                exact_ratio(x, self.whole_scale(), to.whole_scale())
+                    .unwrap_or_else(|| x * (self.scale() / to.scale())),
+            )
         } else {
             None
         }
     }
+}
+
+/// `x · a / b` rounded once, when `x` reads as a short decimal `m / 10^d` and the reduced
+/// fraction `m·a / (10^d·b)` has both terms within 2^53 (so both are exact as `f64` and
+/// their quotient is correctly rounded).
+fn exact_ratio(x: f64, a: i128, b: i128) -> Option<f64> {
+    const EXACT: u128 = 1 << 53;
+    let (m, d) = crate::stat::exact::decimal(x, 9)?;
+    let num = i128::from(m).checked_mul(a)?;
+    let den = 10i128.checked_pow(d)?.checked_mul(b)?;
+    let (mut n, mut q) = (num.unsigned_abs(), den.unsigned_abs());
+    if n > EXACT || q > EXACT {
+        let g = gcd(n, q);
+        (n, q) = (n / g, q / g);
+    }
+    let sign = if num < 0 { -1.0 } else { 1.0 };
+    (n <= EXACT && q <= EXACT).then(|| sign * (n as f64 / q as f64))
+}
+
+fn gcd(mut a: u128, mut b: u128) -> u128 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a.max(1)
 }
 
 impl fmt::Display for Unit {
@@ -276,6 +325,33 @@ mod tests {
             189508.655273
         ));
         assert!(close(parse_quantity("-3.5e2ms", Some(Unit::S)), -0.35));
+    }
+
+    /// Converted short decimals are the nearest `f64` to the true value, so an exact sum
+    /// reads them as the decimals they are.
+    #[test]
+    fn conversions_of_short_decimals_are_correctly_rounded() {
+        let cases: &[(&str, Unit, &str)] = &[
+            ("815us", Unit::Ms, "0.815"),
+            ("10us", Unit::S, "0.00001"),
+            ("1.5h", Unit::Ms, "5400000"),
+            ("0.7s", Unit::Min, "0.011666666666666667"),
+            ("3ms", Unit::Us, "3000"),
+            ("-2.5ms", Unit::S, "-0.0025"),
+            ("100kB", Unit::MB, "0.09765625"),
+            ("0.3MB", Unit::KB, "307.2"),
+            ("1.1TB", Unit::B, "1209462790553.6"),
+        ];
+        for (text, unit, want) in cases {
+            let want: f64 = want.parse().unwrap();
+            assert_eq!(
+                parse_quantity(text, Some(*unit)),
+                Some(want),
+                "{text} in {unit}"
+            );
+        }
+        // Past 2^53 a conversion is a product of floats, as before.
+        assert!(close(parse_quantity("9e30ns", Some(Unit::S)), 9e21));
     }
 
     /// The fast path must give exactly what `f64::from_str` gives.

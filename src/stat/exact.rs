@@ -57,7 +57,7 @@ fn pow10(k: u32) -> i128 {
 /// The shortest decimal `m / 10^d` with `d <= max_digits` and `|m| < 2^53` that reads as
 /// `x`, as `(m, d)`.
 #[inline]
-fn decimal(x: f64, max_digits: u32) -> Option<(i64, u32)> {
+pub(crate) fn decimal(x: f64, max_digits: u32) -> Option<(i64, u32)> {
     if let Some(n) = whole(x) {
         return Some((n, 0));
     }
@@ -178,6 +178,14 @@ impl ExactSum {
         match *other {
             ExactSum::Exact { units, scale } => self.add_exact(units, scale, || other.get()),
             ExactSum::Float(f) => *self = ExactSum::Float(self.get() + f),
+        }
+    }
+
+    /// The exact sum as `(units, scale)` (`units / 10^scale`), while it is exact.
+    pub fn exact(&self) -> Option<(i128, u32)> {
+        match *self {
+            ExactSum::Exact { units, scale } => Some((units, scale)),
+            ExactSum::Float(_) => None,
         }
     }
 

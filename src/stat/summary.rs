@@ -36,6 +36,30 @@ impl Default for Summary {
     }
 }
 
+/// The population variance `(n·Σx² − (Σx)²) / n²` computed in integers from exact sums,
+/// rounded once at the end; `None` when a sum is not exact or the integers overflow.
+fn exact_variance(n: u64, sum: &ExactSum, sumsq: &ExactSum) -> Option<f64> {
+    let (s, ds) = sum.exact()?;
+    let (q, dq) = sumsq.exact()?;
+    // Both terms at scale k = max(dq, 2·ds).
+    let k = dq.max(2 * ds);
+    let n = i128::from(n);
+    let nq = n.checked_mul(q)?.checked_mul(10i128.checked_pow(k - dq)?)?;
+    let s2 = s
+        .checked_mul(s)?
+        .checked_mul(10i128.checked_pow(k - 2 * ds)?)?;
+    let mut num = nq.checked_sub(s2)?;
+    // One spelling per value (sums may hold `1.50` or `1.5`, by the order they were
+    // merged in), so that one value always rounds the same way.
+    let mut k = k;
+    while k > 0 && num % 10 == 0 {
+        num /= 10;
+        k -= 1;
+    }
+    let n = n as f64;
+    Some(num.max(0) as f64 / (n * n) / 10f64.powi(k as i32))
+}
+
 impl Summary {
     #[inline]
     pub fn add(&mut self, x: f64) {
@@ -72,9 +96,12 @@ impl Summary {
         put(out, "mean", mean);
         put(out, "min", self.min);
         put(out, "max", self.max);
-        // Rounding can make the variance a hair negative when all values are equal; an
-        // overflowed sum of squares gives no stddev at all (`max` would turn NaN into 0).
-        let var = self.sumsq.get() / n - mean * mean;
+        // From the exact sums while they are (`sumsq / n - mean²` in floating point loses
+        // every digit of a small spread around a large mean). Otherwise rounding can make
+        // the variance a hair negative when all values are equal; an overflowed sum of
+        // squares gives no stddev at all (`max` would turn NaN into 0).
+        let var = exact_variance(self.count, &self.sum, &self.sumsq)
+            .unwrap_or_else(|| self.sumsq.get() / n - mean * mean);
         if var.is_finite() {
             put(out, "stddev", var.max(0.0).sqrt());
         }
@@ -135,6 +162,36 @@ mod tests {
             r#"{"count":8,"max":9,"min":2,"sum":40,"sumsq":232}"#
         );
         assert_eq!(Summary::from_json(&s.to_json()).unwrap(), s);
+    }
+
+    /// A small spread around a large mean: `sumsq / n - mean²` in floating point gave 0.
+    #[test]
+    fn stddev_of_a_small_spread_around_a_large_mean() {
+        let pstdev = |xs: &[f64]| {
+            let mut s = Summary::default();
+            xs.iter().for_each(|&x| s.add(x));
+            let mut out = BTreeMap::new();
+            s.values(&mut out);
+            out["stddev"]
+        };
+        // Epoch milliseconds: 1774754100123 + i % 3; the true value is sqrt(2/3).
+        let ms: Vec<f64> = (0..999)
+            .map(|i| 1774754100123.0 + f64::from(i % 3))
+            .collect();
+        let want = (2.0f64 / 3.0).sqrt();
+        assert!((pstdev(&ms) - want).abs() < 1e-12, "{}", pstdev(&ms));
+        let tenths: Vec<f64> = (0..999)
+            .map(|i| [100000000.1, 100000000.2, 100000000.3][i % 3])
+            .collect();
+        assert!((pstdev(&tenths) - want / 10.0).abs() < 1e-12);
+        // Merged parts give the same.
+        let (mut a, mut b) = (Summary::default(), Summary::default());
+        ms[..500].iter().for_each(|&x| a.add(x));
+        ms[500..].iter().for_each(|&x| b.add(x));
+        a.merge(&b);
+        let mut out = BTreeMap::new();
+        a.values(&mut out);
+        assert_eq!(out["stddev"], pstdev(&ms));
     }
 
     #[test]

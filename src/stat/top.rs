@@ -2,7 +2,7 @@
 //!
 //! State: an exact count per distinct value, for at most [`MAX_VALUES`] (10,000) distinct
 //! values; once that many are held, occurrences of further new values are counted under
-//! the value [`OTHER`] (`"(other)"`), which then ranks like any other value. Memory: about
+//! the value [`OTHER`] (`"(other)"`). Memory: about
 //! the value's length plus ~40 bytes per distinct value, so at most a few MiB.
 //!
 //! Merge adds the counts of equal values. It is exact (commutative and associative) as
@@ -12,6 +12,8 @@
 //! Snapshot values: `count` (all occurrences), and for each of the `k` most frequent
 //! values, one entry named by the value text itself whose number is its rate per second
 //! (count / window seconds). Ties are ranked by value text, so results are deterministic.
+//! `(other)` is no value: it takes none of the `k` places, and is given after them (as
+//! `(other)`, its rate) when there is one.
 //! (A value spelled `count` is overshadowed by the total.) JSON state:
 //! `{"counts": {"value": n, ...}}`.
 
@@ -75,9 +77,15 @@ impl Top {
         self.counts.values().sum()
     }
 
-    /// The `k` most frequent values with their counts, most frequent first, ties by value.
+    /// The `k` most frequent values with their counts, most frequent first, ties by value
+    /// (never [`OTHER`], which is no value).
     pub fn ranked(&self) -> Vec<(&str, u64)> {
-        let mut all: Vec<(&str, u64)> = self.counts.iter().map(|(v, &n)| (v.as_str(), n)).collect();
+        let mut all: Vec<(&str, u64)> = self
+            .counts
+            .iter()
+            .filter(|(v, _)| v.as_str() != OTHER)
+            .map(|(v, &n)| (v.as_str(), n))
+            .collect();
         let by = |a: &(&str, u64), b: &(&str, u64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0));
         if all.len() > self.k && self.k > 0 {
             all.select_nth_unstable_by(self.k - 1, by);
@@ -91,6 +99,9 @@ impl Top {
         let secs = f64::from(secs.max(1));
         for (v, n) in self.ranked() {
             put(out, v, n as f64 / secs);
+        }
+        if let Some(&n) = self.counts.get(OTHER) {
+            put(out, OTHER, n as f64 / secs);
         }
         put(out, "count", self.total() as f64);
     }
@@ -161,7 +172,13 @@ mod tests {
         assert_eq!(t.counts[OTHER], 50);
         assert_eq!(t.counts["0"], 2);
         assert_eq!(t.total(), MAX_VALUES as u64 + 51);
-        assert_eq!(t.ranked()[0], (OTHER, 50));
+        // `(other)` takes none of the k places, and is given after them.
+        assert_eq!(t.ranked(), vec![("0", 2), ("1", 1), ("10", 1)]);
+        let mut out = BTreeMap::new();
+        t.values(10, &mut out);
+        assert_eq!(out[OTHER], 5.0);
+        assert_eq!(out["0"], 0.2);
+        assert_eq!(out.len(), 5);
         assert!(t.heap_bytes() > MAX_VALUES * 32);
         assert_eq!(Top::from_json(3, &t.to_json()).unwrap(), t);
     }
