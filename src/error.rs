@@ -79,6 +79,8 @@ pub struct Diag {
     strict: bool,
     counts: BTreeMap<&'static str, u64>,
     quiet: bool,
+    /// Kinds whose first record [`Diag::show`] has printed.
+    shown: std::collections::BTreeSet<&'static str>,
 }
 
 impl Diag {
@@ -88,6 +90,7 @@ impl Diag {
             strict,
             counts: BTreeMap::new(),
             quiet: false,
+            shown: Default::default(),
         }
     }
 
@@ -119,6 +122,17 @@ impl Diag {
         let n = self.counts.entry(kind).or_insert(0);
         *n += 1;
         if *n == 1 && !self.quiet {
+            eprintln!(
+                "{}: {location}: {kind}: {detail} (further {kind} lines are counted, not shown)",
+                self.tool
+            );
+        }
+    }
+
+    /// Show the first record of `kind` once per run, without counting it (it is counted
+    /// with [`Diag::count`]).
+    pub fn show(&mut self, kind: &'static str, location: &str, detail: &str) {
+        if !self.quiet && self.shown.insert(kind) {
             eprintln!(
                 "{}: {location}: {kind}: {detail} (further {kind} lines are counted, not shown)",
                 self.tool

@@ -39,6 +39,16 @@ fn digits(b: &[u8], n: usize) -> Option<i64> {
     Some(v)
 }
 
+/// A numeric time as Unix seconds: seconds, or milliseconds when at least 10^11 (past
+/// 5138 as seconds, 1973 as milliseconds). `None` outside years 0000 to 9999 (the years
+/// RFC 3339 can write): microseconds or a stray large number are no time.
+pub fn unix_seconds(f: f64) -> Option<f64> {
+    let secs = if f.abs() >= 1e11 { f / 1000.0 } else { f };
+    (-62_167_219_200.0..253_402_300_800.0)
+        .contains(&secs)
+        .then_some(secs)
+}
+
 /// Parse an RFC 3339 / ISO 8601 timestamp to Unix seconds (with fraction).
 ///
 /// Accepts `2012-11-30T06:45:29+00:00`, `...Z`, fractional seconds of any length, `-00:00`,

@@ -229,9 +229,23 @@ pub fn run(args: Args) -> Result<i32> {
                     diag.count("malformed", got.bad_total - got.bad.len() as u64);
                     got.issues.report(&mut diag, at_line)?;
                     if let Some((line, time)) = &got.first_bad_time {
-                        let what = format!("{time:?} is neither RFC 3339 nor Unix seconds; the event is placed at the clock's time");
+                        let what = format!("{time:?} is neither RFC 3339 nor Unix seconds or milliseconds of years 0000 to 9999; the event is placed at the clock's time");
                         diag.note("bad time", &at_line(*line), &what);
                         diag.count("bad time", got.bad_times - 1);
+                    }
+                    if let Some((line, t, newest)) = got.first_late {
+                        let stamp = |t: f64| {
+                            let mut s = String::new();
+                            crate::time::write_rfc3339(&mut s, t);
+                            s
+                        };
+                        let what = format!(
+                            "event time {} is more than --lateness ({} s) behind the newest seen, {}; dropped, and counted in pulse.late",
+                            stamp(t),
+                            engine.lateness,
+                            stamp(newest)
+                        );
+                        diag.show("late (dropped)", &at_line(line), &what);
                     }
                     line_base += got.lines;
                     progress.inc(bytes as u64);

@@ -278,8 +278,8 @@ pub fn window_start(t: f64, secs: u32) -> i64 {
     ((t.floor() as i64).div_euclid(secs)) * secs
 }
 
-/// The time of an event: its `time` field (RFC 3339 text, or Unix seconds as a number —
-/// milliseconds when larger than 10^11), else `None`.
+/// The time of an event: its `time` field (RFC 3339 text, or a number read by
+/// [`crate::time::unix_seconds`], as pulse-parse reads one), else `None`.
 pub fn event_time(ev: &Event) -> Option<f64> {
     time_of(ev.get("time"))
 }
@@ -289,17 +289,9 @@ pub fn event_time(ev: &Event) -> Option<f64> {
 fn time_of(v: Option<ValRef<'_>>) -> Option<f64> {
     match v? {
         ValRef::Str(s) => crate::time::parse_rfc3339(s),
-        ValRef::Int(n) => Some(unix_number(n as f64)),
-        ValRef::Float(f) if f.is_finite() => Some(unix_number(f)),
+        ValRef::Int(n) => crate::time::unix_seconds(n as f64),
+        ValRef::Float(f) => crate::time::unix_seconds(f),
         _ => None,
-    }
-}
-
-fn unix_number(n: f64) -> f64 {
-    if n.abs() > 1e11 {
-        n / 1000.0
-    } else {
-        n
     }
 }
 
@@ -351,6 +343,9 @@ pub struct ChunkOut {
     /// time), and the first of them: (line in the chunk, the time as written).
     pub bad_times: u64,
     pub first_bad_time: Option<(u64, String)>,
+    /// The first event dropped as late, as (line index in the chunk, its time, the newest
+    /// time then).
+    pub first_late: Option<(u64, f64, f64)>,
     /// With `--raw`: unparsed, empty and bad-frame lines, as `pulse-parse` reports them.
     pub issues: LineIssues,
 }
@@ -754,6 +749,7 @@ impl Engine {
             clock_used: f64::NEG_INFINITY,
             bad_times: 0,
             first_bad_time: None,
+            first_late: None,
             issues: LineIssues::default(),
         };
         let now = out.now;
@@ -904,6 +900,9 @@ impl Engine {
         let t = match time_of(field) {
             Some(t) => {
                 if t < out.max_time - self.lateness {
+                    if out.first_late.is_none() {
+                        out.first_late = Some((out.lines.saturating_sub(1), t, out.max_time));
+                    }
                     out.timeless(Own::Late);
                     return;
                 }
@@ -1112,5 +1111,13 @@ mod tests {
         assert_eq!(event_time(&e), Some(1431857103.0));
         e.set_str("time", "yesterday");
         assert_eq!(event_time(&e), None);
+        // As pulse-parse reads numbers: microseconds (year ~58,800 as milliseconds) and
+        // numbers past year 9999 are no time, so they cannot make a live stream late.
+        e.set("time", crate::record::Val::Int(1431857103000000));
+        assert_eq!(event_time(&e), None);
+        e.set("time", crate::record::Val::Float(1e30));
+        assert_eq!(event_time(&e), None);
+        e.set("time", crate::record::Val::Float(1e11));
+        assert_eq!(event_time(&e), Some(1e8));
     }
 }

@@ -313,15 +313,13 @@ impl Parser {
                 true
             }
             Some((_, v)) => match v.as_f64() {
-                Some(f) => {
-                    let secs = if f.abs() >= 1e11 { f / 1000.0 } else { f };
-                    // Only years 0000 to 9999 have an RFC 3339 form: beyond, no time.
-                    let writable = (-62_167_219_200.0..253_402_300_800.0).contains(&secs);
-                    if writable {
+                Some(f) => match crate::time::unix_seconds(f) {
+                    Some(secs) => {
                         crate::time::write_rfc3339(tmp, secs);
+                        true
                     }
-                    writable
-                }
+                    None => false,
+                },
                 None => false,
             },
         };
