@@ -6,8 +6,8 @@
 //! fragment twice, in any order, through any tree of mergers, changes nothing.
 //!
 //! A window becomes final when every source heard from has a watermark (`wm`) at or past the
-//! window's end, or `max_wait` seconds of wall clock after the first source passed it, or at
-//! end of input. A fragment that changes a final window makes it emit an updated final
+//! window's end; or `max_wait` seconds of wall clock after the first source passed it, once
+//! every source still behind has been silent for `max_wait` seconds; or at end of input. A fragment that changes a final window makes it emit an updated final
 //! snapshot. Final windows are forgotten once they are `retain` seconds of event time behind
 //! the slowest source's watermark; fragments for forgotten windows are counted as too old.
 //! A source not heard from for `retain` seconds of wall clock no longer counts as the
@@ -216,7 +216,14 @@ impl Merger {
                 acc.dirty = true;
             } else if self.max_wm >= end {
                 let since = *acc.due_since.get_or_insert(now);
-                if now - since >= max_wait {
+                // Only silent sources are waited for at most `max_wait`: one still sending
+                // is behind in event time, not gone (another source at end of input, or
+                // with a clock ahead, must not cut its window short).
+                let live_behind = self
+                    .wms
+                    .values()
+                    .any(|&(wm, heard)| wm < end && now - heard < max_wait);
+                if now - since >= max_wait && !live_behind {
                     acc.is_final = true;
                     acc.dirty = true;
                 }

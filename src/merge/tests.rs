@@ -436,6 +436,42 @@ fn count_fragment(src: &str, start: i64, wm: i64, rev: u64) -> Fragment {
     }
 }
 
+/// `max_wait` waits for silent sources, not for live ones: a source at end of input (or with
+/// a clock ahead) passing a window's end must not make it final while another source is
+/// still sending into it.
+#[test]
+fn max_wait_does_not_cut_short_a_window_a_live_source_is_still_in() {
+    let cfg = Config {
+        shard: None,
+        rollup: None,
+        max_wait: 10.0,
+        retain: 3600.0,
+        output: Output::Snapshots,
+        src: "m".into(),
+    };
+    let mut m = Merger::new(cfg, Clock::Fixed(1000.0));
+    let mut out = Vec::new();
+    // b is done with the window [0, 60); a is still in it, and says so every second.
+    m.add(count_fragment("b", 0, 60, 1)).unwrap();
+    for i in 0..30 {
+        m.clock = Clock::Fixed(1000.0 + f64::from(i));
+        m.add(count_fragment("a", 0, 30, i as u64 + 1)).unwrap();
+        m.poll(false, &mut out);
+    }
+    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+    // a falls silent after 1029: max_wait later the window is final.
+    m.clock = Clock::Fixed(1038.5);
+    m.poll(false, &mut out);
+    assert!(out.is_empty());
+    m.clock = Clock::Fixed(1039.0);
+    m.poll(false, &mut out);
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.contains("\"final\":true") && text.contains("\"count\":2"),
+        "{text}"
+    );
+}
+
 #[test]
 fn a_silent_source_stops_holding_windows_after_retain() {
     let cfg = Config {

@@ -299,7 +299,11 @@ fn late_events_are_totalled_on_stderr() {
         err.contains("stdin: line 2: late (dropped): event time 2026-01-01T00:01:00Z is more than --lateness (300 s) behind the newest seen, 2026-01-01T00:10:00Z"),
         "{err}"
     );
-    assert_eq!(err.matches("late (dropped): event time").count(), 1, "{err}");
+    assert_eq!(
+        err.matches("late (dropped): event time").count(),
+        1,
+        "{err}"
+    );
 }
 
 #[test]
@@ -312,7 +316,10 @@ fn numbers_that_are_no_time_do_not_make_a_stream_late() {
     let out = run("pulse-fragment", &["--now", "1767225700"], input);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("stdin: line 2: bad time: \"1767225600000000\""), "{err}");
+    assert!(
+        err.contains("stdin: line 2: bad time: \"1767225600000000\""),
+        "{err}"
+    );
     assert!(err.contains("2 bad time"), "{err}");
     let states = latest_states(&ndjson(&out.stdout));
     assert_eq!(total(&states, "pulse.late"), 0.0, "{err}");

@@ -255,6 +255,11 @@ fn listen_accepts_clients_that_reconnect_and_resend() {
         };
         assert_eq!(rc, 0);
     }
+    // A stray client's garbage is reported, and does not make the stop look like a failure.
+    {
+        let mut c = connect();
+        c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    }
     for f in &frags[1..] {
         let mut c = connect();
         c.write_all(f).unwrap();
@@ -289,6 +294,7 @@ fn listen_accepts_clients_that_reconnect_and_resend() {
     let err = String::from_utf8_lossy(&res.stderr);
     assert_eq!(res.status.code(), Some(0), "{err}");
     assert!(err.contains("that input ends here"), "{err}");
+    assert!(err.contains("malformed"), "{err}");
     let snaps = ndjson(&std::fs::read(&out_path).unwrap());
     assert_eq!(finals(&snaps), whole);
 }
