@@ -196,7 +196,8 @@ pub fn run(args: Args) -> Result<i32> {
 
     let engine = Engine::new(stats, kind, args.lateness, clock).strict(args.strict);
     let src = args.source.clone().unwrap_or_else(default_source);
-    let mut windows = Windows::new(src, clock, args.grace, args.lateness, args.shards);
+    let mut windows =
+        Windows::new(src, clock, args.grace, args.lateness, args.shards).idle_advance(live);
     let mut diag = Diag::new(TOOL, args.strict);
     let mut out = output::stdout(args.line_buffered || live);
     let mut buf = Vec::with_capacity(1 << 16);
@@ -269,7 +270,12 @@ pub fn run(args: Args) -> Result<i32> {
                     }
                     line_base = 0;
                 }
-                pipeline::Step::Tick => windows.flush_all(&engine.stats, &mut buf, false),
+                pipeline::Step::Tick => {
+                    // Windows a quiet stream let fall due by the clock first, then every
+                    // other changed one.
+                    windows.flush_due(&engine.stats, &mut buf);
+                    windows.flush_all(&engine.stats, &mut buf, false);
+                }
             }
             if !buf.is_empty() {
                 out.write_all(&buf)?;

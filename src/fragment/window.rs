@@ -38,6 +38,9 @@ struct Slot {
     state: State,
     /// Changed since last written.
     dirty: bool,
+    /// Last written with a watermark at or past its end (as the merger needs to call it
+    /// final).
+    closed: bool,
 }
 
 type SlotKey = (StatId, Option<Box<str>>, i64);
@@ -54,6 +57,11 @@ pub struct Windows {
     newest: f64,
     /// Newest clock time given to an event without a time.
     clock_newest: f64,
+    /// Live input: while no event comes, event time is taken to run on with the clock from
+    /// `newest_at`, the clock's time when `newest` last moved on, so that a quiet stream's
+    /// windows still close (see [`Windows::front_due`]).
+    idle_advance: bool,
+    newest_at: f64,
     slots: FastMap<SlotKey, Slot>,
     /// Distinct group keys per (stat, window start), for the cap, and whether the window has
     /// overflowed.
@@ -78,6 +86,8 @@ impl Windows {
             shards,
             newest: f64::NEG_INFINITY,
             clock_newest: f64::NEG_INFINITY,
+            idle_advance: false,
+            newest_at: f64::NEG_INFINITY,
             slots: FastMap::default(),
             keys: FastMap::default(),
             capped: Vec::new(),
@@ -85,6 +95,12 @@ impl Windows {
             l2met_aggs: FastMap::default(),
             l2met_taken: Vec::new(),
         }
+    }
+
+    /// On live input, let event time run on with the clock while no event comes.
+    pub fn idle_advance(mut self, on: bool) -> Self {
+        self.idle_advance = on;
+        self
     }
 
     /// Newest event time seen so far (`-inf` before any).
@@ -110,7 +126,10 @@ impl Windows {
         for entry in partial.entries {
             self.absorb_entry(stats, entry, diag);
         }
-        self.newest = self.newest.max(max_time);
+        if max_time > self.newest {
+            self.newest = max_time;
+            self.newest_at = self.clock.now();
+        }
         self.clock_newest = self.clock_newest.max(clock_used);
     }
 
@@ -121,6 +140,19 @@ impl Windows {
             self.newest
         } else {
             self.clock_newest
+        }
+    }
+
+    /// The time that decides what is due and the watermark: [`Windows::front`], run on by
+    /// the clock since the newest event came when idle advance is on. Only what is written
+    /// depends on it: what is late, and what is forgotten, follow event time alone, so an
+    /// event that comes after a quiet spell is still counted and its window written again.
+    fn front_due(&self) -> f64 {
+        let front = self.front();
+        if self.idle_advance && self.newest.is_finite() && self.newest_at.is_finite() {
+            front.max(self.newest + (self.clock.now() - self.newest_at).max(0.0))
+        } else {
+            front
         }
     }
 
@@ -213,6 +245,7 @@ impl Windows {
                 state: State::new(&agg),
                 agg,
                 dirty: false,
+                closed: false,
             });
         // Same stat, same spec: merge cannot fail.
         let _ = slot.state.merge(&state);
@@ -228,6 +261,7 @@ impl Windows {
                 agg: AggSpec::Count,
                 state: State::new(&AggSpec::Count),
                 dirty: false,
+                closed: false,
             });
         slot.state.add(crate::stat::Input::Num(n));
         slot.dirty = true;
@@ -236,13 +270,22 @@ impl Windows {
     /// Write windows due by event time (end + grace ≤ newest) and forget those past the
     /// lateness horizon.
     pub fn flush_due(&mut self, stats: &StatSet, out: &mut Vec<u8>) {
-        let newest = self.front();
+        let due_at = self.front_due();
         let grace = self.grace;
         let wm = self.watermark();
+        if self.idle_advance {
+            // Windows written before they were due (on a tick) are written once more when
+            // they fall due by the clock alone, with the watermark that closes them.
+            for ((_, _, start), slot) in self.slots.iter_mut() {
+                if !slot.closed && *start + slot.secs as i64 <= wm {
+                    slot.dirty = true;
+                }
+            }
+        }
         self.write(stats, out, wm, |start, secs| {
-            (start + secs as i64) as f64 + grace <= newest
+            (start + secs as i64) as f64 + grace <= due_at
         });
-        let horizon = newest - self.lateness;
+        let horizon = self.front() - self.lateness;
         self.slots
             .retain(|(_, _, start), slot| ((*start + slot.secs as i64) as f64) > horizon);
         self.keys.retain(|(stat, start), _| match stat {
@@ -270,7 +313,7 @@ impl Windows {
 
     /// Every window ending at or before the watermark has been written.
     fn watermark(&self) -> i64 {
-        let front = self.front();
+        let front = self.front_due();
         if front.is_finite() {
             (front - self.grace).floor() as i64
         } else {
@@ -304,6 +347,7 @@ impl Windows {
                 continue;
             };
             slot.dirty = false;
+            slot.closed = wm >= k.2 + slot.secs as i64;
             self.rev = next_rev(self.rev, &self.clock);
             let stat = stat_name(stats, &k.0).to_string();
             let frag = Fragment {

@@ -536,3 +536,51 @@ fn a_quiet_stream_still_reports_on_the_wall_clock() {
     assert!(child.wait().unwrap().success());
     drop(guard);
 }
+
+/// On a live stream that falls quiet, event time runs on with the clock: the last window is
+/// written once more with a watermark past its end (so a merger can call it final) without
+/// waiting for the next event or the end of input.
+#[test]
+fn a_quiet_live_stream_still_closes_its_windows() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let dir = std::env::temp_dir().join(format!("pulse-quiet-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stats = dir.join("c.stats");
+    std::fs::write(&stats, "c count 1s\n").unwrap();
+    let mut child = Command::new(crate::util::bin("pulse-fragment"))
+        .args(["--stats", stats.to_str().unwrap()])
+        .args(["--grace", "0.5", "--flush-every", "0.2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{{\"time\":{now},\"x\":1}}").unwrap();
+    stdin.flush().unwrap();
+    // Stdin stays open and quiet.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+            let closed = v["wm"].as_i64().unwrap()
+                >= v["start"].as_i64().unwrap() + v["secs"].as_i64().unwrap();
+            if v["stat"] == "c" && closed {
+                let _ = tx.send(v);
+                return;
+            }
+        }
+    });
+    let got = rx.recv_timeout(std::time::Duration::from_secs(20));
+    drop(stdin);
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let v = got.expect("the quiet stream's window was not closed while it was open");
+    assert_eq!(v["start"].as_i64(), Some(now.floor() as i64));
+    assert_eq!(v["state"]["count"].as_f64(), Some(1.0));
+}
