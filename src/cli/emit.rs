@@ -16,6 +16,8 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, Parser};
@@ -291,6 +293,9 @@ enum Msg {
 
 /// Read the inputs on a thread (so that a quiet stream still flushes on time) and feed the
 /// emitter; flush every `every` when streaming.
+/// How long a stopped stream is still read (see [`run_inputs`]); longer than pulse-merge's.
+const DRAIN: Duration = Duration::from_secs(3);
+
 fn run_inputs(em: &mut Emitter, paths: &[PathBuf], every: Option<Duration>) -> Result<i32> {
     let inputs = open_all(paths)?;
     let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
@@ -325,7 +330,27 @@ fn run_inputs(em: &mut Emitter, paths: &[PathBuf], every: Option<Duration>) -> R
     });
     let mut line_no = vec![0u64; names.len()];
     let mut next_flush = every.map(|d| Instant::now() + d);
+    // Streaming, SIGINT and SIGTERM do not cut delivery short: what upstream still sends as
+    // it ends (a Ctrl-C reaches the whole pipeline, and the merger writes its last windows)
+    // is taken until the end of input, or for a few seconds, then delivered. A second
+    // signal ends at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    if every.is_some() {
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
+                .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
+                .map_err(|e| Error::Runtime(format!("cannot handle signals: {e}")))?;
+        }
+    }
+    let mut drain_until: Option<Instant> = None;
     loop {
+        if stop.load(Ordering::Relaxed) {
+            let until = *drain_until.get_or_insert_with(|| Instant::now() + DRAIN);
+            if Instant::now() >= until {
+                break;
+            }
+            next_flush = next_flush.map(|t| t.min(until));
+        }
         let msg = match next_flush {
             Some(t) => match rx.recv_deadline(t) {
                 Ok(m) => Some(m),
@@ -355,7 +380,9 @@ fn run_inputs(em: &mut Emitter, paths: &[PathBuf], every: Option<Duration>) -> R
             }
         }
     }
-    let _ = reader.join();
+    if drain_until.is_none() {
+        let _ = reader.join();
+    }
     em.finish("")?;
     Ok(EXIT_OK)
 }

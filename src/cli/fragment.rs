@@ -2,6 +2,8 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser as _;
@@ -189,6 +191,16 @@ pub fn run(args: Args) -> Result<i32> {
         Progress::new(total)
     };
     let tick = (live && args.flush_every > 0.0).then(|| Duration::from_secs_f64(args.flush_every));
+    // On a live stream, SIGINT and SIGTERM end the run at the next tick as the end of input
+    // would: every open window is written as final (a second signal ends it at once).
+    let stop = Arc::new(AtomicBool::new(false));
+    if tick.is_some() {
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
+                .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
+                .map_err(|e| Error::Runtime(format!("cannot handle signals: {e}")))?;
+        }
+    }
     let threads = args.threads.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         |t| t as usize,
@@ -269,6 +281,21 @@ pub fn run(args: Args) -> Result<i32> {
                         )?;
                     }
                     line_base = 0;
+                }
+                pipeline::Step::Tick if stop.load(Ordering::Relaxed) => {
+                    // The reader may be blocked on a stream that stays open: what was read
+                    // is folded in; end here.
+                    out.write_all(&buf)?;
+                    buf.clear();
+                    windows.finish(&engine.stats, &mut out)?;
+                    out.flush()?;
+                    progress.finish();
+                    diag.finish();
+                    std::process::exit(if diag.total("malformed") > 0 {
+                        EXIT_FAILURE
+                    } else {
+                        EXIT_OK
+                    });
                 }
                 pipeline::Step::Tick => {
                     // Windows a quiet stream let fall due by the clock first, then every

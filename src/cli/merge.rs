@@ -71,6 +71,9 @@ pub struct Args {
     pub now: Option<f64>,
 }
 
+/// How long a stopped merger still takes what its inputs send (see the main loop).
+const DRAIN: Duration = Duration::from_millis(1500);
+
 pub fn main() -> ! {
     // clap exits 2 on a usage error, 0 for --help and --version.
     exit_with(TOOL, run(Args::parse()))
@@ -218,9 +221,18 @@ pub fn run(args: Args) -> Result<i32> {
     let mut too_old_reported = false;
     let mut files_failed = false;
 
+    // After SIGINT or SIGTERM, what upstream still sends is taken for a moment (a Ctrl-C
+    // reaches the whole pipeline, and the receivers write their last fragments as they end).
+    let mut drain_until: Option<Instant> = None;
     loop {
-        if stop.load(Ordering::Relaxed) || (!listening && pending_files == 0) {
+        if !listening && pending_files == 0 {
             break;
+        }
+        if stop.load(Ordering::Relaxed) {
+            let until = *drain_until.get_or_insert_with(|| Instant::now() + DRAIN);
+            if Instant::now() >= until {
+                break;
+            }
         }
         let msg = match rx.recv_timeout(check) {
             Ok(m) => Some(m),

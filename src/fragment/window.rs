@@ -380,6 +380,13 @@ impl Windows {
 
     /// Write everything not yet written, as at end of input.
     pub fn finish(&mut self, stats: &StatSet, w: &mut dyn Write) -> Result<()> {
+        // A window last written on a tick, before it was due, is written once more with the
+        // watermark that closes it (a listening merger need not wait for this source).
+        for slot in self.slots.values_mut() {
+            if !slot.closed {
+                slot.dirty = true;
+            }
+        }
         let mut out = Vec::new();
         self.flush_all(stats, &mut out, true);
         w.write_all(&out)?;

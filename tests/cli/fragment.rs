@@ -584,3 +584,44 @@ fn a_quiet_live_stream_still_closes_its_windows() {
     assert_eq!(v["start"].as_i64(), Some(now.floor() as i64));
     assert_eq!(v["state"]["count"].as_f64(), Some(1.0));
 }
+
+/// SIGTERM (or Ctrl-C) on a live stream that stays open ends the run as its end would:
+/// everything read is written, every window closed (watermark past its end), exit 0.
+#[test]
+fn sigterm_on_a_live_stream_writes_every_window_as_at_its_end() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(crate::util::bin("pulse-fragment"))
+        .args(["--flush-every", "0.2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let guard = crate::util::watchdog(child.id(), 20);
+    let mut stdin = child.stdin.take().unwrap();
+    for _ in 0..50 {
+        writeln!(stdin, "{{\"time\":1767225600,\"status\":200}}").unwrap();
+    }
+    stdin.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    crate::util::terminate(child.id());
+    let out = child.wait_with_output().unwrap();
+    drop(guard);
+    drop(stdin);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let frags = ndjson(&out.stdout);
+    let last = frags
+        .iter()
+        .rev()
+        .find(|f| f["stat"] == "events.total")
+        .expect("events.total written");
+    assert_eq!(last["state"]["count"].as_f64(), Some(50.0));
+    let wm = frags
+        .iter()
+        .map(|f| f["wm"].as_i64().unwrap())
+        .max()
+        .unwrap();
+    assert!(wm >= 1767225660, "windows not closed: wm {wm}");
+}
