@@ -297,12 +297,7 @@ pub fn run(args: Args) -> Result<i32> {
                         EXIT_OK
                     });
                 }
-                pipeline::Step::Tick => {
-                    // Windows a quiet stream let fall due by the clock first, then every
-                    // other changed one.
-                    windows.flush_due(&engine.stats, &mut buf);
-                    windows.flush_all(&engine.stats, &mut buf, false);
-                }
+                pipeline::Step::Tick => windows.tick(&engine.stats, &mut buf),
             }
             if !buf.is_empty() {
                 out.write_all(&buf)?;

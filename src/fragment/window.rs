@@ -273,15 +273,6 @@ impl Windows {
         let due_at = self.front_due();
         let grace = self.grace;
         let wm = self.watermark();
-        if self.idle_advance {
-            // Windows written before they were due (on a tick) are written once more when
-            // they fall due by the clock alone, with the watermark that closes them.
-            for ((_, _, start), slot) in self.slots.iter_mut() {
-                if !slot.closed && *start + slot.secs as i64 <= wm {
-                    slot.dirty = true;
-                }
-            }
-        }
         self.write(stats, out, wm, |start, secs| {
             (start + secs as i64) as f64 + grace <= due_at
         });
@@ -292,6 +283,21 @@ impl Windows {
             StatId::Def(i) => ((*start + stats.stats[*i as usize].secs as i64) as f64) > horizon,
             _ => false,
         });
+    }
+
+    /// On a wall-clock tick: write the windows now due (on a quiet live stream, due by the
+    /// clock alone), those written before they were due (on an earlier tick) once more with
+    /// the watermark that closes them, then every other changed window. Once a tick, as it
+    /// visits every open window.
+    pub fn tick(&mut self, stats: &StatSet, out: &mut Vec<u8>) {
+        let wm = self.watermark();
+        for ((_, _, start), slot) in self.slots.iter_mut() {
+            if !slot.closed && *start + slot.secs as i64 <= wm {
+                slot.dirty = true;
+            }
+        }
+        self.flush_due(stats, out);
+        self.flush_all(stats, out, false);
     }
 
     /// Write every window changed since last written: on a wall-clock tick (`at_end` false)
