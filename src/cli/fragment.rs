@@ -190,9 +190,15 @@ pub fn run(args: Args) -> Result<i32> {
     } else {
         Progress::new(total)
     };
-    let tick = (live && args.flush_every > 0.0).then(|| Duration::from_secs_f64(args.flush_every));
-    // On a live stream, SIGINT and SIGTERM end the run at the next tick as the end of input
-    // would: every open window is written as final (a second signal ends it at once).
+    let flush_every = Duration::from_secs_f64(args.flush_every);
+    // Ticks come at least five times a second, so a signal is acted on promptly; windows are
+    // written on those at least --flush-every apart.
+    let tick =
+        (live && args.flush_every > 0.0).then(|| flush_every.min(Duration::from_millis(200)));
+    let mut last_flush = std::time::Instant::now();
+    // On a live stream, SIGINT and SIGTERM end the run as the end of input would: no more is
+    // read, what was read is counted, and every open window is written closed (a second
+    // signal ends it at once).
     let stop = Arc::new(AtomicBool::new(false));
     if tick.is_some() {
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -221,7 +227,10 @@ pub fn run(args: Args) -> Result<i32> {
     let result = pipeline::run(
         inputs,
         threads,
-        tick,
+        tick.map(|tick| pipeline::Live {
+            tick,
+            stop: Some(&stop),
+        }),
         &chunks,
         || engine.scratch(),
         |scratch, chunk| engine.process_owned(scratch, chunk),
@@ -282,9 +291,10 @@ pub fn run(args: Args) -> Result<i32> {
                     }
                     line_base = 0;
                 }
-                pipeline::Step::Tick if stop.load(Ordering::Relaxed) => {
-                    // The reader may be blocked on a stream that stays open: what was read
-                    // is folded in; end here.
+                pipeline::Step::Tick { idle: false } if stop.load(Ordering::Relaxed) => {}
+                pipeline::Step::Tick { idle: true } if stop.load(Ordering::Relaxed) => {
+                    // Everything read has been folded in, and the reader may be blocked on a
+                    // stream that stays open: end here.
                     out.write_all(&buf)?;
                     buf.clear();
                     windows.finish(&engine.stats, &mut out)?;
@@ -297,7 +307,12 @@ pub fn run(args: Args) -> Result<i32> {
                         EXIT_OK
                     });
                 }
-                pipeline::Step::Tick => windows.tick(&engine.stats, &mut buf),
+                pipeline::Step::Tick { .. } => {
+                    if last_flush.elapsed() >= flush_every {
+                        last_flush = std::time::Instant::now();
+                        windows.tick(&engine.stats, &mut buf);
+                    }
+                }
             }
             if !buf.is_empty() {
                 out.write_all(&buf)?;

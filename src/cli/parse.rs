@@ -188,7 +188,7 @@ pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> 
                         };
                     }
                 }
-                Step::Tick => {}
+                Step::Tick { .. } => {}
             }
             Ok(())
         },

@@ -149,8 +149,12 @@ impl Windows {
     /// event that comes after a quiet spell is still counted and its window written again.
     fn front_due(&self) -> f64 {
         let front = self.front();
-        if self.idle_advance && self.newest.is_finite() && self.newest_at.is_finite() {
-            front.max(self.newest + (self.clock.now() - self.newest_at).max(0.0))
+        // Only for a stream of current events (within --lateness of the clock): a replay of
+        // an archive through a pipe that stalls must not close windows it is still in.
+        let now = self.clock.now();
+        let current = (now - self.newest).abs() <= self.lateness;
+        if self.idle_advance && current && self.newest.is_finite() && self.newest_at.is_finite() {
+            front.max(self.newest + (now - self.newest_at).max(0.0))
         } else {
             front
         }

@@ -12,8 +12,12 @@
 //! however long the input and however the threads are scheduled.
 //!
 //! If the sink fails (a closed pipe), the reader and workers stop at their next hand-off.
+//! Once `stop` is set (by a signal handler), the reader reads no further chunk, so what was
+//! read drains through to the sink and the run ends; a reader blocked on a quiet stream is
+//! left there, and the sink learns from [`Step::Tick`] when everything read has reached it.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, RecvTimeoutError};
@@ -34,8 +38,18 @@ pub enum Step<O> {
         overlong: u64,
         first_overlong: Option<u64>,
     },
-    /// Wall-clock tick while waiting for input.
-    Tick,
+    /// Wall-clock tick while waiting for input. `idle`: every chunk read so far has been
+    /// handed to the sink (nothing is in flight), as a tool stopping on a signal needs to
+    /// know.
+    Tick { idle: bool },
+}
+
+/// A run on live input: the sink is called with [`Step::Tick`] at least every `tick` while
+/// the input is quiet; once `stop` is set, no further chunk is read.
+#[derive(Clone, Copy)]
+pub struct Live<'a> {
+    pub tick: Duration,
+    pub stop: Option<&'a AtomicBool>,
 }
 
 enum Msg<O> {
@@ -51,7 +65,7 @@ enum Msg<O> {
 pub fn run<S, O, Init, Work, Sink>(
     inputs: Vec<Input>,
     threads: usize,
-    tick: Option<Duration>,
+    live: Option<Live<'_>>,
     pool: &Pool,
     init: Init,
     work: Work,
@@ -63,7 +77,11 @@ where
     Work: Fn(&mut S, Vec<u8>) -> O + Sync,
     Sink: FnMut(Step<O>) -> Result<()>,
 {
-    if threads <= 1 {
+    let tick = live.as_ref().map(|l| l.tick);
+    let stop = live.and_then(|l| l.stop);
+    let stopped = || stop.is_some_and(|s| s.load(Ordering::Relaxed));
+    // Ticks need the sink on its own thread, so a ticking run has a worker even alone.
+    if threads <= 1 && tick.is_none() {
         let mut state = init();
         for (i, input) in inputs.into_iter().enumerate() {
             let name = input.name.clone();
@@ -75,6 +93,16 @@ where
                 .next_chunk()
                 .map_err(|e| Error::io(name.clone(), e))?
             {
+                if stopped() {
+                    // Counted as read: handed over, then the run ends.
+                    let bytes = chunk.len();
+                    let out = work(&mut state, chunk);
+                    return sink(Step::Chunk {
+                        input: i,
+                        bytes,
+                        out,
+                    });
+                }
                 let bytes = chunk.len();
                 let out = work(&mut state, chunk);
                 sink(Step::Chunk {
@@ -103,9 +131,14 @@ where
         credit_tx.send(()).expect("room for every credit");
     }
 
+    let threads = threads.max(1);
+    // Messages the reader has sent or is about to send (counted before the send, so that
+    // the sink never sees fewer than it will get).
+    let sent = AtomicU64::new(0);
     std::thread::scope(|scope| {
         // Reader.
         let reader_out = out_tx.clone();
+        let sent = &sent;
         scope.spawn(move || {
             let mut seq = 0u64;
             let mut credit = false;
@@ -116,6 +149,9 @@ where
                     .with_ready_fd(input.ready_fd)
                     .never_waits(input.len.is_some());
                 loop {
+                    if stopped() {
+                        return;
+                    }
                     // A credit taken for a read that found the end is kept for the next.
                     if !credit && credit_rx.recv().is_err() {
                         return;
@@ -124,6 +160,7 @@ where
                     match reader.next_chunk() {
                         Ok(Some(chunk)) => {
                             credit = false;
+                            sent.fetch_add(1, Ordering::SeqCst);
                             if work_tx.send((seq, i, chunk)).is_err() {
                                 return;
                             }
@@ -131,6 +168,7 @@ where
                         }
                         Ok(None) => break,
                         Err(e) => {
+                            sent.fetch_add(1, Ordering::SeqCst);
                             let _ = reader_out.send((seq, Msg::Failed(Error::io(name, e))));
                             return;
                         }
@@ -138,6 +176,7 @@ where
                 }
                 // The end marker travels on the output channel with its own sequence
                 // number, so it is delivered after every chunk of this input.
+                sent.fetch_add(1, Ordering::SeqCst);
                 if reader_out
                     .send((
                         seq,
@@ -190,14 +229,9 @@ where
                         Err(_) => break,
                     },
                 };
-                if let Some(every) = tick {
-                    if last_tick.elapsed() >= every {
-                        last_tick = Instant::now();
-                        sink(Step::Tick)?;
-                    }
+                if let Some((seq, msg)) = received {
+                    pending.insert(seq, msg);
                 }
-                let Some((seq, msg)) = received else { continue };
-                pending.insert(seq, msg);
                 while let Some(msg) = pending.remove(&next) {
                     next += 1;
                     match msg {
@@ -212,6 +246,14 @@ where
                             first_overlong,
                         })?,
                         Msg::Failed(e) => return Err(e),
+                    }
+                }
+                // After what was received is sunk, so that a tick sees it.
+                if let Some(every) = tick {
+                    if last_tick.elapsed() >= every {
+                        last_tick = Instant::now();
+                        let idle = sent.load(Ordering::SeqCst) == next;
+                        sink(Step::Tick { idle })?;
                     }
                 }
             }
@@ -259,7 +301,7 @@ mod tests {
                 match step {
                     Step::Chunk { out, .. } => seen.extend(out),
                     Step::End { name, .. } => ends.push(name),
-                    Step::Tick => {}
+                    Step::Tick { .. } => {}
                 }
                 Ok(())
             },
@@ -269,6 +311,48 @@ mod tests {
         want.extend(&data);
         assert_eq!(seen, want);
         assert_eq!(ends, vec!["a", "b"]);
+    }
+
+    /// Once `stop` is set, the reader reads no further chunk, and every chunk it did read
+    /// still reaches the sink before the run ends.
+    #[test]
+    fn a_stop_loses_nothing_read() {
+        use std::sync::atomic::AtomicUsize;
+        // About 40 chunks.
+        let data = b"0123456789abcde\n".repeat(2_600_000);
+        let stop = AtomicBool::new(false);
+        let produced = AtomicUsize::new(0);
+        let mut sunk = 0usize;
+        run(
+            vec![Input::from_bytes("a", data)],
+            2,
+            Some(Live {
+                tick: Duration::from_millis(1),
+                stop: Some(&stop),
+            }),
+            &Pool::new(8),
+            || (),
+            |_, chunk| {
+                produced.fetch_add(1, Ordering::SeqCst);
+                chunk.len()
+            },
+            |step| {
+                if let Step::Chunk { .. } = step {
+                    sunk += 1;
+                    if sunk == 2 {
+                        stop.store(true, Ordering::SeqCst);
+                    }
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(sunk, produced.load(Ordering::SeqCst));
+        // Two sunk, then at most the chunks in flight and the one being read.
+        assert!(
+            sunk <= 2 + in_flight(2) + 1,
+            "{sunk} chunks: the reader went on after the stop"
+        );
     }
 
     #[test]

@@ -7,11 +7,12 @@
 //!
 //! A window becomes final when every source heard from has a watermark (`wm`) at or past the
 //! window's end; or `max_wait` seconds of wall clock after the first source passed it, once
-//! every source still behind has been silent for `max_wait` seconds; or at end of input. A fragment that changes a final window makes it emit an updated final
+//! the watermark of every source still behind has not moved for `max_wait` seconds; or at
+//! end of input. A fragment that changes a final window makes it emit an updated final
 //! snapshot. Final windows are forgotten once they are `retain` seconds of event time behind
 //! the slowest source's watermark; fragments for forgotten windows are counted as too old.
-//! A source not heard from for `retain` seconds of wall clock no longer counts as the
-//! slowest (a receiver that was restarted under a new name would otherwise hold every
+//! A source whose watermark has not moved for `retain` seconds of wall clock no longer
+//! counts as the slowest (a receiver that was restarted under a new name would otherwise hold every
 //! window forever).
 //! (A source first heard of after that, with old windows, finds them forgotten: so the CLI
 //! forgets nothing unless it runs unbounded, with `--listen`.)
@@ -95,8 +96,9 @@ pub struct Merger {
     cfg: Config,
     clock: Clock,
     windows: BTreeMap<WKey, Acc>,
-    /// Per source: its watermark, and the wall-clock time it was last heard from.
-    wms: HashMap<String, (i64, f64)>,
+    /// Per source: its watermark, the wall-clock time it was last heard from, and the
+    /// wall-clock time its watermark last moved on.
+    wms: HashMap<String, (i64, f64, f64)>,
     rev: u64,
     max_wm: i64,
 }
@@ -130,12 +132,15 @@ impl Merger {
         }
         let now = self.clock.now();
         match self.wms.get_mut(&f.src) {
-            Some((wm, heard)) => {
-                *wm = (*wm).max(f.wm);
+            Some((wm, heard, moved)) => {
+                if f.wm > *wm {
+                    *wm = f.wm;
+                    *moved = now;
+                }
                 *heard = now;
             }
             None => {
-                self.wms.insert(f.src.clone(), (f.wm, now));
+                self.wms.insert(f.src.clone(), (f.wm, now, now));
             }
         }
         self.max_wm = self.max_wm.max(f.wm);
@@ -203,7 +208,8 @@ impl Merger {
     pub fn poll(&mut self, provisional: bool, out: &mut Vec<u8>) {
         let now = self.clock.now();
         let retain = self.cfg.retain;
-        self.wms.retain(|_, (_, heard)| now - *heard <= retain);
+        // A source silent, or stuck, that long no longer holds anything back.
+        self.wms.retain(|_, (_, _, moved)| now - *moved <= retain);
         let min_wm = self.slowest();
         let max_wait = self.cfg.max_wait;
         for (k, acc) in self.windows.iter_mut() {
@@ -216,13 +222,14 @@ impl Merger {
                 acc.dirty = true;
             } else if self.max_wm >= end {
                 let since = *acc.due_since.get_or_insert(now);
-                // Only silent sources are waited for at most `max_wait`: one still sending
-                // is behind in event time, not gone (another source at end of input, or
-                // with a clock ahead, must not cut its window short).
+                // Only stalled sources are waited for at most `max_wait`: one whose
+                // watermark still moves on is behind in event time, not gone (another
+                // source at end of input, or with a clock ahead, must not cut its window
+                // short). One still sending but stuck does not hold windows for ever.
                 let live_behind = self
                     .wms
                     .values()
-                    .any(|&(wm, heard)| wm < end && now - heard < max_wait);
+                    .any(|&(wm, _, moved)| wm < end && now - moved < max_wait);
                 if now - since >= max_wait && !live_behind {
                     acc.is_final = true;
                     acc.dirty = true;
@@ -240,7 +247,7 @@ impl Merger {
     fn slowest(&self) -> i64 {
         self.wms
             .values()
-            .map(|&(wm, _)| wm)
+            .map(|&(wm, _, _)| wm)
             .min()
             .unwrap_or(i64::MIN)
     }

@@ -451,11 +451,12 @@ fn max_wait_does_not_cut_short_a_window_a_live_source_is_still_in() {
     };
     let mut m = Merger::new(cfg, Clock::Fixed(1000.0));
     let mut out = Vec::new();
-    // b is done with the window [0, 60); a is still in it, and says so every second.
+    // b is done with the window [0, 60); a is still in it, its watermark moving on.
     m.add(count_fragment("b", 0, 60, 1)).unwrap();
     for i in 0..30 {
         m.clock = Clock::Fixed(1000.0 + f64::from(i));
-        m.add(count_fragment("a", 0, 30, i as u64 + 1)).unwrap();
+        m.add(count_fragment("a", 0, i64::from(i), i as u64 + 1))
+            .unwrap();
         m.poll(false, &mut out);
     }
     assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
@@ -470,6 +471,30 @@ fn max_wait_does_not_cut_short_a_window_a_live_source_is_still_in() {
         text.contains("\"final\":true") && text.contains("\"count\":2"),
         "{text}"
     );
+}
+
+/// A source that keeps sending with a watermark that never moves (stuck) is waited for no
+/// longer than a silent one.
+#[test]
+fn max_wait_does_not_wait_for_ever_for_a_stuck_source() {
+    let cfg = Config {
+        shard: None,
+        rollup: None,
+        max_wait: 10.0,
+        retain: 3600.0,
+        output: Output::Snapshots,
+        src: "m".into(),
+    };
+    let mut m = Merger::new(cfg, Clock::Fixed(1000.0));
+    let mut out = Vec::new();
+    m.add(count_fragment("b", 0, 60, 1)).unwrap();
+    for i in 0..12 {
+        m.clock = Clock::Fixed(1000.0 + f64::from(i));
+        m.add(count_fragment("a", 0, 5, i as u64 + 1)).unwrap();
+        m.poll(false, &mut out);
+    }
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("\"final\":true"), "{text}");
 }
 
 #[test]

@@ -102,6 +102,14 @@ impl Summary {
         // squares gives no stddev at all (`max` would turn NaN into 0).
         let var = exact_variance(self.count, &self.sum, &self.sumsq)
             .unwrap_or_else(|| self.sumsq.get() / n - mean * mean);
+        // No variance exceeds (max − min)² / 4 (Popoviciu): a bound on what cancellation in
+        // the floating-point formula can make of a small spread around a huge mean.
+        let half = (self.max - self.min) / 2.0;
+        let var = if var.is_finite() {
+            var.min(half * half)
+        } else {
+            var
+        };
         if var.is_finite() {
             put(out, "stddev", var.max(0.0).sqrt());
         }
