@@ -77,6 +77,10 @@ pub struct Args {
     pub now: Option<f64>,
 }
 
+/// How long a signalled pulse-fragment still reads a live input that has not ended (shorter
+/// than pulse-merge's, which is downstream).
+const DRAIN: Duration = Duration::from_millis(700);
+
 pub fn main() -> ! {
     // clap exits 2 on a usage error, 0 for --help and --version.
     exit_with(TOOL, run(Args::parse()))
@@ -199,11 +203,15 @@ pub fn run(args: Args) -> Result<i32> {
     // On a live stream, SIGINT and SIGTERM end the run as the end of input would: no more is
     // read, what was read is counted, and every open window is written closed (a second
     // signal ends it at once).
-    let stop = Arc::new(AtomicBool::new(false));
+    // `signalled` is set by the handler; input is read on until it ends, for at most
+    // DRAIN (upstream stages write what they hold as they end), then `stop` ends reading.
+    let signalled = Arc::new(AtomicBool::new(false));
+    let stop = AtomicBool::new(false);
+    let mut signalled_at: Option<std::time::Instant> = None;
     if tick.is_some() {
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
-                .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
+            signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&signalled))
+                .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&signalled)))
                 .map_err(|e| Error::Runtime(format!("cannot handle signals: {e}")))?;
         }
     }
@@ -290,6 +298,14 @@ pub fn run(args: Args) -> Result<i32> {
                         )?;
                     }
                     line_base = 0;
+                }
+                pipeline::Step::Tick { .. }
+                    if signalled.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) =>
+                {
+                    let at = *signalled_at.get_or_insert_with(std::time::Instant::now);
+                    if at.elapsed() >= DRAIN {
+                        stop.store(true, Ordering::Relaxed);
+                    }
                 }
                 pipeline::Step::Tick { idle: false } if stop.load(Ordering::Relaxed) => {}
                 pipeline::Step::Tick { idle: true } if stop.load(Ordering::Relaxed) => {

@@ -112,13 +112,27 @@ pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> 
             .unwrap_or(1)
     });
     let mut pos = Position { input: 0, line: 0 };
+    // On a stream, SIGINT and SIGTERM end the run as its end would: nothing more is read,
+    // and everything read is written (a second signal ends it at once).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if live {
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
+                .and_then(|_| signal_hook::flag::register(sig, stop.clone()))
+                .map_err(|e| Error::Runtime(format!("cannot handle signals: {e}")))?;
+        }
+    }
+    let stopped = || stop.load(std::sync::atomic::Ordering::Relaxed);
     // Chunks circulate reader → worker → reader, outputs worker → writer → worker.
     let chunks = Pool::new(pipeline::in_flight(threads) + 1);
     let outputs = Pool::new(pipeline::in_flight(threads) + 1);
     let result = pipeline::run(
         inputs,
         threads,
-        None,
+        live.then(|| pipeline::Live {
+            tick: std::time::Duration::from_millis(200),
+            stop: Some(&stop),
+        }),
         &chunks,
         || Parser::new(opts),
         |parser: &mut Parser, chunk: Vec<u8>| {
@@ -187,6 +201,14 @@ pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> 
                             line: 0,
                         };
                     }
+                }
+                // Stopped, and everything read is written; the reader may be blocked on a
+                // stream that stays open: end here.
+                Step::Tick { idle: true } if stopped() => {
+                    out.flush().map_err(|e| Error::io("stdout", e))?;
+                    progress.finish();
+                    diag.finish();
+                    std::process::exit(EXIT_OK);
                 }
                 Step::Tick { .. } => {}
             }
