@@ -336,11 +336,7 @@ fn run_inputs(em: &mut Emitter, paths: &[PathBuf], every: Option<Duration>) -> R
     // signal ends at once.
     let stop = Arc::new(AtomicBool::new(false));
     if every.is_some() {
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
-                .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
-                .map_err(|e| Error::Runtime(format!("cannot handle signals: {e}")))?;
-        }
+        crate::io::signals::stop_on_signal(&stop)?;
     }
     let mut drain_until: Option<Instant> = None;
     loop {

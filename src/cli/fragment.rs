@@ -209,11 +209,7 @@ pub fn run(args: Args) -> Result<i32> {
     let stop = AtomicBool::new(false);
     let mut signalled_at: Option<std::time::Instant> = None;
     if tick.is_some() {
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&signalled))
-                .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&signalled)))
-                .map_err(|e| Error::Runtime(format!("cannot handle signals: {e}")))?;
-        }
+        crate::io::signals::stop_on_signal(&signalled)?;
     }
     let threads = args.threads.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -179,11 +179,7 @@ pub fn run(args: Args) -> Result<i32> {
     // SIGINT and SIGTERM end the run as the end of input would: every open window is
     // written as final (a stream from stdin is as unbounded as --listen).
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
-            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
-            .map_err(|e| Error::Runtime(format!("cannot handle signals: {e}")))?;
-    }
+    crate::io::signals::stop_on_signal(&stop)?;
 
     let (tx, rx) = bounded::<Msg>(8192);
     let mut pending_files = inputs.len();

@@ -116,11 +116,7 @@ pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> 
     // and everything read is written (a second signal ends it at once).
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     if live {
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
-                .and_then(|_| signal_hook::flag::register(sig, stop.clone()))
-                .map_err(|e| Error::Runtime(format!("cannot handle signals: {e}")))?;
-        }
+        crate::io::signals::stop_on_signal(&stop)?;
     }
     let stopped = || stop.load(std::sync::atomic::Ordering::Relaxed);
     // Chunks circulate reader → worker → reader, outputs worker → writer → worker.

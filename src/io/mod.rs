@@ -14,6 +14,7 @@ pub mod output;
 pub mod pipeline;
 pub mod pool;
 pub mod progress;
+pub mod signals;
 
 /// Ask for a 1 MiB buffer on the pipe `fd` (on Linux, up to `/proc/sys/fs/pipe-max-size`).
 ///
