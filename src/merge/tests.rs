@@ -422,6 +422,18 @@ proptest! {
 }
 
 /// A one-event count fragment of `src` for the minute starting at `start`.
+/// A snapshot merger's config with `max_wait` and `retain`.
+fn waiting(max_wait: f64, retain: f64) -> Config {
+    Config {
+        shard: None,
+        rollup: None,
+        max_wait,
+        retain,
+        output: Output::Snapshots,
+        src: "m".into(),
+    }
+}
+
 fn count_fragment(src: &str, start: i64, wm: i64, rev: u64) -> Fragment {
     Fragment {
         stat: "c".into(),
@@ -441,15 +453,7 @@ fn count_fragment(src: &str, start: i64, wm: i64, rev: u64) -> Fragment {
 /// still sending into it.
 #[test]
 fn max_wait_does_not_cut_short_a_window_a_live_source_is_still_in() {
-    let cfg = Config {
-        shard: None,
-        rollup: None,
-        max_wait: 10.0,
-        retain: 3600.0,
-        output: Output::Snapshots,
-        src: "m".into(),
-    };
-    let mut m = Merger::new(cfg, Clock::Fixed(1000.0));
+    let mut m = Merger::new(waiting(10.0, 3600.0), Clock::Fixed(1000.0));
     let mut out = Vec::new();
     // b is done with the window [0, 60); a is still in it, its watermark moving on.
     m.add(count_fragment("b", 0, 60, 1)).unwrap();
@@ -477,15 +481,7 @@ fn max_wait_does_not_cut_short_a_window_a_live_source_is_still_in() {
 /// longer than a silent one.
 #[test]
 fn max_wait_does_not_wait_for_ever_for_a_stuck_source() {
-    let cfg = Config {
-        shard: None,
-        rollup: None,
-        max_wait: 10.0,
-        retain: 3600.0,
-        output: Output::Snapshots,
-        src: "m".into(),
-    };
-    let mut m = Merger::new(cfg, Clock::Fixed(1000.0));
+    let mut m = Merger::new(waiting(10.0, 3600.0), Clock::Fixed(1000.0));
     let mut out = Vec::new();
     m.add(count_fragment("b", 0, 60, 1)).unwrap();
     for i in 0..12 {
@@ -499,15 +495,7 @@ fn max_wait_does_not_wait_for_ever_for_a_stuck_source() {
 
 #[test]
 fn a_silent_source_stops_holding_windows_after_retain() {
-    let cfg = Config {
-        shard: None,
-        rollup: None,
-        max_wait: 10.0,
-        retain: 60.0,
-        output: Output::Snapshots,
-        src: "m".into(),
-    };
-    let mut m = Merger::new(cfg, Clock::Fixed(1000.0));
+    let mut m = Merger::new(waiting(10.0, 60.0), Clock::Fixed(1000.0));
     let mut out = Vec::new();
     // Source a is heard from once, early; source b runs on for 100 minutes.
     m.add(count_fragment("a", 0, 60, 1)).unwrap();

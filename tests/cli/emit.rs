@@ -623,22 +623,7 @@ fn sigterm_while_streaming_delivers_what_arrived() {
     let snaps =
         sh("printf '{\"time\":1767225600,\"status\":200}\\n' | pulse-fragment | pulse-merge");
     assert!(snaps.status.success());
-    let mut child = std::process::Command::new(bin("pulse-emit"))
-        .args(["--format", "csv"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let guard = crate::util::watchdog(child.id(), 20);
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(&snaps.stdout).unwrap();
-    stdin.flush().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    crate::util::terminate(child.id());
-    let out = child.wait_with_output().unwrap();
-    drop(guard);
-    drop(stdin);
+    let out = crate::util::terminated_after("pulse-emit", &["--format", "csv"], &snaps.stdout, 300);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     let csv = String::from_utf8_lossy(&out.stdout);

@@ -589,26 +589,13 @@ fn a_quiet_live_stream_still_closes_its_windows() {
 /// everything read is written, every window closed (watermark past its end), exit 0.
 #[test]
 fn sigterm_on_a_live_stream_writes_every_window_as_at_its_end() {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(crate::util::bin("pulse-fragment"))
-        .args(["--flush-every", "0.2"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let guard = crate::util::watchdog(child.id(), 20);
-    let mut stdin = child.stdin.take().unwrap();
-    for _ in 0..50 {
-        writeln!(stdin, "{{\"time\":1767225600,\"status\":200}}").unwrap();
-    }
-    stdin.flush().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(600));
-    crate::util::terminate(child.id());
-    let out = child.wait_with_output().unwrap();
-    drop(guard);
-    drop(stdin);
+    let input = "{\"time\":1767225600,\"status\":200}\n".repeat(50);
+    let out = crate::util::terminated_after(
+        "pulse-fragment",
+        &["--flush-every", "0.2"],
+        input.as_bytes(),
+        600,
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     let frags = ndjson(&out.stdout);

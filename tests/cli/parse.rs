@@ -385,25 +385,8 @@ fn a_live_stream_is_passed_on_while_it_is_open() {
 /// read is written, exit status 0.
 #[test]
 fn sigterm_on_a_stream_writes_what_was_read() {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(crate::util::bin("pulse-parse"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let guard = crate::util::watchdog(child.id(), 20);
-    let mut stdin = child.stdin.take().unwrap();
-    for i in 0..1000 {
-        writeln!(stdin, "a={i}").unwrap();
-    }
-    stdin.flush().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    crate::util::terminate(child.id());
-    let out = child.wait_with_output().unwrap();
-    drop(guard);
-    drop(stdin);
+    let input: String = (0..1000).map(|i| format!("a={i}\n")).collect();
+    let out = crate::util::terminated_after("pulse-parse", &[], input.as_bytes(), 500);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     let text = String::from_utf8_lossy(&out.stdout);

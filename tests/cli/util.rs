@@ -140,6 +140,30 @@ pub fn terminate(pid: u32) {
     assert!(status.success(), "kill -TERM {pid}");
 }
 
+/// Run tool `name` with `args` on `input` written to a stdin that stays open, send it
+/// SIGTERM after `ms` milliseconds, and return what it did (killed after 20 s if it hangs).
+pub fn terminated_after(name: &str, args: &[&str], input: &[u8], ms: u64) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(bin(name))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let guard = watchdog(child.id(), 20);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    terminate(child.id());
+    let out = child.wait_with_output().unwrap();
+    drop(guard);
+    drop(stdin);
+    out
+}
+
 /// Assert that a command succeeded, showing its stderr when it did not.
 pub fn assert_ok(out: &Output) {
     assert!(
