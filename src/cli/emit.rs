@@ -333,7 +333,7 @@ fn run_inputs(em: &mut Emitter, paths: &[PathBuf], every: Option<Duration>) -> R
     // Streaming, SIGINT and SIGTERM do not cut delivery short: what upstream still sends as
     // it ends (a Ctrl-C reaches the whole pipeline, and the merger writes its last windows)
     // is taken until the end of input, or for a few seconds, then delivered. A second
-    // signal ends at once.
+    // signal, half a second or more later, ends at once.
     let stop = Arc::new(AtomicBool::new(false));
     if every.is_some() {
         crate::io::signals::stop_on_signal(&stop)?;

@@ -200,11 +200,10 @@ pub fn run(args: Args) -> Result<i32> {
     let tick =
         (live && args.flush_every > 0.0).then(|| flush_every.min(Duration::from_millis(200)));
     let mut last_flush = std::time::Instant::now();
-    // On a live stream, SIGINT and SIGTERM end the run as the end of input would: no more is
-    // read, what was read is counted, and every open window is written closed (a second
-    // signal ends it at once).
-    // `signalled` is set by the handler; input is read on until it ends, for at most
-    // DRAIN (upstream stages write what they hold as they end), then `stop` ends reading.
+    // On a live stream, SIGINT and SIGTERM end the run as the end of input would. The
+    // handler sets `signalled`; input is read on until it ends, for at most DRAIN (upstream
+    // stages write what they hold as they end); then `stop` ends reading, and once all that
+    // was read is counted, every open window is written closed.
     let signalled = Arc::new(AtomicBool::new(false));
     let stop = AtomicBool::new(false);
     let mut signalled_at: Option<std::time::Instant> = None;
@@ -313,11 +312,7 @@ pub fn run(args: Args) -> Result<i32> {
                     out.flush()?;
                     progress.finish();
                     diag.finish();
-                    std::process::exit(if diag.total("malformed") > 0 {
-                        EXIT_FAILURE
-                    } else {
-                        EXIT_OK
-                    });
+                    std::process::exit(exit_status(&diag));
                 }
                 pipeline::Step::Tick { .. } => {
                     if last_flush.elapsed() >= flush_every {
@@ -350,9 +345,14 @@ pub fn run(args: Args) -> Result<i32> {
     windows.finish(&engine.stats, &mut out)?;
     out.flush()?;
     diag.finish();
-    Ok(if diag.total("malformed") > 0 {
+    Ok(exit_status(&diag))
+}
+
+/// The exit status of a run that went to its end: 1 if input lines were malformed.
+fn exit_status(diag: &Diag) -> i32 {
+    if diag.total("malformed") > 0 {
         EXIT_FAILURE
     } else {
         EXIT_OK
-    })
+    }
 }

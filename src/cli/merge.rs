@@ -54,8 +54,8 @@ pub struct Args {
     #[arg(long, value_name = "KIND", default_value = "snapshots", value_parser = ["snapshots", "fragments"])]
     pub output: String,
     /// Forget final windows this many seconds (event time) behind the slowest source's
-    /// watermark; later fragments for them are counted as too old. A source silent this
-    /// many seconds of wall clock no longer counts. Default: 3600 with --listen; reading
+    /// watermark; later fragments for them are counted as too old. A source whose watermark
+    /// has not moved for this many seconds of wall clock no longer counts. Default: 3600 with --listen; reading
     /// only files and FIFOs (finite), nothing is forgotten (`inf`).
     #[arg(long, value_name = "SECS")]
     pub retain: Option<f64>,

@@ -113,7 +113,8 @@ pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> 
     });
     let mut pos = Position { input: 0, line: 0 };
     // On a stream, SIGINT and SIGTERM end the run as its end would: nothing more is read,
-    // and everything read is written (a second signal ends it at once).
+    // and everything read is written (a second signal, half a second or more later, ends it
+    // at once).
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     if live {
         crate::io::signals::stop_on_signal(&stop)?;

@@ -294,14 +294,19 @@ impl Windows {
     /// the watermark that closes them, then every other changed window. Once a tick, as it
     /// visits every open window.
     pub fn tick(&mut self, stats: &StatSet, out: &mut Vec<u8>) {
-        let wm = self.watermark();
+        self.reopen_unclosed(self.watermark());
+        self.flush_due(stats, out);
+        self.flush_all(stats, out, false);
+    }
+
+    /// Mark for writing the windows ending by `end` that were last written without a
+    /// watermark closing them.
+    fn reopen_unclosed(&mut self, end: i64) {
         for ((_, _, start), slot) in self.slots.iter_mut() {
-            if !slot.closed && *start + slot.secs as i64 <= wm {
+            if !slot.closed && *start + slot.secs as i64 <= end {
                 slot.dirty = true;
             }
         }
-        self.flush_due(stats, out);
-        self.flush_all(stats, out, false);
     }
 
     /// Write every window changed since last written: on a wall-clock tick (`at_end` false)
@@ -392,11 +397,7 @@ impl Windows {
     pub fn finish(&mut self, stats: &StatSet, w: &mut dyn Write) -> Result<()> {
         // A window last written on a tick, before it was due, is written once more with the
         // watermark that closes it (a listening merger need not wait for this source).
-        for slot in self.slots.values_mut() {
-            if !slot.closed {
-                slot.dirty = true;
-            }
-        }
+        self.reopen_unclosed(i64::MAX);
         let mut out = Vec::new();
         self.flush_all(stats, &mut out, true);
         w.write_all(&out)?;

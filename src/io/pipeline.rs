@@ -77,11 +77,9 @@ where
     Work: Fn(&mut S, Vec<u8>) -> O + Sync,
     Sink: FnMut(Step<O>) -> Result<()>,
 {
-    let tick = live.as_ref().map(|l| l.tick);
-    let stop = live.and_then(|l| l.stop);
-    let stopped = || stop.is_some_and(|s| s.load(Ordering::Relaxed));
-    // Ticks need the sink on its own thread, so a ticking run has a worker even alone.
-    if threads <= 1 && tick.is_none() {
+    // Ticks (and so stops) need the sink on its own thread, so a live run has a worker even
+    // alone.
+    if threads <= 1 && live.is_none() {
         let mut state = init();
         for (i, input) in inputs.into_iter().enumerate() {
             let name = input.name.clone();
@@ -93,16 +91,6 @@ where
                 .next_chunk()
                 .map_err(|e| Error::io(name.clone(), e))?
             {
-                if stopped() {
-                    // Counted as read: handed over, then the run ends.
-                    let bytes = chunk.len();
-                    let out = work(&mut state, chunk);
-                    return sink(Step::Chunk {
-                        input: i,
-                        bytes,
-                        out,
-                    });
-                }
                 let bytes = chunk.len();
                 let out = work(&mut state, chunk);
                 sink(Step::Chunk {
@@ -121,6 +109,10 @@ where
         return Ok(());
     }
 
+    let threads = threads.max(1);
+    let tick = live.map(|l| l.tick);
+    let stop = live.and_then(|l| l.stop);
+    let stopped = || stop.is_some_and(|s| s.load(Ordering::Relaxed));
     let limit = in_flight(threads);
     let (work_tx, work_rx) = bounded::<(u64, usize, Vec<u8>)>(limit);
     let (out_tx, out_rx) = bounded::<(u64, Msg<O>)>(limit);
@@ -131,7 +123,6 @@ where
         credit_tx.send(()).expect("room for every credit");
     }
 
-    let threads = threads.max(1);
     // Messages the reader has sent or is about to send (counted before the send, so that
     // the sink never sees fewer than it will get).
     let sent = AtomicU64::new(0);

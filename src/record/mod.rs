@@ -386,20 +386,6 @@ impl Event {
         self.find(key).map(|i| self.resolve(self.fields[i].1))
     }
 
-    /// Where the lookup of `key` starts: a reader of the same names in many events computes
-    /// it once per name, for [`Event::get_hinted`].
-    pub fn hint(key: &str) -> usize {
-        slot_of(key.as_bytes())
-    }
-
-    /// [`Event::get`] of `key`, whose [`Event::hint`] is `hint`.
-    #[inline]
-    pub fn get_hinted(&self, key: &str, hint: usize) -> Option<ValRef<'_>> {
-        self.probe_from(key.as_bytes(), hint)
-            .ok()
-            .map(|i| self.resolve(self.fields[i].1))
-    }
-
     /// The name of the field at position `i`, as bytes (cheaper than [`Event::key_at`]).
     #[inline]
     pub fn key_bytes_at(&self, i: usize) -> &[u8] {
