@@ -61,6 +61,47 @@ pub fn parse_rfc3339(s: &str) -> Option<f64> {
     Some((secs - offset) as f64 + frac)
 }
 
+/// [`parse_rfc3339`] for a stream of timestamps, most in the same hour as the one before:
+/// the seconds of the date and hour are kept from the last text read, so that reading one
+/// whose first 13 bytes (`YYYY-MM-DDTHH`) are the same parses only minutes on.
+#[derive(Debug, Default)]
+pub struct Rfc3339Reader {
+    /// The first 13 bytes of the last timestamp read whole, and their seconds.
+    hour: Option<([u8; 13], i64)>,
+}
+
+impl Rfc3339Reader {
+    /// Exactly [`parse_rfc3339`] of `s`.
+    #[inline]
+    pub fn read(&mut self, s: &str) -> Option<f64> {
+        let b = s.as_bytes();
+        let base = match (self.hour, b.get(..13)) {
+            (Some((hour, secs)), Some(head)) if *head == hour => {
+                if b.get(13) != Some(&b':') || b.get(16) != Some(&b':') {
+                    return None;
+                }
+                let min = digits(&b[14..], 2)?;
+                let sec = digits(b.get(17..)?, 2)?;
+                if min > 59 || sec > 60 {
+                    return None;
+                }
+                secs + min * 60 + sec
+            }
+            _ => {
+                let whole = rfc3339_prefix(b)?;
+                // The date and hour alone: the text's minutes and seconds taken off.
+                let (min, sec) = (digits(&b[14..], 2)?, digits(&b[17..], 2)?);
+                let mut head = [0u8; 13];
+                head.copy_from_slice(&b[..13]);
+                self.hour = Some((head, whole - min * 60 - sec));
+                whole
+            }
+        };
+        let (frac, offset) = rfc3339_tail(b)?;
+        Some((base - offset) as f64 + frac)
+    }
+}
+
 /// The whole seconds of `YYYY-MM-DDTHH:MM:SS`, the first 19 bytes of `b`, in the
 /// timestamp's own offset.
 fn rfc3339_prefix(b: &[u8]) -> Option<i64> {
@@ -305,6 +346,44 @@ pub fn write_rfc3339(out: &mut String, secs: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hour_reader_reads_as_parse_rfc3339() {
+        let texts = [
+            "2026-01-01T00:00:00.000296+00:00",
+            "2026-01-01T00:59:59.999999+00:00",
+            "2026-01-01T00:60:00Z",
+            "2026-01-01T00:05:61Z",
+            "2026-01-01T00:5:00Z",
+            "2026-01-01T00-05:00Z",
+            "2026-01-01T00:05",
+            "2026-01-01T00",
+            "2026-01-01T00:05:0x",
+            "2026-01-01T00:05:07",
+            "2026-01-01T00:05:07-07:00",
+            "2026-01-01T01:00:00Z",
+            "2026-01-01t01:00:00Z",
+            "2026-01-01 01:00:00,5",
+            "2026-02-30T01:00:00Z",
+            "2026-13-01T01:00:00Z",
+            "2026-01-01T24:00:00Z",
+            "2026-01-01T01:02:03.Z",
+            "1969-12-31T23:59:59.5Z",
+            "2026-01-01T01:02:03+0530",
+            "",
+            "not a time at all",
+        ];
+        let mut r = Rfc3339Reader::default();
+        // Each text after each other text, so every one is read both with the hour kept
+        // from a different text and with its own.
+        for a in texts {
+            for b in texts {
+                for t in [a, b, b] {
+                    assert_eq!(r.read(t), parse_rfc3339(t), "{t} after {a}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn rfc3339_forms() {

@@ -24,6 +24,7 @@ use crate::parse::{LineIssues, Options as ParseOptions, Parser};
 use crate::record::{same_bytes, Event, Route, Val, ValRef};
 use crate::spec::{l2met, write_group_key, Cond, StatSet, Unit};
 use crate::stat::{AggSpec, Input, State};
+use crate::time::Rfc3339Reader;
 
 /// The tool's own stats, emitted as fragments like any other (so they reach Graphite).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -287,8 +288,14 @@ pub fn event_time(ev: &Event) -> Option<f64> {
 /// [`event_time`] from the `time` field's value.
 #[inline]
 fn time_of(v: Option<ValRef<'_>>) -> Option<f64> {
+    time_with(v, &mut Rfc3339Reader::default())
+}
+
+/// [`time_of`], reading text with `reader`.
+#[inline]
+fn time_with(v: Option<ValRef<'_>>, reader: &mut Rfc3339Reader) -> Option<f64> {
     match v? {
-        ValRef::Str(s) => crate::time::parse_rfc3339(s),
+        ValRef::Str(s) => reader.read(s),
         ValRef::Int(n) => crate::time::unix_seconds(n as f64),
         ValRef::Float(f) => crate::time::unix_seconds(f),
         _ => None,
@@ -689,6 +696,8 @@ struct Work {
     gkeys: Vec<Option<KeyId>>,
     /// Per (field, unit) pair of [`Plan::number`]: the current event's value, once converted.
     numbers: Vec<Option<Option<f64>>>,
+    /// Reads event times, keeping the last one's date and hour.
+    times: Rfc3339Reader,
 }
 
 /// Keep at most this many bad-line reports per chunk (all are counted).
@@ -711,6 +720,7 @@ impl Engine {
                 slots: vec![None; self.fields.names.len()],
                 gkeys: vec![None; self.groupings.len()],
                 numbers: vec![None; self.numbers],
+                times: Rfc3339Reader::default(),
             },
         }
     }
@@ -894,10 +904,11 @@ impl Engine {
             bits,
             gkeys,
             numbers,
+            times,
             ..
         } = w;
         let field = get(self.time_id);
-        let t = match time_of(field) {
+        let t = match time_with(field, times) {
             Some(t) => {
                 if t < out.max_time - self.lateness {
                     if out.first_late.is_none() {
