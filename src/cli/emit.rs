@@ -45,8 +45,9 @@ was appended since the last run and advances its checkpoint once every sink acce
 
 Examples:
   pulse-merge | pulse-emit --graphite graphite:2003 --prefix pulse
-  pulse-emit --format csv day.ndjson | psql -c \"\\copy metrics FROM STDIN CSV HEADER\"
-  * * * * * pulse-emit --state /var/lib/pulse/emit.state --graphite graphite:2003 /var/log/pulse/snapshots.ndjson";
+  pulse-emit -f csv day.ndjson | psql -c \"\\copy metrics FROM STDIN CSV HEADER\"
+A crontab line, sending each minute what was appended since the last run:
+  * * * * * pulse-emit --state emit.state --graphite graphite:2003 snaps.ndjson";
 
 /// Deliver snapshots (NDJSON from pulse-merge) to Graphite, HTTP endpoints, or stdout.
 #[derive(Parser, Debug)]

@@ -24,7 +24,7 @@ const TOOL: &str = "pulse-fragment";
 #[command(
     name = "pulse-fragment",
     version,
-    after_help = "Examples:\n  pulse-parse app.log | pulse-fragment | pulse-merge\n  pulse-fragment --raw app.log > fragments.ndjson\n  nc aorta 5000 | pulse-fragment --raw --source $(hostname) | nc merger 7000\n\nSee pulse-fragment(1), pulse.stats(5) and pulse(7)."
+    after_help = "Examples:\n  pulse-parse app.log | pulse-fragment | pulse-merge\n  pulse-fragment --raw app.log > fragments.ndjson\n  nc aorta 5000 | pulse-fragment --raw | nc merger 7000\n\nSee pulse-fragment(1), pulse.stats(5) and pulse(7)."
 )]
 pub struct Args {
     /// Files of events (or raw log lines with --raw); `-` or none reads stdin.

@@ -198,13 +198,15 @@ impl ExactSum {
 
     pub fn to_json(&self) -> Value {
         match *self {
-            ExactSum::Exact { units, scale: 0 } => match i64::try_from(units) {
-                Ok(i) => Value::from(i),
-                Err(_) => Value::from(units.to_string()),
-            },
+            // At most 15 digits, as a number: every JSON reader (jq, a float parser) reads
+            // it exactly. Longer, as a string of its digits.
+            ExactSum::Exact { units, scale: 0 } if units.abs() < JSON_UNITS => {
+                Value::from(units as i64)
+            }
             ExactSum::Exact { units, .. } if units.abs() < JSON_UNITS => {
                 serde_json::Number::from_f64(self.get()).map_or(Value::Null, Value::Number)
             }
+            ExactSum::Exact { units, scale: 0 } => Value::from(units.to_string()),
             ExactSum::Exact { units, scale } => {
                 let digits = units.unsigned_abs().to_string();
                 let digits = format!("{digits:0>width$}", width = scale as usize + 1);
@@ -361,6 +363,8 @@ mod tests {
             ExactSum::whole(5),
             ExactSum::whole(-5),
             ExactSum::whole(1 << 100),
+            ExactSum::whole(999_999_999_999_999),
+            ExactSum::whole(18_014_398_509_481_983),
             ExactSum::Exact {
                 units: 89328,
                 scale: 2,
@@ -405,6 +409,15 @@ mod tests {
             }
             .to_json(),
             Value::from("-123456789012345678.901234567")
+        );
+        // Whole sums too: a number up to 15 digits, which jq reads exactly; longer, a string.
+        assert_eq!(
+            ExactSum::whole(999_999_999_999_999).to_json().to_string(),
+            "999999999999999"
+        );
+        assert_eq!(
+            ExactSum::whole(-18_014_398_509_481_983).to_json(),
+            Value::from("-18014398509481983")
         );
         for bad in ["1.2.3", "x", "1.", ".", "1.-2"] {
             assert!(
