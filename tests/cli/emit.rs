@@ -492,13 +492,10 @@ fn stream_to_real_carbon_flushes_while_open() {
         return;
     };
     let t = recent_minute(10);
-    let mut child = std::process::Command::new(bin("pulse-emit"))
-        .args(["--graphite", &carbon.addr(), "--flush-interval", "0.2"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = crate::util::spawn_piped(
+        "pulse-emit",
+        &["--graphite", &carbon.addr(), "--flush-interval", "0.2"],
+    );
     let mut stdin = child.stdin.take().unwrap();
     stdin
         .write_all(snap("live.requests", None, t, false, &[("count", 7.0)]).as_bytes())

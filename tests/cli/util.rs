@@ -23,15 +23,20 @@ pub fn fixture(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// Run a binary with arguments and bytes on stdin.
-pub fn run(name: &str, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(bin(name))
+/// Start tool `name` with `args`, its stdin, stdout and stderr all pipes.
+pub fn spawn_piped(name: &str, args: &[&str]) -> std::process::Child {
+    Command::new(bin(name))
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn");
+        .expect("spawn")
+}
+
+/// Run a binary with arguments and bytes on stdin.
+pub fn run(name: &str, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = spawn_piped(name, args);
     let mut input = child.stdin.take().unwrap();
     let data = stdin.to_vec();
     let feeder = std::thread::spawn(move || {
@@ -143,15 +148,7 @@ pub fn terminate(pid: u32) {
 /// Run tool `name` with `args` on `input` written to a stdin that stays open, send it
 /// SIGTERM after `ms` milliseconds, and return what it did (killed after 20 s if it hangs).
 pub fn terminated_after(name: &str, args: &[&str], input: &[u8], ms: u64) -> Output {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = Command::new(bin(name))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_piped(name, args);
     let guard = watchdog(child.id(), 20);
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(input).unwrap();
