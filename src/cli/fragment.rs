@@ -42,9 +42,15 @@ pub struct Args {
     /// With --raw: force one log format instead of detecting it per line.
     #[arg(long, value_name = "NAME", requires = "raw")]
     pub format: Option<String>,
-    /// With --raw: the year of RFC 3164 timestamps, which have none (default: this year).
+    /// With --raw: the year of timestamps that carry none (BSD syslog, logcat, Redis, klog)
+    /// [default: the year that puts each nearest to, and not after, the file's modification
+    /// time, or the clock for a stream].
     #[arg(long, value_name = "YEAR", requires = "raw")]
     pub year: Option<i32>,
+    /// With --raw: zone of timestamps written without one: UTC, an offset (+02:00, -0500)
+    /// or a fixed zone abbreviation (CET, EST, ...).
+    #[arg(long, value_name = "ZONE", default_value = "UTC", requires = "raw", value_parser = crate::cli::parse::tz_parser)]
+    pub tz: i32,
     /// Name of this source in the fragments' `src` (default: HOST-PID-RANDOM, unique per process).
     #[arg(long = "source", value_name = "NAME")]
     pub source: Option<String>,
@@ -173,11 +179,7 @@ pub fn run(args: Args) -> Result<i32> {
             Some(f) => f.parse::<Format>().map_err(Error::Usage)?,
             None => Format::Auto,
         };
-        let defaults = ParseOptions::default();
-        InputKind::Raw(ParseOptions {
-            format,
-            year: args.year.unwrap_or(defaults.year),
-        })
+        InputKind::Raw(ParseOptions::new(format, args.year, args.tz))
     } else {
         InputKind::Events
     };
@@ -187,6 +189,7 @@ pub fn run(args: Args) -> Result<i32> {
     };
     let inputs = input::open_all(&args.files)?;
     let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
+    let references: Vec<Option<i64>> = inputs.iter().map(|i| i.mtime).collect();
     let live = inputs.iter().any(|i| i.len.is_none());
     let total: Option<u64> = inputs.iter().map(|i| i.len).sum();
     let progress = if args.files.is_empty() {
@@ -236,7 +239,10 @@ pub fn run(args: Args) -> Result<i32> {
         }),
         &chunks,
         || engine.scratch(),
-        |scratch, chunk| engine.process_owned(scratch, chunk),
+        |scratch, input, chunk| {
+            scratch.set_reference(references[input]);
+            engine.process_owned(scratch, chunk)
+        },
         |step| {
             match step {
                 pipeline::Step::Chunk {
@@ -244,6 +250,7 @@ pub fn run(args: Args) -> Result<i32> {
                     out: got,
                     input,
                 } => {
+                    exact.set_reference(references[input]);
                     let mut got = engine.settle(&mut exact, &mut windows, got, &mut diag, &mut buf);
                     chunks.give(std::mem::take(&mut got.data));
                     let at_line =
@@ -254,7 +261,7 @@ pub fn run(args: Args) -> Result<i32> {
                     diag.count("malformed", got.bad_total - got.bad.len() as u64);
                     got.issues.report(&mut diag, at_line)?;
                     if let Some((line, time)) = &got.first_bad_time {
-                        let what = format!("{time:?} is neither RFC 3339 nor Unix seconds or milliseconds of years 0000 to 9999; the event is placed at the clock's time");
+                        let what = format!("{time:?} is neither RFC 3339 nor Unix seconds or milliseconds of years 0000 to 9999; the event is placed at the time of the event before it");
                         diag.note("bad time", &at_line(*line), &what);
                         diag.count("bad time", got.bad_times - 1);
                     }

@@ -20,6 +20,11 @@ use crate::parse::{parse_chunk_into, Format, Options, Parser};
 
 const TOOL: &str = "pulse-parse";
 
+/// `--tz` as minutes east of UTC.
+pub fn tz_parser(s: &str) -> std::result::Result<i32, String> {
+    crate::parse::stamp::parse_tz(s)
+}
+
 fn format_parser() -> impl TypedValueParser<Value = Format> {
     let names: Vec<&'static str> = Format::ALL.iter().map(|(_, n)| *n).collect();
     PossibleValuesParser::new(names).try_map(|s| s.parse::<Format>())
@@ -39,9 +44,16 @@ pub struct Args {
     #[arg(long, value_name = "NAME", default_value = "auto", value_parser = format_parser())]
     pub format: Format,
 
-    /// Year of RFC 3164 (BSD syslog) timestamps, which carry none [default: current UTC year].
+    /// Year of timestamps that carry none (BSD syslog, logcat, Redis, klog) [default: the
+    /// year that puts each nearest to, and not after, the file's modification time, or the
+    /// clock for a stream].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(0..=9999))]
     pub year: Option<i32>,
+
+    /// Zone of timestamps written without one: UTC, an offset (+02:00, -0500) or a fixed
+    /// zone abbreviation (CET, EST, ...).
+    #[arg(long, value_name = "ZONE", default_value = "UTC", value_parser = tz_parser)]
+    pub tz: i32,
 
     /// Stop with status 1 at the first unparsed line or wrong frame count (an overlong line:
     /// at the end of its file).
@@ -102,10 +114,8 @@ pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> 
     } else {
         Progress::new(total)
     };
-    let opts = Options {
-        format: args.format,
-        year: args.year.unwrap_or_else(crate::time::current_year),
-    };
+    let opts = Options::new(args.format, args.year, args.tz);
+    let references: Vec<Option<i64>> = inputs.iter().map(|i| i.mtime).collect();
     let threads = args.threads.map(|t| t as usize).unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -132,7 +142,8 @@ pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> 
         }),
         &chunks,
         || Parser::new(opts),
-        |parser: &mut Parser, chunk: Vec<u8>| {
+        |parser: &mut Parser, input: usize, chunk: Vec<u8>| {
+            parser.set_reference(references[input].unwrap_or_else(crate::parse::stamp::now));
             let parsed = parse_chunk_into(parser, &chunk, outputs.take(0));
             chunks.give(chunk);
             parsed

@@ -346,6 +346,14 @@ pub struct ChunkOut {
     pub now: f64,
     /// `now` if some event had no time and was placed at the clock's time; else -inf.
     pub clock_used: f64,
+    /// The time of the last timed event kept, where an event without a time of its own is
+    /// placed; -inf before the first (then, on a worker, see `untimed_first`).
+    pub last_time: f64,
+    /// On a worker: an event without a time came before any timed one, so its time is the
+    /// stream's and the chunk is processed again in stream order ([`Engine::settle`]).
+    pub untimed_first: bool,
+    /// Processed in stream order (`stream_newest` known), not on a worker.
+    pub in_order: bool,
     /// Events whose `time` is neither RFC 3339 text nor Unix seconds (placed at the clock's
     /// time), and the first of them: (line in the chunk, the time as written).
     pub bad_times: u64,
@@ -703,6 +711,16 @@ struct Work {
 /// Keep at most this many bad-line reports per chunk (all are counted).
 const BAD_SHOWN: usize = 4;
 
+impl Scratch {
+    /// With raw input: stamps without a year are read near `reference` (a file's
+    /// modification time), or the clock when `None` (see [`crate::parse::stamp`]).
+    pub fn set_reference(&mut self, reference: Option<i64>) {
+        if let Some(p) = &mut self.parser {
+            p.set_reference(reference.unwrap_or_else(crate::parse::stamp::now));
+        }
+    }
+}
+
 impl Engine {
     pub fn scratch(&self) -> Scratch {
         Scratch {
@@ -729,7 +747,7 @@ impl Engine {
     /// chunk when known (the exact re-run), `None` on a worker.
     pub fn process(&self, s: &mut Scratch, chunk: &[u8], stream_newest: Option<f64>) -> ChunkOut {
         let mut out = self.process_lines(s, chunk, stream_newest);
-        if stream_newest.is_none() && out.min_kept < f64::INFINITY {
+        if stream_newest.is_none() && (out.min_kept < f64::INFINITY || out.untimed_first) {
             out.data = chunk.to_vec();
         }
         out
@@ -739,7 +757,7 @@ impl Engine {
     /// re-run) without copying it.
     pub fn process_owned(&self, s: &mut Scratch, chunk: Vec<u8>) -> ChunkOut {
         let mut out = self.process_lines(s, &chunk, None);
-        if out.min_kept < f64::INFINITY {
+        if out.min_kept < f64::INFINITY || out.untimed_first {
             out.data = chunk;
         }
         out
@@ -757,6 +775,9 @@ impl Engine {
             timeless: Vec::new(),
             now: self.clock.now(),
             clock_used: f64::NEG_INFINITY,
+            last_time: stream_newest.unwrap_or(f64::NEG_INFINITY),
+            untimed_first: false,
+            in_order: stream_newest.is_some(),
             bad_times: 0,
             first_bad_time: None,
             first_late: None,
@@ -839,7 +860,7 @@ impl Engine {
         out: &mut Vec<u8>,
     ) -> ChunkOut {
         let newest = windows.newest();
-        if got.min_kept < newest - self.lateness {
+        if got.min_kept < newest - self.lateness || (got.untimed_first && newest.is_finite()) {
             let data = std::mem::take(&mut got.data);
             got = self.process(exact, &data, Some(newest));
         }
@@ -923,17 +944,27 @@ impl Engine {
                 if t < out.min_kept {
                     out.min_kept = t;
                 }
+                out.last_time = t;
                 t
             }
-            // No time of its own: the clock's, which is no event time. It neither moves
-            // the stream's time on nor is judged late by it, so one unparsed line in a
-            // replayed archive does not make the rest of the archive late.
+            // No time of its own (a stack trace's line, an unparsed line): the time of the
+            // previous timed event of the stream. Before any, on a worker, the chunk is
+            // done again in stream order; a stream with no time at all so far uses the
+            // clock's, which is no event time: it neither moves the stream's time on nor is
+            // judged late by it.
             None => {
                 if !matches!(field, None | Some(ValRef::Null)) {
                     out.bad_time(field);
                 }
-                out.clock_used = now;
-                now
+                if out.last_time.is_finite() {
+                    out.last_time
+                } else {
+                    if !out.in_order {
+                        out.untimed_first = true;
+                    }
+                    out.clock_used = now;
+                    now
+                }
             }
         };
         let p = &mut out.partial;

@@ -26,6 +26,9 @@ pub struct Input {
     /// ready without waiting, and read directly (see [`ChunkReader::with_ready_fd`]); `None`
     /// for regular files.
     pub ready_fd: Option<i32>,
+    /// A regular file's modification time (Unix seconds): stamps without a year are read
+    /// as near it (see [`crate::parse::stamp`]); `None` for a stream (the clock).
+    pub mtime: Option<i64>,
 }
 
 impl Input {
@@ -35,6 +38,7 @@ impl Input {
             len: None,
             reader: Box::new(io::stdin()),
             ready_fd: Some(0),
+            mtime: None,
         }
     }
 
@@ -43,11 +47,12 @@ impl Input {
             return Ok(Input::stdin());
         }
         let file = File::open(path).map_err(|e| Error::io(path.display().to_string(), e))?;
-        let len = file
-            .metadata()
-            .ok()
-            .filter(|m| m.is_file())
-            .map(|m| m.len());
+        let meta = file.metadata().ok().filter(|m| m.is_file());
+        let len = meta.as_ref().map(|m| m.len());
+        let mtime = meta
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64);
         // A named pipe or `<(...)` streams like stdin.
         let ready_fd = len
             .is_none()
@@ -57,6 +62,7 @@ impl Input {
             len,
             reader: Box::new(file),
             ready_fd,
+            mtime,
         })
     }
 
@@ -66,6 +72,7 @@ impl Input {
             len: Some(bytes.len() as u64),
             reader: Box::new(io::Cursor::new(bytes)),
             ready_fd: None,
+            mtime: None,
         }
     }
 }

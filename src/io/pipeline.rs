@@ -59,7 +59,7 @@ enum Msg<O> {
 }
 
 /// Run the pipeline. `init` makes each worker's scratch state; `work` maps one chunk (whole
-/// lines, handed over so an output may keep it without a copy) to an output. Chunk buffers
+/// lines, handed over so an output may keep it without a copy) of input `i` to an output. Chunk buffers
 /// come from `pool`; `work` may give a chunk back there once done with it. With
 /// `threads <= 1` everything runs on the calling thread.
 pub fn run<S, O, Init, Work, Sink>(
@@ -74,7 +74,7 @@ pub fn run<S, O, Init, Work, Sink>(
 where
     O: Send,
     Init: Fn() -> S + Sync,
-    Work: Fn(&mut S, Vec<u8>) -> O + Sync,
+    Work: Fn(&mut S, usize, Vec<u8>) -> O + Sync,
     Sink: FnMut(Step<O>) -> Result<()>,
 {
     // Ticks (and so stops) need the sink on its own thread, so a live run has a worker even
@@ -92,7 +92,7 @@ where
                 .map_err(|e| Error::io(name.clone(), e))?
             {
                 let bytes = chunk.len();
-                let out = work(&mut state, chunk);
+                let out = work(&mut state, i, chunk);
                 sink(Step::Chunk {
                     input: i,
                     bytes,
@@ -190,7 +190,7 @@ where
                 let mut state = init();
                 for (seq, input, chunk) in rx {
                     let bytes = chunk.len();
-                    let out = work(&mut state, chunk);
+                    let out = work(&mut state, input, chunk);
                     if tx.send((seq, Msg::Chunk(input, bytes, out))).is_err() {
                         return;
                     }
@@ -287,7 +287,7 @@ mod tests {
             None,
             &Pool::new(4),
             || (),
-            |_, chunk| chunk,
+            |_, _, chunk| chunk,
             |step| {
                 match step {
                     Step::Chunk { out, .. } => seen.extend(out),
@@ -323,7 +323,7 @@ mod tests {
             }),
             &Pool::new(8),
             || (),
-            |_, chunk| {
+            |_, _, chunk| {
                 produced.fetch_add(1, Ordering::SeqCst);
                 chunk.len()
             },
@@ -363,7 +363,7 @@ mod tests {
             None,
             &Pool::new(4),
             || (),
-            |_, chunk| {
+            |_, _, chunk| {
                 produced.fetch_add(1, Ordering::SeqCst);
                 chunk.len()
             },

@@ -33,10 +33,12 @@
 //! RFC 3339 string.
 
 pub mod access;
+pub mod applog;
 pub mod heroku;
 pub mod logfmt;
 pub mod logplex;
 pub mod scan;
+pub mod stamp;
 pub mod syslog;
 
 use std::fmt;
@@ -59,11 +61,13 @@ pub enum Format {
     Logfmt,
     Access,
     Json,
+    Applog,
+    Cri,
 }
 
 impl Format {
     /// Every format with its `--format` name.
-    pub const ALL: [(Format, &'static str); 9] = [
+    pub const ALL: [(Format, &'static str); 11] = [
         (Format::Auto, "auto"),
         (Format::Pulse, "pulse"),
         (Format::Rfc5424, "rfc5424"),
@@ -73,6 +77,8 @@ impl Format {
         (Format::Logfmt, "logfmt"),
         (Format::Access, "access"),
         (Format::Json, "json"),
+        (Format::Applog, "applog"),
+        (Format::Cri, "cri"),
     ];
 
     pub fn name(self) -> &'static str {
@@ -109,15 +115,32 @@ impl FromStr for Format {
 #[derive(Clone, Copy, Debug)]
 pub struct Options {
     pub format: Format,
-    /// The year of RFC 3164 stamps, which carry none.
-    pub year: i32,
+    /// The year of stamps that carry none (BSD syslog, logcat, Redis, klog) and the zone of
+    /// stamps without a zone (see [`stamp`]).
+    pub time: stamp::Ctx,
 }
 
 impl Default for Options {
     fn default() -> Options {
         Options {
             format: Format::Auto,
-            year: crate::time::current_year(),
+            time: stamp::Ctx::default(),
+        }
+    }
+}
+
+impl Options {
+    /// Options from the flags: `--format`, `--year` (fixed; else inferred) and `--tz`.
+    pub fn new(format: Format, year: Option<i32>, tz: i32) -> Options {
+        Options {
+            format,
+            time: stamp::Ctx {
+                year: match year {
+                    Some(y) => stamp::Year::Fixed(y),
+                    None => stamp::Year::Near(stamp::now()),
+                },
+                tz,
+            },
         }
     }
 }
@@ -131,8 +154,43 @@ pub struct LineOutcome {
     pub unparsed: bool,
     /// Logplex frames whose octet count was wrong (recovered; see [`logplex`]).
     pub bad_frame_counts: u32,
-    /// The line was empty or blank (emitted as an unparsed record, not counted as one).
+    /// The line was empty or blank (no record; counted as empty).
     pub empty: bool,
+    /// The format the line was read as (`None`: unparsed, empty or a continuation line).
+    pub format: Option<Format>,
+    /// A continuation line (indented, `Caused by: `, `... N more`), emitted as
+    /// `{"line": ..., "continuation": true}`.
+    pub continuation: bool,
+}
+
+/// True for a line that continues the record before it: indented (a stack trace's
+/// `\tat ...`, a PostgreSQL statement), Java's `Caused by: ` and `... N more`, or the
+/// exception line that opens a stack trace (`java.io.FileNotFoundException: ...`: a
+/// dotted class name ending in `Exception`, `Error` or `Throwable`).
+pub fn is_continuation(s: &str) -> bool {
+    let b = s.as_bytes();
+    match b.first() {
+        Some(b' ' | b'\t') => true,
+        Some(b'C') if s.starts_with("Caused by: ") => true,
+        Some(b'.') => {
+            s.starts_with("... ")
+                && s.ends_with(" more")
+                && s[4..s.len() - 5].bytes().all(|c| c.is_ascii_digit())
+        }
+        Some(b'a'..=b'z') => {
+            let class = s.split([':', ' ']).next().unwrap_or("");
+            let rest = &s[class.len()..];
+            class.contains('.')
+                && (class.ends_with("Exception")
+                    || class.ends_with("Error")
+                    || class.ends_with("Throwable"))
+                && class
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'$'))
+                && (rest.is_empty() || rest.starts_with(": "))
+        }
+        _ => false,
+    }
 }
 
 /// A reusable parser: one per thread, its event and scratch buffers reused line after line.
@@ -141,6 +199,8 @@ pub struct Parser {
     ev: Event,
     scratch: Vec<u8>,
     tmp: String,
+    /// The format the last line was read as.
+    detected: Option<Format>,
 }
 
 impl Parser {
@@ -150,6 +210,15 @@ impl Parser {
             ev: Event::new(),
             scratch: Vec::new(),
             tmp: String::new(),
+            detected: None,
+        }
+    }
+
+    /// The time stamps without a year are placed near (see [`stamp::Year::Near`]): the
+    /// input's modification time, or the clock for a stream. No effect under `--year`.
+    pub fn set_reference(&mut self, secs: i64) {
+        if let stamp::Year::Near(r) = &mut self.opts.time.year {
+            *r = secs;
         }
     }
 
@@ -165,11 +234,18 @@ impl Parser {
         let mut out = LineOutcome::default();
         if s.bytes().all(|c| matches!(c, b' ' | b'\t' | b'\r')) {
             out.empty = true;
-            out.events = 1;
-            self.unparsed(s, emit);
             return out;
         }
         let format = self.opts.format;
+        if format == Format::Auto && is_continuation(s) {
+            out.events = 1;
+            out.continuation = true;
+            self.ev.clear();
+            self.ev.set_str("line", s);
+            self.ev.set("continuation", Val::Bool(true));
+            emit(&self.ev);
+            return out;
+        }
         if matches!(format, Format::Auto | Format::Logplex)
             && logplex::starts_with_frame(s.as_bytes())
         {
@@ -180,8 +256,14 @@ impl Parser {
                     out.bad_frame_counts += 1;
                 }
                 let ok = syslog::parse_rfc5424(&mut self.ev, &mut self.scratch, body)
-                    || syslog::parse_rfc3164(&mut self.ev, &mut self.scratch, body, self.opts.year);
+                    || syslog::parse_rfc3164(
+                        &mut self.ev,
+                        &mut self.scratch,
+                        body,
+                        &self.opts.time,
+                    );
                 if ok {
+                    out.format = Some(Format::Logplex);
                     emit(&self.ev);
                 } else {
                     out.unparsed = true;
@@ -191,7 +273,9 @@ impl Parser {
             return out;
         }
         out.events = 1;
+        self.detected = Some(format);
         if self.one(format, s) {
+            out.format = self.detected;
             emit(&self.ev);
         } else {
             out.unparsed = true;
@@ -215,7 +299,7 @@ impl Parser {
             Format::Json => return self.json(s),
             _ => {}
         }
-        let (ev, sc, year) = (&mut self.ev, &mut self.scratch, self.opts.year);
+        let (ev, sc, ctx) = (&mut self.ev, &mut self.scratch, &self.opts.time);
         match format {
             Format::Pulse => heroku::parse_pulse(ev, sc, s),
             Format::Rfc5424 => syslog::parse_rfc5424(ev, sc, s),
@@ -227,60 +311,121 @@ impl Parser {
                 heroku::parse_heroku_cli(ev, sc, s)
                     || (looks_rfc3339(token(s).0) && syslog::header_fields(ev, sc, s, None))
             }
-            Format::Rfc3164 => syslog::parse_rfc3164(ev, sc, s, year),
+            Format::Rfc3164 => syslog::parse_rfc3164(ev, sc, s, ctx),
             Format::Access => access::parse_access(ev, sc, s),
+            Format::Applog => applog::parse_applog(ev, sc, s, ctx),
+            Format::Cri => self.cri(s),
             Format::Auto | Format::Logfmt | Format::Json => false,
         }
     }
 
+    /// Detect the format of `s` (see the module doc) and parse it; `self.detected` says
+    /// which it was.
     fn auto(&mut self, s: &str) -> bool {
         let b = s.as_bytes();
-        let year = self.opts.year;
-        match b[0] {
-            b'{' if self.json(s) => return true,
-            b'<' => {
-                let (ev, sc) = (&mut self.ev, &mut self.scratch);
-                return syslog::parse_rfc5424(ev, sc, s) || syslog::parse_rfc3164(ev, sc, s, year);
+        let ctx = self.opts.time;
+        fn found(f: Format, ok: bool, d: &mut Option<Format>) -> bool {
+            if ok {
+                *d = Some(f);
             }
-            b'0'..=b'9' => {
-                let (t, rest) = token(s);
-                if looks_rfc3339(t) {
-                    let (t2, rest2) = token(rest);
-                    if is_kv_token(t2) {
-                        return self.logfmt(s);
-                    }
+            ok
+        }
+        let d = &mut None;
+        let ok = 'detect: {
+            match b[0] {
+                b'{' if self.json(s) => break 'detect found(Format::Json, true, d),
+                b'<' => {
                     let (ev, sc) = (&mut self.ev, &mut self.scratch);
-                    if t2.ends_with(':') && heroku::heroku_cli_parts(ev, sc, t, t2, rest2) {
-                        return true;
+                    if syslog::parse_rfc5424(ev, sc, s) {
+                        break 'detect found(Format::Rfc5424, true, d);
                     }
-                    if syslog::is_facility_level(token(rest2).0) && heroku::parse_pulse(ev, sc, s) {
-                        return true;
-                    }
-                    return syslog::header_fields(ev, sc, s, None);
+                    break 'detect found(
+                        Format::Rfc3164,
+                        syslog::parse_rfc3164(ev, sc, s, &ctx),
+                        d,
+                    );
                 }
+                b'0'..=b'9' => {
+                    let (t, rest) = token(s);
+                    if looks_rfc3339(t) {
+                        let (t2, rest2) = token(rest);
+                        if is_kv_token(t2) {
+                            break 'detect found(Format::Logfmt, self.logfmt(s), d);
+                        }
+                        let (t3, _) = token(rest2);
+                        if matches!(t2, "stdout" | "stderr") && matches!(t3, "F" | "P") {
+                            break 'detect found(Format::Cri, self.cri(s), d);
+                        }
+                        let (ev, sc) = (&mut self.ev, &mut self.scratch);
+                        if t2.ends_with(':') && heroku::heroku_cli_parts(ev, sc, t, t2, rest2) {
+                            break 'detect found(Format::HerokuCli, true, d);
+                        }
+                        if syslog::is_facility_level(t3) && heroku::parse_pulse(ev, sc, s) {
+                            break 'detect found(Format::Pulse, true, d);
+                        }
+                        // rsyslog's file format: `TIME HOST TAG[PID]: MSG`.
+                        if syslog::is_tag(t3) && syslog::parse_rfc3164(ev, sc, s, &ctx) {
+                            break 'detect found(Format::Rfc3164, true, d);
+                        }
+                        if syslog::drain_shape(rest) && syslog::header_fields(ev, sc, s, None) {
+                            break 'detect found(Format::Logplex, true, d);
+                        }
+                    }
+                }
+                _ => {}
             }
-            _ => {}
-        }
-        let (ev, sc) = (&mut self.ev, &mut self.scratch);
-        if b.len() >= 15
-            && b[3] == b' '
-            && crate::time::month_from_abbrev(&b[..3]).is_some()
-            && syslog::parse_rfc3164(ev, sc, s, year)
+            let (ev, sc) = (&mut self.ev, &mut self.scratch);
+            if b.len() >= 15
+                && b[3] == b' '
+                && crate::time::month_from_abbrev(&b[..3]).is_some()
+                && syslog::parse_rfc3164(ev, sc, s, &ctx)
+            {
+                break 'detect found(Format::Rfc3164, true, d);
+            }
+            if access::parse_access(ev, sc, s) {
+                break 'detect found(Format::Access, true, d);
+            }
+            if applog::parse_applog(ev, sc, s, &ctx) {
+                break 'detect found(Format::Applog, true, d);
+            }
+            let first = token(s).0;
+            let lone_word = first.len() == s.len()
+                && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-' | b'#'));
+            if is_kv_token(first) || lone_word {
+                break 'detect found(Format::Logfmt, self.logfmt(s), d);
+            }
+            false
+        };
+        self.detected = *d;
+        ok
+    }
+
+    /// A CRI (containerd, CRI-O) log line: `TIME STREAM P|F MSG`; a JSON message is read as
+    /// a JSON line (its own time kept, else the runtime's).
+    fn cri(&mut self, s: &str) -> bool {
+        let (t, rest) = token(s);
+        let (stream, rest) = token(rest);
+        let (tag, msg) = token(rest);
+        if !looks_rfc3339(t) || !matches!(stream, "stdout" | "stderr") || !matches!(tag, "F" | "P")
         {
-            return true;
+            return false;
         }
-        if access::parse_access(ev, sc, s) {
-            return true;
+        if msg.starts_with('{') && self.json(msg) {
+            if self.ev.get("time").is_none() {
+                self.ev.set_str("time", t);
+            }
+        } else {
+            self.ev.clear();
+            self.ev.set_str("time", t);
+            syslog::set_message(&mut self.ev, &mut self.scratch, msg);
         }
-        let first = token(s).0;
-        let lone_word = first.len() == s.len()
-            && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-            && b.iter()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-' | b'#'));
-        if is_kv_token(first) || lone_word {
-            return self.logfmt(s);
+        self.ev.set_str("stream", stream);
+        if tag == "P" {
+            self.ev.set("partial", Val::Bool(true));
         }
-        false
+        true
     }
 
     /// A logfmt line, with an optional leading RFC 3339 time.
@@ -301,9 +446,13 @@ impl Parser {
             return false;
         }
         let ev = &self.ev;
-        let found = ["time", "timestamp", "ts"]
+        let found = ["time", "timestamp", "ts", "@timestamp"]
             .iter()
             .find_map(|k| ev.get(k).map(|v| (*k, v)));
+        if found.is_none() && ev.get("__REALTIME_TIMESTAMP").is_some() {
+            self.journald();
+            return true;
+        }
         let tmp = &mut self.tmp;
         tmp.clear();
         let convert = match found {
@@ -329,6 +478,54 @@ impl Parser {
             self.tmp = t;
         }
         true
+    }
+}
+
+impl Parser {
+    /// A `journalctl -o json` record: `__REALTIME_TIMESTAMP` (microseconds) becomes `time`,
+    /// and `MESSAGE`, `PRIORITY`, `_HOSTNAME`, `SYSLOG_IDENTIFIER` and `_PID` the envelope's
+    /// `msg`, `level`, `host`, `source` and `ps` (all fields are kept as they are too).
+    fn journald(&mut self) {
+        let ev = &self.ev;
+        let micros = match ev.get("__REALTIME_TIMESTAMP") {
+            Some(ValRef::Str(t)) => t.parse::<i64>().ok(),
+            Some(v) => v.as_f64().map(|f| f as i64),
+            None => None,
+        };
+        let mut time = String::new();
+        if let Some(us) = micros.filter(|&us| us >= 0) {
+            crate::time::write_rfc3339(&mut time, us.div_euclid(1_000_000) as f64);
+            let frac = us.rem_euclid(1_000_000);
+            if frac != 0 {
+                time.pop();
+                time.push_str(&format!(".{frac:06}Z"));
+            }
+        }
+        let text = |k: &str| match ev.get(k) {
+            Some(ValRef::Str(s)) => Some(s.to_string()),
+            Some(ValRef::Int(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        let level = text("PRIORITY")
+            .and_then(|p| p.parse::<usize>().ok())
+            .and_then(|p| syslog::SEVERITIES.get(p).copied());
+        let pairs = [
+            ("msg", text("MESSAGE")),
+            ("level", level.map(str::to_string)),
+            ("host", text("_HOSTNAME")),
+            ("source", text("SYSLOG_IDENTIFIER")),
+            ("ps", text("_PID")),
+        ];
+        if !time.is_empty() {
+            self.ev.set_str("time", &time);
+        }
+        for (k, v) in pairs {
+            if let Some(v) = v {
+                if self.ev.get(k).is_none() {
+                    self.ev.set_str(k, &v);
+                }
+            }
+        }
     }
 }
 
@@ -361,6 +558,7 @@ pub struct LineIssues {
     /// Lines holding at least one unparsed record.
     pub unparsed: u64,
     pub empty: u64,
+    pub continuation: u64,
     pub bad_frame_counts: u64,
     pub first_unparsed: Option<Issue>,
     pub first_bad_frame: Option<Issue>,
@@ -373,6 +571,9 @@ impl LineIssues {
     pub fn record(&mut self, n: u64, out_offset: usize, line: &[u8], outcome: &LineOutcome) {
         if outcome.empty {
             self.empty += 1;
+        }
+        if outcome.continuation {
+            self.continuation += 1;
         }
         if outcome.unparsed {
             self.unparsed += 1;
@@ -393,6 +594,7 @@ impl LineIssues {
     pub fn report(&self, diag: &mut Diag, at: impl Fn(u64) -> String) -> crate::error::Result<()> {
         // Kept as records (one per line), and only totalled: a blank line is not bad input.
         diag.count("empty", self.empty);
+        diag.count("continuation", self.continuation);
         if let Some(issue) = &self.first_bad_frame {
             let what = format!(
                 "octet count does not fit the frame, recovered: {}",

@@ -15,7 +15,45 @@
 
 use super::logfmt::{looks_logfmt, parse_attrs_at};
 use super::scan::{looks_rfc3339, put_new, skip_spaces, token};
+use super::stamp::{Ctx, Stamp, Zone};
 use crate::record::{Event, Val};
+
+/// A BSD stamp (`Feb 13 20:07:26`, `Feb  3 20:07:26`, exactly 15 bytes), without its year.
+fn bsd_stamp(s: &str) -> Option<Stamp<'static>> {
+    let b = s.as_bytes();
+    if b.len() != 15 || b[3] != b' ' || b[6] != b' ' || b[9] != b':' || b[12] != b':' {
+        return None;
+    }
+    let month = crate::time::month_from_abbrev(&b[..3])?;
+    let day = match (b[4], b[5]) {
+        (b' ', d) if d.is_ascii_digit() => (d - b'0') as u32,
+        (a, d) if a.is_ascii_digit() && d.is_ascii_digit() => ((a - b'0') * 10 + d - b'0') as u32,
+        _ => return None,
+    };
+    let two = |i: usize| -> Option<u32> {
+        let (a, c) = (b[i], b[i + 1]);
+        (a.is_ascii_digit() && c.is_ascii_digit()).then(|| ((a - b'0') * 10 + c - b'0') as u32)
+    };
+    let (hour, min, sec) = (two(7)?, two(10)?, two(13)?);
+    let max_day = match month {
+        2 => 29,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if !(1..=max_day).contains(&day) || hour > 23 || min > 59 || sec > 60 {
+        return None;
+    }
+    Some(Stamp {
+        year: None,
+        month,
+        day,
+        hour,
+        min,
+        sec,
+        frac: "",
+        zone: Zone::Local,
+    })
+}
 
 const FACILITIES: [&str; 24] = [
     "kern",
@@ -43,7 +81,7 @@ const FACILITIES: [&str; 24] = [
     "local6",
     "local7",
 ];
-const SEVERITIES: [&str; 8] = [
+pub const SEVERITIES: [&str; 8] = [
     "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
 ];
 
@@ -190,9 +228,53 @@ pub fn header_fields(ev: &mut Event, scratch: &mut Vec<u8>, s: &str, pri: Option
     true
 }
 
+/// True for a syslog tag: `name[pid]:` or `name:` (a name of letters, digits and `._/-`).
+pub fn is_tag(t: &str) -> bool {
+    let Some(t) = t.strip_suffix(':') else {
+        return false;
+    };
+    let name = match t.find('[') {
+        Some(open) => {
+            let pid = &t[open + 1..];
+            if !pid.ends_with(']') || pid.len() < 2 || pid[..pid.len() - 1].contains([' ', '[']) {
+                return false;
+            }
+            &t[..open]
+        }
+        None => t,
+    };
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'/' | b'@'))
+}
+
+/// True when `rest` (what follows the time of a line) has the unambiguous shape of the
+/// drain-to-file form `HOST APP PROCID MSGID [SD] MSG`: a NILVALUE `-` for PROCID or MSGID, a
+/// structured-data element or `-` after MSGID, or a PROCID with the message's first
+/// `key=value` right after it (a sender that drops MSGID). Anything else (an application
+/// log's `0 [Note] [MY-012487] ...`) is not taken for it.
+pub fn drain_shape(rest: &str) -> bool {
+    let (host, r) = token(skip_spaces(rest));
+    let (app, r) = token(skip_spaces(r));
+    let (procid, r) = token(skip_spaces(r));
+    let (msgid, r) = token(skip_spaces(r));
+    let (sd, _) = token(skip_spaces(r));
+    if host.is_empty() || app.is_empty() || app.ends_with(':') || host.ends_with(':') {
+        return false;
+    }
+    procid == "-"
+        || (!procid.is_empty() && msgid == "-")
+        || (!procid.is_empty()
+            && !msgid.is_empty()
+            && (sd == "-" || sd.starts_with('['))
+            && !msgid.starts_with('['))
+        || (!procid.is_empty() && !procid.starts_with('[') && msgid.contains('='))
+}
+
 /// An RFC 3164 (BSD) line, with or without `<PRI>`, with a BSD stamp (`Feb  3 20:07:26`,
-/// year `year`) or an RFC 3339 one.
-pub fn parse_rfc3164(ev: &mut Event, scratch: &mut Vec<u8>, s: &str, year: i32) -> bool {
+/// its year and zone from `ctx`, see [`super::stamp`]) or an RFC 3339 one.
+pub fn parse_rfc3164(ev: &mut Event, scratch: &mut Vec<u8>, s: &str, ctx: &Ctx) -> bool {
     let (p, rest) = match pri(s) {
         Some((p, r)) => (Some(p), r),
         None => (None, s),
@@ -214,8 +296,11 @@ pub fn parse_rfc3164(ev: &mut Event, scratch: &mut Vec<u8>, s: &str, year: i32) 
         } else {
             &rest[..15]
         };
+        let Some(st) = bsd_stamp(stamp) else {
+            return false;
+        };
         let mut ok = false;
-        let span = ev.build_text(|t| ok = crate::time::bsd_to_rfc3339(stamp, year, t));
+        let span = ev.build_text(|t| ok = st.write(ctx, t));
         if !ok {
             return false;
         }
@@ -332,7 +417,11 @@ mod tests {
 
     fn p3164(s: &str) -> Option<serde_json::Value> {
         let mut ev = Event::new();
-        parse_rfc3164(&mut ev, &mut Vec::new(), s, 2019).then(|| json(&ev))
+        let ctx = Ctx {
+            year: super::super::stamp::Year::Fixed(2019),
+            tz: 0,
+        };
+        parse_rfc3164(&mut ev, &mut Vec::new(), s, &ctx).then(|| json(&ev))
     }
 
     #[test]
