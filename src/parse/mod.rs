@@ -651,3 +651,6 @@ pub fn parse_chunk_into(parser: &mut Parser, chunk: &[u8], mut out: Vec<u8>) -> 
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod detect_tests;

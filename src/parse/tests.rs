@@ -225,3 +225,75 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn rsyslog_file_format_is_syslog_in_every_stamp_form() {
+    let forms = [
+        "2026-12-01T21:13:51.123456+00:00",
+        "2026-12-01T21:13:51+00:00",
+        "2026-12-01T21:13:51Z",
+        "2026-12-01T21:13:51.123Z",
+        "2026-12-01T21:13:51-05:00",
+        "2026-12-01T21:13:51+0100",
+    ];
+    for stamp in forms {
+        for pri in ["", "<38>"] {
+            let line = format!(
+                "{pri}{stamp} web1 sshd[123]: Failed password for root from 1.2.3.4 port 22 ssh2"
+            );
+            let (v, o) = parse_with(Format::Auto, line.as_bytes());
+            assert_eq!(o.format, Some(Format::Rfc3164), "{line}");
+            let v = &v[0];
+            assert_eq!(v["time"], stamp, "{line}");
+            assert_eq!(v["host"], "web1", "{line}");
+            assert_eq!(v["source"], "sshd", "{line}");
+            assert_eq!(v["ps"], "123", "{line}");
+            assert_eq!(
+                v["msg"], "Failed password for root from 1.2.3.4 port 22 ssh2",
+                "{line}"
+            );
+            assert!(v.get("msgid").is_none(), "{line}");
+        }
+    }
+    // A tag without a pid, and the tag right after the time (no host).
+    let v = one("2026-12-01T21:13:51Z web1 CRON: (root) CMD (run-parts /etc/cron.hourly)");
+    assert_eq!(
+        (v["host"].as_str(), v["source"].as_str()),
+        (Some("web1"), Some("CRON"))
+    );
+    // The drain-to-file form is still read where its NILVALUEs make it unambiguous.
+    let v = one("2014-07-17T12:59:25.223980+00:00 d.8f7a app web.2 - - Started GET");
+    assert_eq!(
+        (v["source"].as_str(), v["ps"].as_str()),
+        (Some("app"), Some("web.2"))
+    );
+    assert_eq!(v["msg"], "Started GET");
+    // Anything else with a leading time is an application log, not a drain line.
+    let (v, o) = parse_with(
+        Format::Auto,
+        b"2020-08-06T14:25:02.835618Z 0 [Note] [MY-012487] [InnoDB] DDL log recovery : begin",
+    );
+    assert_eq!(o.format, Some(Format::Applog));
+    assert!(v[0].get("host").is_none() && v[0]["level"] == "note");
+}
+
+#[test]
+fn continuation_lines_are_neither_events_of_a_format_nor_unparsed() {
+    for line in [
+        "\tat com.example.Main.run(Main.java:12)",
+        "    at java.base/java.lang.Thread.run(Thread.java:829)",
+        "Caused by: java.io.IOException: boom",
+        "... 12 more",
+        "java.io.FileNotFoundException: log4j.properties (not found)",
+        "java.lang.NullPointerException",
+    ] {
+        let (v, o) = parse_with(Format::Auto, line.as_bytes());
+        assert!(o.continuation && !o.unparsed, "{line}");
+        assert_eq!(v[0]["line"], line);
+        assert_eq!(v[0]["continuation"], true);
+    }
+    for line in ["java is fun", "com.example.Foo: started", "... and more"] {
+        let (_, o) = parse_with(Format::Auto, line.as_bytes());
+        assert!(!o.continuation, "{line}");
+    }
+}

@@ -393,3 +393,106 @@ fn sigterm_on_a_stream_writes_what_was_read() {
     assert_eq!(text.lines().count(), 1000);
     assert!(text.ends_with("{\"a\":999}\n"), "{text}");
 }
+
+/// A file of BSD syslog lines with its modification time set to `mtime` (Unix seconds).
+fn syslog_file(dir: &std::path::Path, name: &str, text: &str, mtime: u64) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    let f = std::fs::File::options().write(true).open(&path).unwrap();
+    f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime))
+        .unwrap();
+    path
+}
+
+#[test]
+fn years_of_bsd_stamps_follow_the_file_across_new_year() {
+    let dir = tempfile::tempdir().unwrap();
+    // Written on 2027-01-01T00:05:00Z: December is 2026's, January 2027's.
+    let text = "Dec 31 23:59:58 web1 sshd[1]: Failed password for root from 1.2.3.4 port 22 ssh2\n\
+                Dec 31 23:59:59 web1 sshd[1]: Failed password for root from 1.2.3.4 port 22 ssh2\n\
+                Jan  1 00:00:01 web1 sshd[1]: Failed password for root from 1.2.3.4 port 22 ssh2\n\
+                Jan  1 00:00:02 web1 sshd[1]: Failed password for root from 1.2.3.4 port 22 ssh2\n";
+    let path = syslog_file(dir.path(), "auth.log", text, 1798761900);
+    let out = run("pulse-parse", &[path.to_str().unwrap()], b"");
+    assert!(out.status.success());
+    let times: Vec<String> = ndjson(&out.stdout)
+        .iter()
+        .map(|e| e["time"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        times,
+        [
+            "2026-12-31T23:59:58Z",
+            "2026-12-31T23:59:59Z",
+            "2027-01-01T00:00:01Z",
+            "2027-01-01T00:00:02Z"
+        ]
+    );
+    // pulse-fragment --raw keeps every one: nothing is a year late.
+    let out = run(
+        "pulse-fragment",
+        &["--raw", "--now", "1798761900", path.to_str().unwrap()],
+        b"",
+    );
+    assert!(out.status.success());
+    let total: i64 = ndjson(&out.stdout)
+        .iter()
+        .filter(|f| f["stat"] == "events.total")
+        .map(|f| f["state"]["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 4, "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("late"));
+    // --year forces one.
+    let out = run(
+        "pulse-parse",
+        &["--year", "2020", path.to_str().unwrap()],
+        b"",
+    );
+    assert_eq!(ndjson(&out.stdout)[2]["time"], "2020-01-01T00:00:01Z");
+}
+
+#[test]
+fn a_bsd_stamp_after_the_file_was_written_is_last_year() {
+    let dir = tempfile::tempdir().unwrap();
+    // Written on 2026-12-01T12:00:00Z: Dec 10 cannot be this year's; Nov 30 is.
+    let text = "Dec 10 08:00:00 h cron[2]: x\nNov 30 08:00:00 h cron[2]: y\n";
+    let path = syslog_file(dir.path(), "old.log", text, 1796126400);
+    let out = run("pulse-parse", &[path.to_str().unwrap()], b"");
+    let ev = ndjson(&out.stdout);
+    assert_eq!(ev[0]["time"], "2025-12-10T08:00:00Z");
+    assert_eq!(ev[1]["time"], "2026-11-30T08:00:00Z");
+    // --tz: the stamps are local time of that zone.
+    let out = run(
+        "pulse-parse",
+        &["--tz", "+02:00", path.to_str().unwrap()],
+        b"",
+    );
+    assert_eq!(ndjson(&out.stdout)[1]["time"], "2026-11-30T08:00:00+02:00");
+    let out = run("pulse-parse", &["--tz", "Mars/Olympus"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tz"));
+}
+
+#[test]
+fn an_application_log_with_a_stack_trace_is_replayed_at_its_own_time() {
+    // 54 lines of log4j output from 2011, 7 of them a stack trace without a time.
+    let f = fixture("real/otroslogviewer/log4j_pattern1.log");
+    let out = run("pulse-fragment", &["--raw", f.to_str().unwrap()], b"");
+    assert!(out.status.success());
+    let frags = ndjson(&out.stdout);
+    let totals: Vec<(i64, i64)> = frags
+        .iter()
+        .filter(|f| f["stat"] == "events.total")
+        .map(|f| {
+            (
+                f["start"].as_i64().unwrap(),
+                f["state"]["count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    // All in the minute of 2011-04-20T16:26, none at the clock's time.
+    assert_eq!(totals, [(1303316760, 54)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("7 continuation"), "{stderr}");
+    assert!(!stderr.contains("unparsed"), "{stderr}");
+}
