@@ -379,6 +379,24 @@ impl ChunkOut {
         }
     }
 
+    /// The time of an event whose `time` field `v` is absent or no time (see
+    /// [`Engine::fold`]).
+    #[cold]
+    #[inline(never)]
+    fn untimed(&mut self, v: Option<ValRef<'_>>, now: f64) -> f64 {
+        if !matches!(v, None | Some(ValRef::Null)) {
+            self.bad_time(v);
+        }
+        if self.last_time.is_finite() {
+            return self.last_time;
+        }
+        if !self.in_order {
+            self.untimed_first = true;
+        }
+        self.clock_used = now;
+        now
+    }
+
     /// Count one `own` occurrence at the chunk's current newest time.
     fn timeless(&mut self, own: Own) {
         match self.timeless.last_mut() {
@@ -952,20 +970,7 @@ impl Engine {
             // done again in stream order; a stream with no time at all so far uses the
             // clock's, which is no event time: it neither moves the stream's time on nor is
             // judged late by it.
-            None => {
-                if !matches!(field, None | Some(ValRef::Null)) {
-                    out.bad_time(field);
-                }
-                if out.last_time.is_finite() {
-                    out.last_time
-                } else {
-                    if !out.in_order {
-                        out.untimed_first = true;
-                    }
-                    out.clock_used = now;
-                    now
-                }
-            }
+            None => out.untimed(field, now),
         };
         let p = &mut out.partial;
         p.own(Own::Events, t);

@@ -352,14 +352,15 @@ impl Parser {
                         if is_kv_token(t2) {
                             break 'detect found(Format::Logfmt, self.logfmt(s), d);
                         }
+                        let (ev, sc) = (&mut self.ev, &mut self.scratch);
+                        if t2.ends_with(':') && heroku::heroku_cli_parts(ev, sc, t, t2, rest2) {
+                            break 'detect found(Format::HerokuCli, true, d);
+                        }
                         let (t3, _) = token(rest2);
                         if matches!(t2, "stdout" | "stderr") && matches!(t3, "F" | "P") {
                             break 'detect found(Format::Cri, self.cri(s), d);
                         }
                         let (ev, sc) = (&mut self.ev, &mut self.scratch);
-                        if t2.ends_with(':') && heroku::heroku_cli_parts(ev, sc, t, t2, rest2) {
-                            break 'detect found(Format::HerokuCli, true, d);
-                        }
                         if syslog::is_facility_level(t3) && heroku::parse_pulse(ev, sc, s) {
                             break 'detect found(Format::Pulse, true, d);
                         }

@@ -536,6 +536,7 @@ impl Event {
     /// or nowhere. A reader that wants a few known fields gets them by position in `slots`
     /// without indexing them. A field's value read into `slots` refers to this event's text:
     /// read it with [`Event::resolve`]. Slots are not cleared first.
+    #[inline(always)]
     pub fn read_json_routed<R: Fn(&str) -> Route + ?Sized>(
         &mut self,
         line: &[u8],
