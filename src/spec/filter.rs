@@ -252,6 +252,7 @@ fn conjunction(c: &mut Cursor<'_>, depth: usize) -> Result<Vec<Vec<Cond>>, Strin
             continue;
         }
         dangling = false;
+        let term_at = c.pos();
         let term = if c.peek() == Some('(') {
             let open = c.pos();
             c.eat("(");
@@ -277,6 +278,7 @@ fn conjunction(c: &mut Cursor<'_>, depth: usize) -> Result<Vec<Vec<Cond>>, Strin
         };
         terms += 1;
         if acc.len() * term.len() > MAX_GROUPS {
+            c.point_at(term_at);
             return Err(too_many());
         }
         acc = acc
