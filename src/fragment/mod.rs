@@ -756,7 +756,8 @@ fn no_value<'a>(
         }
     };
     let field = def.value.as_deref().unwrap_or("");
-    let value_ok = matches!(def.agg, AggSpec::Last { .. }) && value.and_then(|v| def.number(v)).is_some();
+    let value_ok =
+        matches!(def.agg, AggSpec::Last { .. }) && value.and_then(|v| def.number(v)).is_some();
     let reason = if value_ok {
         // `last` with its value: a partition field is missing.
         let names = def.partition.as_deref().unwrap_or("").split(',');

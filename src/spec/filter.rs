@@ -416,9 +416,8 @@ fn values(c: &mut Cursor<'_>, sym: &str, field: &str) -> Result<Vec<String>, Str
             c.quoted()?
         } else {
             let v = c.take_until(|r| {
-                r.starts_with(|ch: char| {
-                    ch.is_whitespace() || matches!(ch, '|' | '"' | '(' | ')')
-                }) || r.starts_with("&&")
+                r.starts_with(|ch: char| ch.is_whitespace() || matches!(ch, '|' | '"' | '(' | ')'))
+                    || r.starts_with("&&")
             });
             if c.peek() == Some('(') {
                 c.point_at(c.pos());

@@ -520,7 +520,11 @@ fn agg_field(c: &mut Cursor<'_>, agg: &str, form: &str, list: bool) -> Result<St
                 "{agg} needs the field it reads before the window ({form}), found the window {w:?}"
             ));
         }
-        let fields: Vec<&str> = if list { w.split(',').collect() } else { vec![&w] };
+        let fields: Vec<&str> = if list {
+            w.split(',').collect()
+        } else {
+            vec![&w]
+        };
         fields
             .into_iter()
             .filter(|f| !f.is_empty())
@@ -570,7 +574,12 @@ fn parse_line(c: &mut Cursor<'_>, line: usize) -> Result<Parsed, String> {
     let agg = match agg_word.as_str() {
         "count" => AggSpec::Count,
         "summary" | "quantiles" | "unique" => {
-            value = Some(agg_field(c, &agg_word, &format!("{agg_word} FIELD"), false)?);
+            value = Some(agg_field(
+                c,
+                &agg_word,
+                &format!("{agg_word} FIELD"),
+                false,
+            )?);
             match agg_word.as_str() {
                 "summary" => AggSpec::Summary,
                 "quantiles" => AggSpec::Quantiles,
@@ -606,19 +615,18 @@ fn parse_line(c: &mut Cursor<'_>, line: usize) -> Result<Parsed, String> {
             if p.split(',').any(str::is_empty) {
                 return Err(format!("bad partition field list {p:?} after per"));
             }
-            let func = match need_word(c, &format!("sum, mean, count or max after per {p}"))?
-                .as_str()
-            {
-                "sum" => LastFn::Sum,
-                "mean" => LastFn::Mean,
-                "count" => LastFn::Count,
-                "max" => LastFn::Max,
-                w => {
-                    return Err(format!(
-                        "expected sum, mean, count or max after per {p}, found {w:?}"
-                    ))
-                }
-            };
+            let func =
+                match need_word(c, &format!("sum, mean, count or max after per {p}"))?.as_str() {
+                    "sum" => LastFn::Sum,
+                    "mean" => LastFn::Mean,
+                    "count" => LastFn::Count,
+                    "max" => LastFn::Max,
+                    w => {
+                        return Err(format!(
+                            "expected sum, mean, count or max after per {p}, found {w:?}"
+                        ))
+                    }
+                };
             value = Some(v);
             partition = Some(p);
             AggSpec::Last {

@@ -597,7 +597,8 @@ fn parenthesis_and_field_errors_give_line_and_column() {
         assert_eq!((e.line, e.column), (line, Some(col)), "{text}: {e}");
         assert!(e.message.contains(want), "{text}: {e}");
         assert!(
-            e.to_string().starts_with(&format!("t.stats:{line}:{col}: ")),
+            e.to_string()
+                .starts_with(&format!("t.stats:{line}:{col}: ")),
             "{e}"
         );
     }
@@ -608,13 +609,28 @@ fn parenthesis_and_field_errors_give_line_and_column() {
 #[test]
 fn an_aggregate_without_its_field_says_so() {
     for (text, want) in [
-        ("a summary 60s", "summary needs the field it reads before the window"),
-        ("a quantiles 1m x?", "quantiles needs the field it reads before the window"),
+        (
+            "a summary 60s",
+            "summary needs the field it reads before the window",
+        ),
+        (
+            "a quantiles 1m x?",
+            "quantiles needs the field it reads before the window",
+        ),
         ("a unique 10s", "unique needs the field it reads"),
-        ("a top 5 60s", "top 5 needs the field it reads before the window"),
+        (
+            "a top 5 60s",
+            "top 5 needs the field it reads before the window",
+        ),
         ("a last 60s", "last needs the field it reads"),
-        ("a last v per 60s sum", "last v per needs the field it reads"),
-        ("a summary", "summary needs the field it reads (summary FIELD)"),
+        (
+            "a last v per 60s sum",
+            "last v per needs the field it reads",
+        ),
+        (
+            "a summary",
+            "summary needs the field it reads (summary FIELD)",
+        ),
         ("a summary status=500 60s", "holds '='"),
         ("a count service 60s", "count takes no field"),
     ] {
