@@ -669,6 +669,28 @@ impl Engine {
         out
     }
 
+    /// Count a no-value contribution to stat `i` of the event read by `get` at chunk line
+    /// `line`, describing the first. (Out of line, reading the fields again: the per-event
+    /// loop keeps nothing alive for it.)
+    #[cold]
+    #[inline(never)]
+    fn missed<'e>(
+        &self,
+        i: usize,
+        get: impl Fn(u16) -> Option<ValRef<'e>>,
+        count: &mut u64,
+        first: &mut Option<(u64, String)>,
+        line: u64,
+    ) {
+        *count += 1;
+        if first.is_none() {
+            let plan = &self.plans[i];
+            let value = plan.value.and_then(&get);
+            let parts = plan.parts.iter().map(|&f| get(f));
+            *first = Some((line, no_value(&self.stats.stats[i], value, parts)));
+        }
+    }
+
     /// After a run with [`Engine::track_fields`]: each (stat index, field) where a field
     /// the stat reads occurred in no event, in stat order.
     pub fn never_seen(&self, seen: &FieldsSeen) -> Vec<(usize, &str)> {
@@ -1136,12 +1158,8 @@ impl Engine {
             };
             let Some(input) = def.input_with(value, number, parts, t, text) else {
                 p.own(Own::NoValue, t);
-                out.novalue += 1;
-                if out.first_novalue.is_none() {
-                    let parts = plan.parts.iter().map(|&f| get(f));
-                    let what = no_value(def, value, parts);
-                    out.first_novalue = Some((out.lines.saturating_sub(1), what));
-                }
+                let line = out.lines.saturating_sub(1);
+                self.missed(i, get, &mut out.novalue, &mut out.first_novalue, line);
                 continue;
             };
             let key_id = plan.grouping.map(|g| match gkeys[g as usize] {

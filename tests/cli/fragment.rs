@@ -658,7 +658,7 @@ fn fields_of_a_stats_file_that_never_occur_are_warned_about_at_the_end() {
     let novalue = total(&states, "pulse.novalue");
     assert!(novalue >= 1.0, "{err}");
     assert!(
-        err.contains(&format!(": line 1: no value: stat \"ssh.latency\" (line 5) matched but has no value: field \"latency_ms\" is missing; counted in pulse.novalue")),
+        err.contains(": line 1: no value: stat \"ssh.latency\" (line 5) matched but has no value: field \"latency_ms\" is missing; counted in pulse.novalue"),
         "{err}"
     );
     assert!(err.contains(&format!(" {novalue} no value")), "{err}");
