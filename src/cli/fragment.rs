@@ -11,7 +11,7 @@ use clap::Parser as _;
 use crate::clock::Clock;
 use crate::error::{exit_with, Diag, Error, Result, EXIT_FAILURE, EXIT_OK};
 use crate::fragment::window::Windows;
-use crate::fragment::{Engine, InputKind, Own};
+use crate::fragment::{Engine, FieldsSeen, InputKind, Own};
 use crate::io::{input, output, pipeline, pool::Pool, progress::Progress};
 use crate::parse::{Format, Options as ParseOptions};
 use crate::spec::StatSet;
@@ -94,8 +94,13 @@ pub fn main() -> ! {
 
 /// Load the stats in force: every `--stats` file, or the defaults.
 pub fn load_stats(paths: &[PathBuf]) -> Result<StatSet> {
+    load_stats_from(paths).map(|(set, _)| set)
+}
+
+/// [`load_stats`], with the file each stat comes from (empty for the defaults).
+fn load_stats_from(paths: &[PathBuf]) -> Result<(StatSet, Vec<String>)> {
     if paths.is_empty() {
-        return Ok(StatSet::defaults());
+        return Ok((StatSet::defaults(), Vec::new()));
     }
     let mut set: Option<StatSet> = None;
     // Where each stat so far was defined, to name both places of a name defined twice.
@@ -123,7 +128,24 @@ pub fn load_stats(paths: &[PathBuf]) -> Result<StatSet> {
             Some(s) => s.extend(one).map_err(|e| Error::Usage(e.to_string()))?,
         }
     }
-    Ok(set.unwrap_or_else(StatSet::defaults))
+    let origins = seen.into_iter().map(|(_, origin, _)| origin).collect();
+    Ok((set.unwrap_or_else(StatSet::defaults), origins))
+}
+
+/// At the end of a run with a stats file: one warning per field a stat reads (in its filter,
+/// value, partition or group-by) that occurred in no event, when there were events.
+fn warn_never_seen(engine: &Engine, seen: &FieldsSeen, origins: &[String]) {
+    if seen.events == 0 {
+        return;
+    }
+    for (i, field) in engine.never_seen(seen) {
+        let def = &engine.stats.stats[i];
+        let origin = origins.get(i).map_or("stats", String::as_str);
+        eprintln!(
+            "{TOOL}: {origin}: line {}: stat {:?}: field {field:?} never occurred in {} events",
+            def.line, def.name, seen.events
+        );
+    }
 }
 
 fn default_source() -> String {
@@ -141,7 +163,7 @@ fn default_source() -> String {
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    let stats = load_stats(&args.stats)?;
+    let (stats, origins) = load_stats_from(&args.stats)?;
     if args.list_stats {
         let mut out = output::stdout(false);
         out.write_all(stats.list().as_bytes())?;
@@ -218,7 +240,12 @@ pub fn run(args: Args) -> Result<i32> {
         |t| t as usize,
     );
 
-    let engine = Engine::new(stats, kind, args.lateness, clock).strict(args.strict);
+    // Fields that never occur are worth a warning in the user's stats, not in the defaults
+    // (which cover several kinds of log at once).
+    let engine = Engine::new(stats, kind, args.lateness, clock)
+        .strict(args.strict)
+        .track_fields(!args.stats.is_empty());
+    let mut seen = FieldsSeen::default();
     let src = args.source.clone().unwrap_or_else(default_source);
     let mut windows =
         Windows::new(src, clock, args.grace, args.lateness, args.shards).idle_advance(live);
@@ -253,8 +280,13 @@ pub fn run(args: Args) -> Result<i32> {
                     exact.set_reference(references[input]);
                     let mut got = engine.settle(&mut exact, &mut windows, got, &mut diag, &mut buf);
                     chunks.give(std::mem::take(&mut got.data));
+                    seen.add(&got);
                     let at_line =
                         |line: u64| format!("{}: line {}", names[input], line_base + line + 1);
+                    if let Some((line, what)) = &got.first_novalue {
+                        diag.show("no value", &at_line(*line), what);
+                    }
+                    diag.count("no value", got.novalue);
                     for b in &got.bad {
                         diag.bad(b.kind, &at_line(b.line), &b.detail)?;
                     }
@@ -318,6 +350,7 @@ pub fn run(args: Args) -> Result<i32> {
                     windows.finish(&engine.stats, &mut out)?;
                     out.flush()?;
                     progress.finish();
+                    warn_never_seen(&engine, &seen, &origins);
                     diag.finish();
                     std::process::exit(exit_status(&diag));
                 }
@@ -351,6 +384,7 @@ pub fn run(args: Args) -> Result<i32> {
     }
     windows.finish(&engine.stats, &mut out)?;
     out.flush()?;
+    warn_never_seen(&engine, &seen, &origins);
     diag.finish();
     Ok(exit_status(&diag))
 }

@@ -363,6 +363,15 @@ pub struct ChunkOut {
     pub first_late: Option<(u64, f64, f64)>,
     /// With `--raw`: unparsed, empty and bad-frame lines, as `pulse-parse` reports them.
     pub issues: LineIssues,
+    /// Events read (late ones too).
+    pub events: u64,
+    /// With [`Engine::track_fields`]: the fields (by id) this worker met for the first time
+    /// in this chunk; gather them with [`FieldsSeen::add`].
+    pub seen: Vec<u16>,
+    /// Contributions without a usable value (as counted in `pulse.novalue`), and the first
+    /// of them: (line index in the chunk, what was missing).
+    pub novalue: u64,
+    pub first_novalue: Option<(u64, String)>,
 }
 
 impl ChunkOut {
@@ -532,6 +541,9 @@ pub struct Engine {
     /// Stop reading a chunk at its first bad line (`--strict`: that line ends the run, so
     /// nothing after it may count).
     strict: bool,
+    /// With [`Engine::track_fields`]: the ids of the fields the declared stats read, which
+    /// each worker looks for until it has met them.
+    watched: Vec<u16>,
 }
 
 impl Engine {
@@ -634,6 +646,7 @@ impl Engine {
             groupings,
             numbers: numbers.len(),
             strict: false,
+            watched: Vec::new(),
         }
     }
 
@@ -643,6 +656,170 @@ impl Engine {
         self.strict = strict;
         self
     }
+
+    /// Note which of the fields the declared stats read occur in some event, for
+    /// [`Engine::never_seen`]. A worker looks only for those it has not met yet, so once
+    /// all have occurred this costs one test per event.
+    pub fn track_fields(mut self, on: bool) -> Engine {
+        let mut watched = Vec::new();
+        if on {
+            for i in 0..self.stats.stats.len() {
+                for f in self.stat_fields(i) {
+                    let id = self.fields.of(f);
+                    if !watched.contains(&id) {
+                        watched.push(id);
+                    }
+                }
+            }
+        }
+        self.watched = watched;
+        self
+    }
+
+    /// The fields stat `i` reads, once each: its filter's, its value, its partition, its
+    /// group-by.
+    fn stat_fields(&self, i: usize) -> Vec<&str> {
+        let def = &self.stats.stats[i];
+        let mut out: Vec<&str> = Vec::new();
+        let filter = def.filter.any.iter().flatten().map(|c| c.field.as_str());
+        let parts = def.partition.iter().flat_map(|p| p.split(','));
+        let all = filter
+            .chain(def.value.as_deref())
+            .chain(parts)
+            .chain(def.group_by.iter().map(String::as_str));
+        for f in all {
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+        out
+    }
+
+    /// Count a no-value contribution to stat `i` of the event read by `get` at chunk line
+    /// `line`, describing the first. (Out of line, reading the fields again: the per-event
+    /// loop keeps nothing alive for it.)
+    #[cold]
+    #[inline(never)]
+    fn missed<'e>(
+        &self,
+        i: usize,
+        get: impl Fn(u16) -> Option<ValRef<'e>>,
+        count: &mut u64,
+        first: &mut Option<(u64, String)>,
+        line: u64,
+    ) {
+        *count += 1;
+        if first.is_none() {
+            let plan = &self.plans[i];
+            let value = plan.value.and_then(&get);
+            let parts = plan.parts.iter().map(|&f| get(f));
+            *first = Some((line, no_value(&self.stats.stats[i], value, parts)));
+        }
+    }
+
+    /// After a run with [`Engine::track_fields`]: each (stat index, field) where a field
+    /// the stat reads occurred in no event, in stat order.
+    pub fn never_seen(&self, seen: &FieldsSeen) -> Vec<(usize, &str)> {
+        if self.watched.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for i in 0..self.stats.stats.len() {
+            for f in self.stat_fields(i) {
+                let id = self.fields.of(f) as usize;
+                if !seen.seen.get(id).copied().unwrap_or(false) {
+                    out.push((i, f));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Which of the fields the stats read occurred in the events of a run, gathered from the
+/// chunks in [`ChunkOut::seen`], and how many events there were.
+#[derive(Debug, Default)]
+pub struct FieldsSeen {
+    seen: Vec<bool>,
+    pub events: u64,
+}
+
+impl FieldsSeen {
+    pub fn add(&mut self, got: &ChunkOut) {
+        self.events += got.events;
+        for &id in &got.seen {
+            let id = id as usize;
+            if self.seen.len() <= id {
+                self.seen.resize(id + 1, false);
+            }
+            self.seen[id] = true;
+        }
+    }
+}
+
+/// Move the fields of `unseen` that the event has (`get`) to `seen`.
+#[cold]
+#[inline(never)]
+fn note_seen<'e>(
+    unseen: &mut Vec<u16>,
+    get: impl Fn(u16) -> Option<ValRef<'e>>,
+    seen: &mut Vec<u16>,
+) {
+    unseen.retain(|&id| {
+        let met = get(id).is_some();
+        if met {
+            seen.push(id);
+        }
+        !met
+    });
+}
+
+/// Why the value of l2met key `k` is no number.
+#[cold]
+#[inline(never)]
+fn l2met_no_value(k: &str, v: ValRef<'_>) -> String {
+    let mut text = String::new();
+    v.write_text(&mut text);
+    format!("l2met key {k:?}: {text:?} is not a number; counted in pulse.novalue")
+}
+
+/// What stat `def` missed in an event it passed: the value, or a partition field.
+#[cold]
+#[inline(never)]
+fn no_value<'a>(
+    def: &crate::spec::StatDef,
+    value: Option<ValRef<'a>>,
+    parts: impl Iterator<Item = Option<ValRef<'a>>>,
+) -> String {
+    let what = |field: &str, v: Option<ValRef<'_>>| match v {
+        None => format!("field {field:?} is missing"),
+        Some(ValRef::Null) => format!("field {field:?} is empty"),
+        Some(v) => {
+            let mut text = String::new();
+            v.write_text(&mut text);
+            match def.unit {
+                Some(u) => format!("{field} {text:?} is not a number in {}", u.name()),
+                None => format!("{field} {text:?} is not a number"),
+            }
+        }
+    };
+    let field = def.value.as_deref().unwrap_or("");
+    let value_ok =
+        matches!(def.agg, AggSpec::Last { .. }) && value.and_then(|v| def.number(v)).is_some();
+    let reason = if value_ok {
+        // `last` with its value: a partition field is missing.
+        let names = def.partition.as_deref().unwrap_or("").split(',');
+        names
+            .zip(parts)
+            .find(|(_, p)| matches!(p, None | Some(ValRef::Null)))
+            .map_or_else(|| "no usable value".to_string(), |(f, p)| what(f, p))
+    } else {
+        what(field, value)
+    };
+    format!(
+        "stat {:?} (line {}) matched but has no value: {reason}; counted in pulse.novalue",
+        def.name, def.line
+    )
 }
 
 /// A stat's filter over the truth of every condition (an event's condition bits).
@@ -724,6 +901,8 @@ struct Work {
     numbers: Vec<Option<Option<f64>>>,
     /// Reads event times, keeping the last one's date and hour.
     times: Rfc3339Reader,
+    /// The watched fields (see [`Engine::track_fields`]) this worker has not met yet.
+    unseen: Vec<u16>,
 }
 
 /// Keep at most this many bad-line reports per chunk (all are counted).
@@ -757,6 +936,7 @@ impl Engine {
                 gkeys: vec![None; self.groupings.len()],
                 numbers: vec![None; self.numbers],
                 times: Rfc3339Reader::default(),
+                unseen: self.watched.clone(),
             },
         }
     }
@@ -800,6 +980,10 @@ impl Engine {
             first_bad_time: None,
             first_late: None,
             issues: LineIssues::default(),
+            events: 0,
+            seen: Vec::new(),
+            novalue: 0,
+            first_novalue: None,
         };
         let now = out.now;
         let Scratch {
@@ -880,7 +1064,10 @@ impl Engine {
         let newest = windows.newest();
         if got.min_kept < newest - self.lateness || (got.untimed_first && newest.is_finite()) {
             let data = std::mem::take(&mut got.data);
+            // The worker met these fields; the re-run's scratch may not report them again.
+            let seen = std::mem::take(&mut got.seen);
             got = self.process(exact, &data, Some(newest));
+            got.seen.extend(seen);
         }
         let mut partial = std::mem::take(&mut got.partial);
         for &(own, t, n) in &got.timeless {
@@ -944,8 +1131,13 @@ impl Engine {
             gkeys,
             numbers,
             times,
+            unseen,
             ..
         } = w;
+        out.events += 1;
+        if !unseen.is_empty() {
+            note_seen(unseen, get, &mut out.seen);
+        }
         let field = get(self.time_id);
         let t = match time_with(field, times) {
             Some(t) => {
@@ -1002,6 +1194,8 @@ impl Engine {
             };
             let Some(input) = def.input_with(value, number, parts, t, text) else {
                 p.own(Own::NoValue, t);
+                let line = out.lines.saturating_sub(1);
+                self.missed(i, get, &mut out.novalue, &mut out.first_novalue, line);
                 continue;
             };
             let key_id = plan.grouping.map(|g| match gkeys[g as usize] {
@@ -1038,11 +1232,21 @@ impl Engine {
                             Some(x) => Input::Num(x),
                             None => {
                                 p.own(Own::NoValue, t);
+                                out.novalue += 1;
+                                if out.first_novalue.is_none() {
+                                    let line = out.lines.saturating_sub(1);
+                                    out.first_novalue = Some((line, l2met_no_value(k, v)));
+                                }
                                 continue;
                             }
                         },
                         _ => {
                             p.own(Own::NoValue, t);
+                            out.novalue += 1;
+                            if out.first_novalue.is_none() {
+                                let line = out.lines.saturating_sub(1);
+                                out.first_novalue = Some((line, l2met_no_value(k, v)));
+                            }
                             continue;
                         }
                     },

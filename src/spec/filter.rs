@@ -1,12 +1,12 @@
 //! Filters: which events a stat counts.
 //!
 //! A filter is an OR (`||`) of groups, each an AND (blank or `&&`) of conditions on event
-//! fields. An empty filter matches every event. Evaluation borrows from the event and does not
+//! fields; parentheses in a stats file are multiplied out into that form when parsed. An empty filter matches every event. Evaluation borrows from the event and does not
 //! allocate.
 
 use std::fmt;
 
-use super::lex::{write_word, Cursor, OP_CHARS};
+use super::lex::{check_field, write_field, write_word, Cursor, OP_CHARS};
 use super::unit::{parse_quantity, split_quantity, Suffix, Unit};
 use crate::record::{same_bytes, Event, ValRef};
 
@@ -169,47 +169,137 @@ impl Filter {
     }
 
     /// Parse conditions from the cursor up to the end of line or a clause keyword
-    /// (`by`, `max-keys`).
+    /// (`by`, `max-keys`). Parentheses group (`(a=1 || b=2) c=3`); they are multiplied out
+    /// into the OR of AND-groups, of at most [`MAX_GROUPS`] groups.
     pub fn parse(c: &mut Cursor<'_>) -> Result<Filter, String> {
-        let mut any: Vec<Vec<Cond>> = vec![Vec::new()];
-        // An `&&` not yet followed by its right-hand condition.
-        let mut dangling = false;
         if c.peek_word_is("where") {
             c.eat("where");
         }
-        while c.more() {
-            if c.peek_word_is("by") || c.peek_word_is("max-keys") {
-                break;
-            }
-            if c.eat("||") {
-                if dangling || any.last().is_some_and(Vec::is_empty) {
-                    return Err("`||` needs a condition on each side".into());
-                }
-                any.push(Vec::new());
-                continue;
-            }
-            if c.eat("&&") {
-                if any.last().is_some_and(Vec::is_empty) {
-                    return Err("`&&` needs a condition on each side".into());
-                }
-                dangling = true;
-                continue;
-            }
-            dangling = false;
-            let cond = parse_cond(c)?;
-            any.last_mut().expect("a group").push(cond);
-        }
-        if dangling {
-            return Err("`&&` needs a condition on each side".into());
-        }
-        if any.last().is_some_and(Vec::is_empty) {
-            if any.len() > 1 {
-                return Err("`||` needs a condition on each side".into());
-            }
-            any.clear();
+        let any = disjunction(c, 0)?;
+        c.skip_blanks();
+        if c.peek() == Some(')') {
+            c.point_at(c.pos());
+            return Err(format!("`)` without its `(`; {QUOTE_PARENS}"));
         }
         Ok(Filter { any })
     }
+}
+
+/// The most AND-groups a filter may have once its parentheses are multiplied out
+/// (`(a || b) (c || d)` is 4: `a c || a d || b c || b d`).
+pub const MAX_GROUPS: usize = 64;
+
+const QUOTE_PARENS: &str = "a value holding a parenthesis is written in double quotes \
+                            (msg~\"(error)\")";
+
+fn is_end(c: &mut Cursor<'_>) -> bool {
+    !c.more() || c.peek_word_is("by") || c.peek_word_is("max-keys")
+}
+
+/// An OR (`||`) of conjunctions, up to the end of the filter or a `)`.
+fn disjunction(c: &mut Cursor<'_>, depth: usize) -> Result<Vec<Vec<Cond>>, String> {
+    let mut any: Vec<Vec<Cond>> = Vec::new();
+    let mut first = true;
+    loop {
+        let groups = conjunction(c, depth)?;
+        c.skip_blanks();
+        let or = c.rest().starts_with("||");
+        if groups.is_empty() && (or || !first) {
+            c.point_at(c.pos());
+            return Err("`||` needs a condition on each side".into());
+        }
+        any.extend(groups);
+        if any.len() > MAX_GROUPS {
+            return Err(too_many());
+        }
+        if !or {
+            return Ok(any);
+        }
+        c.eat("||");
+        first = false;
+    }
+}
+
+fn too_many() -> String {
+    format!(
+        "the filter has more than {MAX_GROUPS} alternatives once its parentheses are \
+         multiplied out; split it into several stats"
+    )
+}
+
+/// An AND (blank or `&&`) of conditions and parenthesised groups, up to `||`, `)` or the end,
+/// as an OR of AND-groups (empty when there is no condition).
+fn conjunction(c: &mut Cursor<'_>, depth: usize) -> Result<Vec<Vec<Cond>>, String> {
+    // The AND of no condition: one empty group.
+    let mut acc: Vec<Vec<Cond>> = vec![Vec::new()];
+    let mut terms = 0;
+    // An `&&` not yet followed by its right-hand condition.
+    let mut dangling = false;
+    let and_error = |c: &mut Cursor<'_>| {
+        c.point_at(c.pos());
+        Err("`&&` needs a condition on each side".to_string())
+    };
+    loop {
+        if is_end(c) || c.rest().starts_with("||") || c.peek() == Some(')') {
+            break;
+        }
+        if c.rest().starts_with("&&") {
+            if terms == 0 || dangling {
+                return and_error(c);
+            }
+            c.eat("&&");
+            dangling = true;
+            continue;
+        }
+        dangling = false;
+        let term_at = c.pos();
+        let term = if c.peek() == Some('(') {
+            let open = c.pos();
+            c.eat("(");
+            let inner = disjunction(c, depth + 1)?;
+            c.skip_blanks();
+            if !c.eat(")") {
+                c.point_at(open);
+                return Err("this `(` is not closed: a `)` is missing".into());
+            }
+            if inner.is_empty() {
+                c.point_at(open);
+                return Err("empty parentheses: `()` holds no condition".into());
+            }
+            inner
+        } else if c.rest().starts_with("!(") {
+            c.point_at(c.pos());
+            return Err(
+                "`!` applies to one field (!FIELD); a group in parentheses cannot be negated"
+                    .into(),
+            );
+        } else {
+            vec![vec![parse_cond(c)?]]
+        };
+        terms += 1;
+        if acc.len() * term.len() > MAX_GROUPS {
+            c.point_at(term_at);
+            return Err(too_many());
+        }
+        acc = acc
+            .iter()
+            .flat_map(|a| {
+                term.iter().map(move |t| {
+                    let mut g = a.clone();
+                    for cond in t {
+                        if !g.contains(cond) {
+                            g.push(cond.clone());
+                        }
+                    }
+                    g
+                })
+            })
+            .collect();
+    }
+    if dangling {
+        return and_error(c);
+    }
+    Ok(if terms == 0 { Vec::new() } else { acc })
 }
 
 const EXPECTED: &str = "expected a condition: FIELD=VALUE, FIELD!=VALUE, FIELD<N, FIELD<=N, \
@@ -227,6 +317,7 @@ fn field_name(c: &mut Cursor<'_>) -> Result<String, String> {
             None => EXPECTED.to_string(),
         });
     }
+    check_field(name)?;
     Ok(name.to_string())
 }
 
@@ -324,11 +415,15 @@ fn values(c: &mut Cursor<'_>, sym: &str, field: &str) -> Result<Vec<String>, Str
         let v = if c.peek() == Some('"') {
             c.quoted()?
         } else {
-            c.take_until(|r| {
-                r.starts_with(|ch: char| ch.is_whitespace() || ch == '|' || ch == '"')
+            let v = c.take_until(|r| {
+                r.starts_with(|ch: char| ch.is_whitespace() || matches!(ch, '|' | '"' | '(' | ')'))
                     || r.starts_with("&&")
-            })
-            .to_string()
+            });
+            if c.peek() == Some('(') {
+                c.point_at(c.pos());
+                return Err(format!("{field}{sym}{v}(...: {QUOTE_PARENS}"));
+            }
+            v.to_string()
         };
         if v.is_empty() && (c.rest().starts_with('|') && !c.rest().starts_with("||")) {
             return Err(format!("empty alternative in {field}{sym}"));
@@ -354,14 +449,14 @@ fn write_alts(out: &mut String, alts: impl Iterator<Item = impl AsRef<str>>) {
         if i > 0 {
             out.push('|');
         }
-        write_word(out, a.as_ref(), &['|']);
+        write_word(out, a.as_ref(), &['|', '(', ')']);
     }
 }
 
 impl fmt::Display for Cond {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = String::new();
-        let field = |out: &mut String| write_word(out, &self.field, OP_CHARS);
+        let field = |out: &mut String| write_field(out, &self.field);
         match &self.test {
             Test::Absent => {
                 out.push('!');

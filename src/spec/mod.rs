@@ -19,8 +19,9 @@
 //! AGG       := count | summary F | quantiles F | unique F | top K F
 //!            | last F per F[,F...] (sum|mean|count|max)
 //! OPTION    := (in|as) UNIT | within DURATION          (within: last only)
-//! WINDOW    := DURATION                                (10s, 60s, 1m, 1h; whole seconds)
-//! FILTER    := [where] COND ([&&] COND | "||" COND)*
+//! WINDOW    := DURATION                                (10s, 60s, 1m, 1h, 1d; whole seconds)
+//! FILTER    := [where] OR        OR := AND ("||" AND)*        AND := TERM ([&&] TERM)*
+//! TERM      := COND | "(" OR ")"                       (multiplied out, at most 64 ANDs)
 //! COND      := F=V[|V...] | F!=V[|V...] | F<N | F<=N | F>N | F>=N | F~T[|T...] | F!~T[|T...]
 //!            | F? | !F
 //! CLAUSE    := by F[,F...] | max-keys N
@@ -43,7 +44,7 @@ pub use unit::{parse_quantity, split_quantity, Dim, Suffix, Unit};
 
 use crate::record::{Event, ValRef};
 use crate::stat::{AggSpec, Input, LastFn};
-use lex::{logical_lines, write_word, Cursor};
+use lex::{bare_field, check_field, logical_lines, write_field, Cursor};
 
 /// Default cap on the number of group keys of one stat per window.
 pub const DEFAULT_MAX_KEYS: usize = 10_000;
@@ -168,7 +169,7 @@ impl StatDef {
         let field = |out: &mut String| {
             if let Some(v) = &self.value {
                 out.push(' ');
-                write_word(out, v, &[]);
+                write_field(out, v);
             }
         };
         match &self.agg {
@@ -198,7 +199,7 @@ impl StatDef {
                     if i > 0 {
                         out.push(',');
                     }
-                    write_word(&mut out, p, &[',']);
+                    write_field(&mut out, p);
                 }
                 out.push(' ');
                 out.push_str(func.name());
@@ -223,7 +224,7 @@ impl StatDef {
                 if i > 0 {
                     out.push(',');
                 }
-                write_word(&mut out, g, &[',']);
+                write_field(&mut out, g);
             }
         }
         if self.max_keys != DEFAULT_MAX_KEYS {
@@ -300,12 +301,18 @@ impl fmt::Display for StatDef {
 pub struct SpecError {
     pub origin: String,
     pub line: usize,
+    /// The column (in characters, from 1) of what is wrong, when it is one place.
+    pub column: Option<usize>,
     pub message: String,
 }
 
 impl fmt::Display for SpecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.origin, self.line, self.message)
+        write!(f, "{}:{}:", self.origin, self.line)?;
+        if let Some(col) = self.column {
+            write!(f, "{col}:")?;
+        }
+        write!(f, " {}", self.message)
     }
 }
 
@@ -324,13 +331,25 @@ impl StatSet {
     /// Parse a stats file's text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<StatSet, SpecError> {
         let mut set = StatSet::default();
-        for (line, body) in logical_lines(text) {
+        for logical in logical_lines(text) {
+            let line = logical.line;
             let err = |message: String| SpecError {
                 origin: origin.to_string(),
                 line,
+                column: None,
                 message,
             };
-            match parse_line(&body, line).map_err(err)? {
+            let mut c = Cursor::new(&logical.text);
+            let parsed = parse_line(&mut c, line).map_err(|message| {
+                let (line, col) = logical.place(c.tok());
+                SpecError {
+                    origin: origin.to_string(),
+                    line,
+                    column: Some(col),
+                    message,
+                }
+            })?;
+            match parsed {
                 Parsed::Nothing => {}
                 Parsed::L2met(on) => set.l2met = on,
                 Parsed::Stat(def) => {
@@ -360,6 +379,7 @@ impl StatSet {
                 return Err(SpecError {
                     origin: "stats".to_string(),
                     line: s.line,
+                    column: None,
                     message: format!(
                         "stat {:?} is defined twice (also at line {} of an earlier stats file)",
                         s.name, prev.line
@@ -449,22 +469,32 @@ fn valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "_.-:/@".contains(c))
 }
 
-/// A duration in whole seconds: `10s`, `1m`, `5min`, `1h`, `1500ms` is not whole.
+/// A duration in whole seconds: `10s`, `1m`, `5min`, `1h`, `1d`; `1500ms` is not whole.
 fn duration(word: &str) -> Result<u32, String> {
-    let (x, unit) = match split_quantity(word) {
-        Some((x, Suffix::Unit(u))) if u.dim() == Dim::Time => (x, u),
+    const UNITS: &str = "s, m, h or d (10s, 90s, 1m, 30m, 1h, 1d)";
+    let secs = match split_quantity(word) {
+        Some((x, Suffix::Unit(u))) if u.dim() == Dim::Time => {
+            u.convert(x, Unit::S).expect("time converts to seconds")
+        }
+        Some((x, Suffix::Other))
+            if matches!(
+                word.trim_start_matches(|c: char| !c.is_alphabetic()),
+                "d" | "day" | "days"
+            ) =>
+        {
+            x * 86_400.0
+        }
         Some((_, Suffix::None)) => {
             return Err(format!(
-                "{word:?} needs a unit: {word}s, or a multiple like 1m or 1h"
+                "{word:?} needs a unit: {word}s, or a multiple like 1m, 1h or 1d"
             ))
         }
         _ => {
             return Err(format!(
-                "{word:?} is not a duration like 10s, 60s, 1m or 1h"
+                "{word:?} is not a duration: a number with a unit {UNITS}"
             ))
         }
     };
-    let secs = unit.convert(x, Unit::S).expect("time converts to seconds");
     let rounded = secs.round();
     if (secs - rounded).abs() > 1e-9 || rounded < 1.0 || rounded > u32::MAX as f64 {
         return Err(format!(
@@ -474,18 +504,47 @@ fn duration(word: &str) -> Result<u32, String> {
     Ok(rounded as u32)
 }
 
+/// The field an aggregate reads (`summary FIELD`; `form` is the aggregate's syntax). A
+/// missing field, or the window or a condition where the field should be, is named as such.
+fn agg_field(c: &mut Cursor<'_>, agg: &str, form: &str, list: bool) -> Result<String, String> {
+    c.skip_blanks();
+    let quoted = c.peek() == Some('"');
+    let Some(w) = c.word()? else {
+        return Err(format!(
+            "{agg} needs the field it reads ({form}), found the end of the line"
+        ));
+    };
+    if !quoted {
+        if duration(&w).is_ok() {
+            return Err(format!(
+                "{agg} needs the field it reads before the window ({form}), found the window {w:?}"
+            ));
+        }
+        let fields: Vec<&str> = if list {
+            w.split(',').collect()
+        } else {
+            vec![&w]
+        };
+        fields
+            .into_iter()
+            .filter(|f| !f.is_empty())
+            .try_for_each(check_field)
+            .map_err(|e| format!("{agg} needs the field it reads ({form}): {e}"))?;
+    }
+    Ok(w)
+}
+
 fn need_word(c: &mut Cursor<'_>, what: &str) -> Result<String, String> {
     c.word()?
         .ok_or_else(|| format!("expected {what}, found the end of the line"))
 }
 
-fn parse_line(text: &str, line: usize) -> Result<Parsed, String> {
-    let mut c = Cursor::new(text);
+fn parse_line(c: &mut Cursor<'_>, line: usize) -> Result<Parsed, String> {
     let Some(name) = c.word()? else {
         return Ok(Parsed::Nothing);
     };
     if name == "l2met" {
-        let on = match need_word(&mut c, "on or off after l2met")?.as_str() {
+        let on = match need_word(c, "on or off after l2met")?.as_str() {
             "on" => true,
             "off" => false,
             w => return Err(format!("expected on or off after l2met, found {w:?}")),
@@ -509,15 +568,18 @@ fn parse_line(text: &str, line: usize) -> Result<Parsed, String> {
             "stat name {name:?}: names beginning with {OWN_PREFIX:?} are pulse-fragment's own stats"
         ));
     }
-    let agg_word = need_word(&mut c, &format!("an aggregate after {name}: {AGGREGATES}"))?;
-    let field =
-        |c: &mut Cursor<'_>, after: &str| need_word(c, &format!("a field name after {after}"));
+    let agg_word = need_word(c, &format!("an aggregate after {name}: {AGGREGATES}"))?;
     let mut value = None;
     let mut partition = None;
     let agg = match agg_word.as_str() {
         "count" => AggSpec::Count,
         "summary" | "quantiles" | "unique" => {
-            value = Some(field(&mut c, &agg_word)?);
+            value = Some(agg_field(
+                c,
+                &agg_word,
+                &format!("{agg_word} FIELD"),
+                false,
+            )?);
             match agg_word.as_str() {
                 "summary" => AggSpec::Summary,
                 "quantiles" => AggSpec::Quantiles,
@@ -525,7 +587,7 @@ fn parse_line(text: &str, line: usize) -> Result<Parsed, String> {
             }
         }
         "top" => {
-            let k = need_word(&mut c, "a count K after top (top K FIELD)")?;
+            let k = need_word(c, "a count K after top (top K FIELD)")?;
             let k: usize = match k.parse() {
                 Ok(k) if k >= 1 => k,
                 _ => {
@@ -534,11 +596,12 @@ fn parse_line(text: &str, line: usize) -> Result<Parsed, String> {
                     ))
                 }
             };
-            value = Some(field(&mut c, &format!("top {k}"))?);
+            value = Some(agg_field(c, &format!("top {k}"), "top K FIELD", false)?);
             AggSpec::Top { k }
         }
         "last" => {
-            let v = field(&mut c, "last")?;
+            const LAST: &str = "last FIELD per FIELD sum|mean|count|max";
+            let v = agg_field(c, "last", LAST, false)?;
             match c.word()? {
                 Some(w) if w == "per" => {}
                 w => {
@@ -548,23 +611,22 @@ fn parse_line(text: &str, line: usize) -> Result<Parsed, String> {
                     ))
                 }
             }
-            let p = field(&mut c, "per")?;
+            let p = agg_field(c, &format!("last {v} per"), LAST, true)?;
             if p.split(',').any(str::is_empty) {
                 return Err(format!("bad partition field list {p:?} after per"));
             }
-            let func = match need_word(&mut c, &format!("sum, mean, count or max after per {p}"))?
-                .as_str()
-            {
-                "sum" => LastFn::Sum,
-                "mean" => LastFn::Mean,
-                "count" => LastFn::Count,
-                "max" => LastFn::Max,
-                w => {
-                    return Err(format!(
-                        "expected sum, mean, count or max after per {p}, found {w:?}"
-                    ))
-                }
-            };
+            let func =
+                match need_word(c, &format!("sum, mean, count or max after per {p}"))?.as_str() {
+                    "sum" => LastFn::Sum,
+                    "mean" => LastFn::Mean,
+                    "count" => LastFn::Count,
+                    "max" => LastFn::Max,
+                    w => {
+                        return Err(format!(
+                            "expected sum, mean, count or max after per {p}, found {w:?}"
+                        ))
+                    }
+                };
             value = Some(v);
             partition = Some(p);
             AggSpec::Last {
@@ -590,14 +652,23 @@ fn parse_line(text: &str, line: usize) -> Result<Parsed, String> {
         max_keys: DEFAULT_MAX_KEYS,
         line,
     };
-    options(&mut c, &mut def)?;
+    options(c, &mut def)?;
     let w = need_word(
-        &mut c,
-        "a window such as 10s, 60s, 1m or 1h after the aggregate",
+        c,
+        "a window such as 10s, 60s, 1m, 1h or 1d after the aggregate",
     )?;
-    def.secs = duration(&w).map_err(|e| format!("expected a window after the aggregate: {e}"))?;
-    options(&mut c, &mut def)?;
-    def.filter = Filter::parse(&mut c)?;
+    def.secs = duration(&w).map_err(|e| {
+        if def.agg == AggSpec::Count && bare_field(&w) && split_quantity(&w).is_none() {
+            format!(
+                "expected a window after count, found {w:?}: count takes no field \
+                 (for the values of a field: summary {w}, unique {w}, top K {w} ...)"
+            )
+        } else {
+            format!("expected a window after the aggregate: {e}")
+        }
+    })?;
+    options(c, &mut def)?;
+    def.filter = Filter::parse(c)?;
     let mut seen_by = false;
     let mut seen_max = false;
     while c.more() {
@@ -613,8 +684,10 @@ fn parse_line(text: &str, line: usize) -> Result<Parsed, String> {
                 if quoted {
                     def.group_by.push(w);
                 } else {
-                    def.group_by
-                        .extend(w.split(',').filter(|s| !s.is_empty()).map(String::from));
+                    for f in w.split(',').filter(|s| !s.is_empty()) {
+                        check_field(f).map_err(|e| format!("by: {e}"))?;
+                        def.group_by.push(f.to_string());
+                    }
                 }
             }
             if def.group_by.is_empty() {
@@ -626,7 +699,7 @@ fn parse_line(text: &str, line: usize) -> Result<Parsed, String> {
             }
             seen_max = true;
             c.eat("max-keys");
-            let n = need_word(&mut c, "a number after max-keys")?;
+            let n = need_word(c, "a number after max-keys")?;
             def.max_keys = match n.parse() {
                 Ok(n) if n >= 1 => n,
                 _ => return Err(format!("expected a number ≥ 1 after max-keys, found {n:?}")),

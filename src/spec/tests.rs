@@ -115,7 +115,7 @@ fn errors_name_the_file_and_line_and_what_was_expected() {
         ("a count 0s", 1, "at least 1s"),
         ("a average x 60s", 1, "expected an aggregate"),
         ("a", 1, "expected an aggregate"),
-        ("a summary", 1, "a field name after summary"),
+        ("a summary", 1, "summary needs the field it reads"),
         ("a top x f 60s", 1, "expected a count K"),
         ("a last v sum 60s", 1, "expected per"),
         ("a last v per p median 60s", 1, "sum, mean, count or max"),
@@ -158,7 +158,7 @@ fn errors_name_the_file_and_line_and_what_was_expected() {
         assert_eq!(e.origin, "t.stats");
         assert!(e.message.contains(want), "{text}: {e}");
         assert!(
-            e.to_string().starts_with(&format!("t.stats:{line}: ")),
+            e.to_string().starts_with(&format!("t.stats:{line}:")),
             "{e}"
         );
     }
@@ -531,11 +531,146 @@ proptest::proptest! {
         secs in 1u32..100_000,
     ) {
         let (mut quoted, mut quoted_y) = (String::new(), String::new());
-        lex::write_word(&mut quoted, &value, &['|']);
-        lex::write_word(&mut quoted_y, &format!("{value}y"), &['|']);
+        lex::write_word(&mut quoted, &value, &['|', '(', ')']);
+        lex::write_word(&mut quoted_y, &format!("{value}y"), &['|', '(', ')']);
         let text = format!("{name} summary {field} {secs}s {field}!={quoted} {field}~x|{quoted_y} by {field}");
         let set = StatSet::parse(&text, "p").map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{text}: {e}")))?;
         let again = StatSet::parse(&set.list(), "listed").expect("list re-parses");
         proptest::prop_assert_eq!(strip_lines(set), strip_lines(again));
     }
+}
+
+#[test]
+fn parentheses_group_and_are_multiplied_out() {
+    let d = one("e count 60s (status=500 || status=502) ps=router");
+    assert_eq!(
+        d.filter.to_string(),
+        "status=500 ps=router || status=502 ps=router"
+    );
+    assert!(d.matches(&ev("status=502 ps=router")));
+    assert!(!d.matches(&ev("status=502 ps=web")));
+    assert!(!d.matches(&ev("status=404 ps=router")));
+    // Nested, with `&&`, blanks inside the parentheses and a group first on the line.
+    let n = one("n count 60s where ( a? && (b=1 || c=2) ) || d? by host");
+    assert_eq!(n.filter.to_string(), "a? b=1 || a? c=2 || d?");
+    assert_eq!(n.group_by, vec!["host"]);
+    let x = one("x count 60s (a? || b?) (c? || d?)");
+    assert_eq!(x.filter.any.len(), 4);
+    assert!(x.matches(&ev("b d")) && !x.matches(&ev("a b")));
+    // A condition repeated by the expansion is kept once per group.
+    let r = one("r count 60s (a? || b?) a?");
+    assert_eq!(r.filter.to_string(), "a? || b? a?");
+    // Parentheses in quotes are text; the list reads back.
+    let q = one(r#"q count 60s ("odd (name)"=1 || b?) msg~"(error)""#);
+    let set = StatSet::parse(&q.to_string(), "again").unwrap();
+    assert_eq!(set.stats[0].filter, q.filter);
+    assert!(q.matches(&{
+        let mut e = Event::new();
+        e.set_str("msg", "x (error) y");
+        e.set_str("odd (name)", "1");
+        e
+    }));
+}
+
+#[test]
+fn parenthesis_and_field_errors_give_line_and_column() {
+    for (text, line, col, want) in [
+        ("a count 60s (status=500", 1, 13, "`(` is not closed"),
+        ("a count 60s status=500)", 1, 23, "`)` without its `(`"),
+        ("a count 60s (status=500 by host", 1, 13, "not closed"),
+        ("a count 60s ()", 1, 13, "empty parentheses"),
+        ("a count 60s !(a? || b?)", 1, 13, "cannot be negated"),
+        ("a count 60s (a? ||)", 1, 19, "`||` needs a condition"),
+        ("a count 60s msg~x(y)", 1, 18, "written in double quotes"),
+        ("\na count 60s st;atus=1", 2, 13, "holds ';'"),
+        ("a count 60s by (host)", 1, 16, "holds '('"),
+        ("a count 60s \\\n  by h,o;st", 2, 6, "holds ';'"),
+        ("a summary (latency) 60s", 1, 11, "holds '('"),
+        (
+            "a count 60s (a?||b?)(c?||d?)(e?||f?)(g?||h?)(i?||j?)(k?||l?)(m?||n?)",
+            1,
+            61,
+            "more than 64 alternatives",
+        ),
+    ] {
+        let e = err(text);
+        assert_eq!((e.line, e.column), (line, Some(col)), "{text}: {e}");
+        assert!(e.message.contains(want), "{text}: {e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("t.stats:{line}:{col}: ")),
+            "{e}"
+        );
+    }
+    // Six pairs make 64: allowed.
+    one("a count 60s (a?||b?)(c?||d?)(e?||f?)(g?||h?)(i?||j?)(k?||l?)");
+}
+
+#[test]
+fn an_aggregate_without_its_field_says_so() {
+    for (text, want) in [
+        (
+            "a summary 60s",
+            "summary needs the field it reads before the window",
+        ),
+        (
+            "a quantiles 1m x?",
+            "quantiles needs the field it reads before the window",
+        ),
+        ("a unique 10s", "unique needs the field it reads"),
+        (
+            "a top 5 60s",
+            "top 5 needs the field it reads before the window",
+        ),
+        ("a last 60s", "last needs the field it reads"),
+        (
+            "a last v per 60s sum",
+            "last v per needs the field it reads",
+        ),
+        (
+            "a summary",
+            "summary needs the field it reads (summary FIELD)",
+        ),
+        ("a summary status=500 60s", "holds '='"),
+        ("a count service 60s", "count takes no field"),
+    ] {
+        let e = err(text);
+        assert!(e.message.contains(want), "{text}: {e}");
+    }
+    // A field really named like a window is quoted.
+    assert_eq!(one(r#"a summary "60s" 60s"#).value.as_deref(), Some("60s"));
+}
+
+#[test]
+fn windows_take_seconds_minutes_hours_and_days() {
+    for (w, secs) in [
+        ("1s", 1),
+        ("90s", 90),
+        ("30m", 1800),
+        ("5min", 300),
+        ("2h", 7200),
+        ("1.5h", 5400),
+        ("1d", 86_400),
+        ("7d", 604_800),
+        ("2days", 172_800),
+        ("1000ms", 1),
+    ] {
+        assert_eq!(one(&format!("a count {w}")).secs, secs, "{w}");
+    }
+    for (w, want) in [
+        ("1w", "a number with a unit s, m, h or d"),
+        ("60", "needs a unit"),
+        ("1.5s", "whole number of seconds"),
+    ] {
+        let e = err(&format!("a count {w}"));
+        assert!(e.message.contains(want), "{w}: {e}");
+    }
+    let l = one("l last v per p sum within 1d 1d");
+    assert_eq!(
+        l.agg,
+        AggSpec::Last {
+            func: LastFn::Sum,
+            recency: 86_400
+        }
+    );
 }

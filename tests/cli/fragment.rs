@@ -612,3 +612,114 @@ fn sigterm_on_a_live_stream_writes_every_window_as_at_its_end() {
         .unwrap();
     assert!(wm >= 1767225660, "windows not closed: wm {wm}");
 }
+
+#[test]
+fn fields_of_a_stats_file_that_never_occur_are_warned_about_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = stats_file(
+        &dir,
+        "ssh.failed   count 60s  sourse=sshd msg~Failed\n\
+         ssh.users    count 60s  source=sshd  by usr\n\
+         # a comment line\n\
+         ssh.ok       count 60s  (source=sshd || source=sudo) msg~Accepted\n\
+         ssh.latency  summary latency_ms 60s source=sshd\n",
+    );
+    let log = fixture("real/beats/auth-test.log");
+    let log = log.to_str().unwrap();
+    let args = [
+        "--raw", "--year", "2024", "--now", "0", "--source", "t", "--stats", &stats, log,
+    ];
+    let out = run("pulse-fragment", &args, b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    for (line, stat, field) in [
+        (1, "ssh.failed", "sourse"),
+        (2, "ssh.users", "usr"),
+        (5, "ssh.latency", "latency_ms"),
+    ] {
+        let want = format!(
+            "pulse-fragment: {stats}: line {line}: stat \"{stat}\": field \"{field}\" never occurred in 10 events\n"
+        );
+        assert_eq!(err.matches(&want).count(), 1, "{want}\n{err}");
+    }
+    assert_eq!(err.matches("never occurred").count(), 3, "{err}");
+    // The parenthesised filter counts both accepted logins, and the warnings change
+    // nothing in the output: the same fragments with one thread or four.
+    let states = latest_states(&ndjson(&out.stdout));
+    assert_eq!(total(&states, "ssh.ok"), 2.0);
+    let four = run(
+        "pulse-fragment",
+        &[&args[..], &["--threads", "4"]].concat(),
+        b"",
+    );
+    assert_eq!(latest_states(&ndjson(&four.stdout)), states);
+    assert_eq!(four.stderr, out.stderr);
+    // The summary's events without latency_ms are no-value events, reported as such.
+    let novalue = total(&states, "pulse.novalue");
+    assert!(novalue >= 1.0, "{err}");
+    assert!(
+        err.contains(": line 1: no value: stat \"ssh.latency\" (line 5) matched but has no value: field \"latency_ms\" is missing; counted in pulse.novalue"),
+        "{err}"
+    );
+    assert!(err.contains(&format!(" {novalue} no value")), "{err}");
+}
+
+#[test]
+fn the_built_in_stats_and_runs_without_events_give_no_field_warnings() {
+    let log = fixture("real/beats/auth-test.log");
+    let out = run(
+        "pulse-fragment",
+        &["--raw", "--now", "0", log.to_str().unwrap()],
+        b"",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("never occurred"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let stats = stats_file(&dir, "x count 60s nosuch?\n");
+    let out = run("pulse-fragment", &["--stats", &stats], b"");
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    // Fields that do occur, even only in late events, are not warned about.
+    let input = events(&[
+        ("2026-01-01T00:10:00Z", "200"),
+        ("2026-01-01T00:01:00Z", "201"),
+    ]);
+    let stats = stats_file(&dir, COUNT_BY_STATUS);
+    let out = run("pulse-fragment", &["--stats", &stats, "--now", "0"], &input);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("never occurred"), "{err}");
+}
+
+#[test]
+fn events_without_a_usable_value_are_reported_with_their_line_and_totalled() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = stats_file(
+        &dir,
+        "svc   summary service in ms 60s service?\n\
+         mem   last mem per dyno sum 60s mem?\n",
+    );
+    let input = concat!(
+        "{\"time\":60,\"service\":\"37ms\",\"mem\":5,\"dyno\":\"web.1\"}\n",
+        "{\"time\":61,\"service\":\"fast\",\"mem\":5,\"dyno\":\"web.1\"}\n",
+        "{\"time\":62,\"service\":\"5s\",\"mem\":5}\n",
+        "{\"time\":63,\"service\":\"1MB\"}\n",
+    );
+    let out = run(
+        "pulse-fragment",
+        &["--stats", &stats, "--now", "0"],
+        input.as_bytes(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("pulse-fragment: stdin: line 2: no value: stat \"svc\" (line 1) matched but has no value: service \"fast\" is not a number in ms; counted in pulse.novalue (further no value lines are counted, not shown)\n"),
+        "{err}"
+    );
+    assert_eq!(err.matches(": no value:").count(), 1, "{err}");
+    // fast, the missing dyno of line 3, 1MB: three, as in pulse.novalue.
+    let states = latest_states(&ndjson(&out.stdout));
+    assert_eq!(total(&states, "pulse.novalue"), 3.0);
+    assert!(err.ends_with("pulse-fragment: 3 no value\n"), "{err}");
+    assert_eq!(total(&states, "svc"), 2.0);
+}
