@@ -16,7 +16,10 @@ use crate::io::input::{open_all, MAX_LINE};
 use crate::io::pipeline::{self, Step};
 use crate::io::pool::Pool;
 use crate::io::progress::Progress;
-use crate::parse::{parse_chunk_into, Format, Options, Parser};
+use crate::parse::{
+    join_continuations, parse_chunk_into, parse_chunk_multiline, write_continuation, Format,
+    Options, Parser,
+};
 
 const TOOL: &str = "pulse-parse";
 
@@ -59,6 +62,12 @@ pub struct Args {
     /// at the end of its file).
     #[arg(long)]
     pub strict: bool,
+
+    /// Join continuation lines (indented lines, `Caused by:`, `... N more`, a Java
+    /// exception line) to the `msg` of the record before them, after a newline, instead of
+    /// writing each as a {"line": ..., "continuation": true} record.
+    #[arg(long)]
+    pub multiline: bool,
 
     /// Worker threads [default: all cores].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -114,7 +123,8 @@ pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> 
     } else {
         Progress::new(total)
     };
-    let opts = Options::new(args.format, args.year, args.tz);
+    let mut opts = Options::new(args.format, args.year, args.tz);
+    opts.multiline = args.multiline;
     let references: Vec<Option<i64>> = inputs.iter().map(|i| i.mtime).collect();
     let threads = args.threads.map(|t| t as usize).unwrap_or_else(|| {
         std::thread::available_parallelism()
@@ -133,6 +143,7 @@ pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> 
     // Chunks circulate reader → worker → reader, outputs worker → writer → worker.
     let chunks = Pool::new(pipeline::in_flight(threads) + 1);
     let outputs = Pool::new(pipeline::in_flight(threads) + 1);
+    let mut held: Option<Vec<u8>> = None;
     let result = pipeline::run(
         inputs,
         threads,
@@ -144,16 +155,34 @@ pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> 
         || Parser::new(opts),
         |parser: &mut Parser, input: usize, chunk: Vec<u8>| {
             parser.set_reference(references[input].unwrap_or_else(crate::parse::stamp::now));
-            let parsed = parse_chunk_into(parser, &chunk, outputs.take(0));
+            let parsed = if opts.multiline {
+                parse_chunk_multiline(parser, &chunk, outputs.take(0))
+            } else {
+                parse_chunk_into(parser, &chunk, outputs.take(0))
+            };
             chunks.give(chunk);
             parsed
         },
         |step| {
+            // --multiline: at the end of an input, or while a stream is quiet, the record
+            // held for continuation lines is complete.
+            let complete = match step {
+                Step::End { .. } => true,
+                Step::Tick { .. } => live,
+                Step::Chunk { .. } => false,
+            };
+            if complete {
+                if let Some(h) = held.take() {
+                    out.write_all(&h)
+                        .and_then(|_| out.flush())
+                        .map_err(|e| Error::io("stdout", e))?;
+                }
+            }
             match step {
                 Step::Chunk {
                     input,
                     bytes,
-                    out: chunk,
+                    out: mut chunk,
                 } => {
                     if input != pos.input {
                         pos = Position { input, line: 0 };
@@ -168,10 +197,38 @@ pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> 
                             let first = i.first_bad_frame.as_ref().or(i.first_unparsed.as_ref());
                             (e, first.map(|i| i.out_offset))
                         });
+                    // --multiline: the record held from the chunk before takes this chunk's
+                    // leading continuation lines; this chunk's last record is held in turn.
+                    if opts.multiline {
+                        let mut head = Vec::new();
+                        match held.take() {
+                            Some(h) if !chunk.leading.is_empty() => {
+                                join_continuations(&h[..h.len() - 1], &chunk.leading, &mut head);
+                                head.push(b'\n');
+                            }
+                            Some(h) => head = h,
+                            None => {
+                                for l in &chunk.leading {
+                                    write_continuation(l, &mut head);
+                                }
+                            }
+                        }
+                        out.write_all(&head).map_err(|e| Error::io("stdout", e))?;
+                        if let Some(t) = chunk.tail.filter(|_| written.is_ok()) {
+                            held = Some(chunk.out[t..].to_vec());
+                            chunk.out.truncate(t);
+                        }
+                    }
                     match written {
                         Ok(()) => out
                             .write_all(&chunk.out)
-                            .and_then(|_| if live { out.flush() } else { Ok(()) })
+                            .and_then(|_| {
+                                if live && held.is_none() {
+                                    out.flush()
+                                } else {
+                                    Ok(())
+                                }
+                            })
                             .map_err(|e| Error::io("stdout", e))?,
                         Err((e, offset)) => {
                             let keep = offset.unwrap_or(0);

@@ -115,6 +115,9 @@ impl FromStr for Format {
 #[derive(Clone, Copy, Debug)]
 pub struct Options {
     pub format: Format,
+    /// `--multiline`: continuation lines join the record before them (see
+    /// [`parse_chunk_multiline`]).
+    pub multiline: bool,
     /// The year of stamps that carry none (BSD syslog, logcat, Redis, klog) and the zone of
     /// stamps without a zone (see [`stamp`]).
     pub time: stamp::Ctx,
@@ -124,6 +127,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             format: Format::Auto,
+            multiline: false,
             time: stamp::Ctx::default(),
         }
     }
@@ -134,6 +138,7 @@ impl Options {
     pub fn new(format: Format, year: Option<i32>, tz: i32) -> Options {
         Options {
             format,
+            multiline: false,
             time: stamp::Ctx {
                 year: match year {
                     Some(y) => stamp::Year::Fixed(y),
@@ -620,6 +625,108 @@ pub struct ParsedChunk {
     pub lines: u64,
     pub events: u64,
     pub issues: LineIssues,
+    /// With [`parse_chunk_multiline`]: the continuation lines before the chunk's first
+    /// record (they belong to the previous chunk's last record; not in `out`), and where in
+    /// `out` the chunk's last record starts when later continuation lines may join it.
+    pub leading: Vec<String>,
+    pub tail: Option<usize>,
+}
+
+/// Join continuation `lines` into the record `json` (one NDJSON line, without its newline):
+/// each is appended to its `msg` after a newline (a record without `msg` gets one).
+pub fn join_continuations(json: &[u8], lines: &[String], out: &mut Vec<u8>) {
+    let mut ev = Event::new();
+    if ev.read_json(json).is_err() {
+        out.extend_from_slice(json);
+        return;
+    }
+    let mut msg = ev.get_str("msg").map(str::to_string);
+    for l in lines {
+        match &mut msg {
+            Some(m) => {
+                m.push('\n');
+                m.push_str(l);
+            }
+            None => msg = Some(l.clone()),
+        }
+    }
+    ev.set_str("msg", msg.as_deref().unwrap_or(""));
+    ev.write_json(out);
+}
+
+/// A continuation record for `line`, written to `out` with its newline.
+pub fn write_continuation(line: &str, out: &mut Vec<u8>) {
+    let mut ev = Event::new();
+    ev.set_str("line", line);
+    ev.set("continuation", Val::Bool(true));
+    ev.write_json(out);
+    out.push(b'\n');
+}
+
+/// [`parse_chunk_into`] with `--multiline`: each continuation line is appended to the `msg`
+/// of the record before it (after a newline) instead of being a record of its own. The
+/// chunk's last record is marked in [`ParsedChunk::tail`] and its leading continuation
+/// lines are in [`ParsedChunk::leading`], for the writer to join across chunks.
+pub fn parse_chunk_multiline(parser: &mut Parser, chunk: &[u8], mut out: Vec<u8>) -> ParsedChunk {
+    out.clear();
+    let mut res = ParsedChunk {
+        out,
+        ..ParsedChunk::default()
+    };
+    // The last record, held unwritten while continuation lines may follow.
+    let mut held: Option<Event> = None;
+    let mut held_msg = String::new();
+    let flush = |held: &mut Option<Event>, msg: &mut String, out: &mut Vec<u8>| -> Option<usize> {
+        let mut ev = held.take()?;
+        if !msg.is_empty() {
+            let joined = match ev.get_str("msg") {
+                Some(m) => format!("{m}\n{msg}"),
+                None => msg.clone(),
+            };
+            ev.set_str("msg", &joined);
+            msg.clear();
+        }
+        let at = out.len();
+        ev.write_json(out);
+        out.push(b'\n');
+        Some(at)
+    };
+    for line in lines(chunk) {
+        let offset = res.out.len();
+        let mut records: Vec<Event> = Vec::new();
+        let outcome = parser.parse_line(line, &mut |ev: &Event| records.push(ev.clone()));
+        res.issues.record(res.lines, offset, line, &outcome);
+        res.lines += 1;
+        if outcome.continuation {
+            let text = String::from_utf8_lossy(trim_cr(line)).into_owned();
+            if held.is_some() {
+                if !held_msg.is_empty() {
+                    held_msg.push('\n');
+                }
+                held_msg.push_str(&text);
+            } else if res.events == 0 && res.out.is_empty() {
+                res.leading.push(text);
+            } else {
+                write_continuation(&text, &mut res.out);
+                res.events += 1;
+            }
+            continue;
+        }
+        flush(&mut held, &mut held_msg, &mut res.out);
+        let n = records.len();
+        for (i, ev) in records.into_iter().enumerate() {
+            res.events += 1;
+            let unparsed = matches!(ev.get("unparsed"), Some(ValRef::Bool(true)));
+            if i + 1 == n && !unparsed {
+                held = Some(ev);
+            } else {
+                ev.write_json(&mut res.out);
+                res.out.push(b'\n');
+            }
+        }
+    }
+    res.tail = flush(&mut held, &mut held_msg, &mut res.out);
+    res
 }
 
 /// Parse every line of `chunk` (whole lines; the last may lack its newline) to NDJSON.

@@ -496,3 +496,60 @@ fn an_application_log_with_a_stack_trace_is_replayed_at_its_own_time() {
     assert!(stderr.contains("7 continuation"), "{stderr}");
     assert!(!stderr.contains("unparsed"), "{stderr}");
 }
+
+#[test]
+fn multiline_joins_stack_traces_also_across_chunks() {
+    // About 5 MB: chunk boundaries (1 MiB) fall inside traces.
+    let mut text = String::new();
+    for i in 0..40_000 {
+        text.push_str(&format!(
+            "2020-01-01 00:{:02}:{:02},{:03} ERROR [main] com.x.Job: failed {i}\n",
+            i / 60 % 60,
+            i % 60,
+            i % 1000
+        ));
+        text.push_str(&format!("java.lang.IllegalStateException: job {i}\n"));
+        text.push_str("\tat com.x.Job.run(Job.java:10)\n\tat java.base/java.lang.Thread.run(Thread.java:829)\n");
+        if i % 3 == 0 {
+            text.push_str("Caused by: java.io.IOException: disk\n\t... 2 more\n");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    std::fs::write(&path, &text).unwrap();
+    for threads in ["1", "2"] {
+        let out = run(
+            "pulse-parse",
+            &["--multiline", "--threads", threads, path.to_str().unwrap()],
+            b"",
+        );
+        assert!(out.status.success());
+        let ev = ndjson(&out.stdout);
+        assert_eq!(ev.len(), 40_000, "one record per logged error");
+        for (i, e) in ev.iter().enumerate() {
+            let msg = e["msg"].as_str().unwrap();
+            let mut want = format!(
+                "failed {i}\njava.lang.IllegalStateException: job {i}\n\tat com.x.Job.run(Job.java:10)\n\tat java.base/java.lang.Thread.run(Thread.java:829)"
+            );
+            if i % 3 == 0 {
+                want.push_str("\nCaused by: java.io.IOException: disk\n\t... 2 more");
+            }
+            assert_eq!(msg, want, "record {i}");
+            assert_eq!(e["level"], "error");
+        }
+    }
+    // Without it, each continuation line is its own record.
+    let out = run("pulse-parse", &[path.to_str().unwrap()], b"");
+    let ev = ndjson(&out.stdout);
+    let cont = ev.iter().filter(|e| e["continuation"] == true).count();
+    assert_eq!(cont, 40_000 * 3 + 13_334 * 2);
+    // A stream that starts inside a trace keeps those lines as continuation records.
+    let out = run(
+        "pulse-parse",
+        &["--multiline"],
+        b"\tat x\n2020-01-01 00:00:00 INFO ok\n",
+    );
+    let ev = ndjson(&out.stdout);
+    assert_eq!(ev[0]["continuation"], true);
+    assert_eq!(ev[1]["msg"], "ok");
+}
