@@ -8,9 +8,9 @@
 //!   whatever its name) is decompressed as it is read, concatenated members too (as
 //!   `zcat`); corrupt or truncated data is a read error of that input, after the lines
 //!   before it.
-//! - **Binary input.** An input whose first block is not text (NUL bytes, mostly control
-//!   bytes, or the magic of another compressor or of an executable) is skipped with one
-//!   message naming it, as an input that cannot be read.
+//! - **Binary input.** An input whose first block is not text (control or NUL bytes more
+//!   than one in ten, or the magic of another compressor or of an executable) is skipped
+//!   with one message naming it, as an input that cannot be read.
 //! - **Limits.** Raw log lines are cut at [`MAX_LINE`]; NDJSON records (events, fragments,
 //!   snapshots) may be up to [`MAX_RECORD`], far more than any record a Pulse tool writes
 //!   (see there), and a longer one is skipped whole. Either way memory stays within the
@@ -170,9 +170,9 @@ pub fn open_all(paths: &[PathBuf], kind: Kind) -> Vec<Input> {
 const GZIP: [u8; 2] = [0x1f, 0x8b];
 
 /// What the first block of an input is, when it is not text: the magic bytes of other
-/// compressed or binary formats, NUL bytes, or mostly control bytes (more than one in ten
-/// that are neither whitespace nor ESC, which colour codes use). `None` for text, including
-/// text that is not UTF-8.
+/// compressed or binary formats, or control bytes (NUL included, whitespace and ESC, which
+/// colour codes use, not) more than one in ten of its first 8 KiB (of 32 bytes at least).
+/// `None` for text, including text that is not UTF-8 and text with a stray NUL.
 pub fn binary_kind(block: &[u8]) -> Option<&'static str> {
     const MAGIC: [(&[u8], &str); 8] = [
         (b"BZh", "bzip2-compressed data"),
@@ -193,14 +193,11 @@ pub fn binary_kind(block: &[u8]) -> Option<&'static str> {
         return Some(what);
     }
     let block = &block[..block.len().min(8192)];
-    if memchr::memchr(0, block).is_some() {
-        return Some("binary data (NUL bytes)");
-    }
     let control = block
         .iter()
         .filter(|&&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c | 0x1b)) || b == 0x7f)
         .count();
-    (block.len() >= 16 && control * 10 > block.len()).then_some("binary data (control bytes)")
+    (block.len() >= 32 && control * 10 > block.len()).then_some("binary data")
 }
 
 /// Where a [`ChunkReader`] reads from: its reader, or once gzip was seen at the start, a
@@ -257,6 +254,8 @@ pub struct ChunkReader<R> {
     drop_overlong: bool,
     /// The input was gzip-compressed.
     pub gzip: bool,
+    /// The read error that ended the input, returned once the lines before it are out.
+    failed: Option<io::Error>,
     /// How many lines were cut for being longer than the limit.
     pub overlong: u64,
     /// The number (from 1) of the first line cut, if any.
@@ -285,6 +284,7 @@ impl<R: Read> ChunkReader<R> {
             at_start: true,
             drop_overlong: false,
             gzip: false,
+            failed: None,
             overlong: 0,
             first_overlong: None,
             lines: 0,
@@ -365,6 +365,18 @@ impl<R: Read> ChunkReader<R> {
     pub fn next_chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
         loop {
             if self.eof {
+                if self.failed.is_some() {
+                    // The whole lines read before the error first, then the error.
+                    let end = memchr::memrchr(b'\n', &self.carry).map_or(0, |i| i + 1);
+                    self.carry.truncate(end);
+                    if self.carry.is_empty() {
+                        return Err(self.failed.take().expect("checked"));
+                    }
+                    let chunk = std::mem::take(&mut self.carry);
+                    let chunk = self.cut_overlong(chunk);
+                    self.lines += memchr::memchr_iter(b'\n', &chunk).count() as u64;
+                    return Ok(Some(chunk));
+                }
                 if self.carry.is_empty() {
                     return Ok(None);
                 }
@@ -380,7 +392,7 @@ impl<R: Read> ChunkReader<R> {
                     // into the chunk (through `read_to_end`, which neither zeroes the room
                     // first nor copies).
                     let mut limited = (&mut self.inner).take(want as u64);
-                    limited.read_to_end(&mut self.carry)?
+                    limited.read_to_end(&mut self.carry)
                 }
                 None => {
                     // Any other reader: one read into zeroed room.
@@ -394,7 +406,7 @@ impl<R: Read> ChunkReader<R> {
                         }
                     };
                     self.carry.truncate(len + *got.as_ref().unwrap_or(&0));
-                    got?
+                    got
                 }
                 Some(fd) => {
                     // A stream: one read(2) of what is there, straight into the chunk's room
@@ -409,13 +421,25 @@ impl<R: Read> ChunkReader<R> {
                             let n = n as usize;
                             // SAFETY: read(2) initialised the first `n` bytes of the room.
                             unsafe { self.carry.set_len(self.carry.len() + n) };
-                            break n;
+                            break Ok(n);
                         }
                         let e = io::Error::last_os_error();
                         if e.kind() != io::ErrorKind::Interrupted {
-                            return Err(e);
+                            break Err(e);
                         }
                     }
+                }
+            };
+            let n = match n {
+                Ok(n) => n,
+                Err(e) => {
+                    // What was read before the error is still handed out.
+                    self.failed = Some(e);
+                    self.eof = true;
+                    if self.skipping {
+                        self.carry.clear();
+                    }
+                    continue;
                 }
             };
             if n == 0 {
@@ -606,6 +630,105 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_is_decompressed_by_its_magic_members_one_after_the_other() {
+        let text = b"\xef\xbb\xbfone\ntwo\r\nthree\n";
+        let mut data = gzip(text);
+        data.extend(gzip(b"four\nfive"));
+        for size in 1..24 {
+            assert_eq!(
+                chunks(&data, size, 100).0,
+                b"one\ntwo\r\nthree\nfour\nfive".to_vec(),
+                "{size}"
+            );
+        }
+        // One byte 0x1f is no gzip; nor is a name.
+        assert_eq!(chunks(b"\x1f", 4, 100).0, b"\x1f".to_vec());
+        assert_eq!(chunks(b"\x1fa\n", 1, 100).0, b"\x1fa\n".to_vec());
+    }
+
+    #[test]
+    fn a_truncated_gzip_gives_its_whole_lines_then_the_error() {
+        let text: Vec<u8> = (0..5000)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        let data = gzip(&text);
+        let cut = &data[..data.len() * 2 / 3];
+        for never_waits in [true, false] {
+            let mut r = ChunkReader::with_sizes(cut, 1 << 20, 100).never_waits(never_waits);
+            let mut got = Vec::new();
+            let err = loop {
+                match r.next_chunk() {
+                    Ok(Some(c)) => got.extend(c),
+                    Ok(None) => panic!("no error"),
+                    Err(e) => break e,
+                }
+            };
+            assert!(err.to_string().contains("gzip"), "{err}");
+            assert!(got.len() > 1000 && text.starts_with(&got), "{}", got.len());
+            assert!(got.ends_with(b"\n"));
+            assert!(r.next_chunk().unwrap().is_none());
+        }
+    }
+
+    #[test]
+    fn binary_input_is_told_from_text() {
+        assert_eq!(binary_kind(b"BZh91AY&SY..."), Some("bzip2-compressed data"));
+        assert_eq!(binary_kind(b"BZh is a word\n"), None);
+        assert_eq!(binary_kind(b"\x7fELF\x02\x01"), Some("an executable (ELF)"));
+        assert_eq!(binary_kind(&[0u8; 64]), Some("binary data"));
+        let mut log = b"Jan  1 00:00:00 host app: \x1b[31mred\x1b[0m\ttabbed\r\n".repeat(4);
+        log.push(0);
+        assert_eq!(binary_kind(&log), None);
+        assert_eq!(
+            binary_kind(b"caf\xc3\xa9 \xe9t\xe9 latin-1 text, long enough"),
+            None
+        );
+        let junk = [1u8, 2, 3, 4, 5, 6, 7, 8, 10].repeat(8);
+        let mut r = ChunkReader::new(&junk[..]);
+        let err = r.next_chunk().unwrap_err();
+        assert_eq!(err.to_string(), "binary data, not log text: skipped");
+        assert!(r.next_chunk().unwrap().is_none());
+    }
+
+    #[test]
+    fn an_overlong_record_is_dropped_whole_keeping_line_numbers() {
+        let data = b"ab\nabcdefgh\nxy\n";
+        for size in 1..20 {
+            for never_waits in [true, false] {
+                let mut r = ChunkReader::with_sizes(&data[..], size, 4)
+                    .never_waits(never_waits)
+                    .drop_overlong(true);
+                let mut all = Vec::new();
+                while let Some(c) = r.next_chunk().unwrap() {
+                    all.extend(c);
+                }
+                assert_eq!(all, b"ab\n\nxy\n".to_vec(), "{size}");
+                assert_eq!((r.overlong, r.first_overlong), (1, Some(2)));
+            }
+        }
+    }
+
+    #[test]
+    fn an_input_that_cannot_be_opened_fails_at_its_first_read() {
+        let inputs = open_all(&[PathBuf::from("/nonexistent/x.log")], Kind::Lines);
+        let err = inputs
+            .into_iter()
+            .next()
+            .unwrap()
+            .chunks()
+            .next_chunk()
+            .unwrap_err();
+        assert_eq!(err.to_string(), "No such file or directory");
     }
 
     fn pipe_reader(r: std::io::PipeReader) -> ChunkReader<std::io::PipeReader> {
