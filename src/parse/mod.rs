@@ -141,8 +141,10 @@ pub struct LineOutcome {
 /// and one that would be longer becomes an unparsed record of the line, cut to fit.
 pub const MAX_EVENT: usize = crate::io::input::MAX_RECORD;
 
-/// Lines shorter than this cannot give an event past [`MAX_EVENT`] (no event is 64 times
-/// its line), so only longer ones are measured.
+/// Lines shorter than this (1 MiB, the longest raw line read, so only a cut line) cannot
+/// give an event past [`MAX_EVENT`]: escaping, attributes written beside the message and the
+/// envelope make an event at most a dozen or so times its line, plus a few hundred bytes,
+/// far from 64. Only longer ones are measured.
 const CHECK_FROM: usize = MAX_EVENT / 64;
 
 /// A reusable parser: one per thread, its event and scratch buffers reused line after line.
