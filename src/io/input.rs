@@ -391,8 +391,12 @@ impl<R: Read> ChunkReader<R> {
                     // A regular file (or bytes in memory): read a chunk's worth straight
                     // into the chunk (through `read_to_end`, which neither zeroes the room
                     // first nor copies).
-                    let mut limited = (&mut self.inner).take(want as u64);
-                    limited.read_to_end(&mut self.carry)
+                    // (The reader itself, not `Source`, when plain: `Source` has no
+                    // `read_buf` of its own, and the default one would zero the room.)
+                    match &mut self.inner {
+                        Source::Plain(r) => r.take(want as u64).read_to_end(&mut self.carry),
+                        gz => gz.take(want as u64).read_to_end(&mut self.carry),
+                    }
                 }
                 None => {
                     // Any other reader: one read into zeroed room.
