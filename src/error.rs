@@ -5,7 +5,9 @@
 //! - a bad record is reported with its line number the first time its *kind* occurs, counted
 //!   always, and summarised at exit (`pulse-parse: 3 unparsed lines`);
 //! - `--strict` turns the first bad record into a fatal error;
-//! - exit status: 0 success, 1 runtime failure (or bad input under `--strict`), 2 usage error.
+//! - exit status: 0 success, 1 runtime failure (or bad input under `--strict`), 2 usage error;
+//! - bytes from input shown on stderr are escaped ([`escape`]): every message goes out
+//!   through [`warn`], so a log line's control characters never reach the terminal.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -54,7 +56,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage(m) | Error::Strict(m) | Error::Runtime(m) => f.write_str(m),
-            Error::Io(ctx, e) => write!(f, "{ctx}: {e}"),
+            Error::Io(ctx, e) => write!(f, "{ctx}: {}", io_reason(e)),
         }
     }
 }
@@ -69,6 +71,51 @@ impl From<io::Error> for Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What went wrong in an I/O error, as `cat` says it: `No such file or directory`, without
+/// Rust's ` (os error 2)`.
+pub fn io_reason(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(i) if text.ends_with(')') => text[..i].to_string(),
+        _ => text,
+    }
+}
+
+/// `bytes` (from input: a log line, a file name) made safe to print on a terminal, on one
+/// line: control characters (C0, DEL, C1) are written `\t`, `\r`, `\n`, `\e` or `\xNN`
+/// (`\u{NN}` for C1), and bytes that are not UTF-8 `\xNN`; everything else is kept as it
+/// is (backslashes too, so text escaped once is not escaped again).
+pub fn escape(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                '\n' => out.push_str("\\n"),
+                '\x1b' => out.push_str("\\e"),
+                '\0'..='\x1f' | '\x7f' => {
+                    let _ = write!(out, "\\x{:02x}", c as u32);
+                }
+                '\u{80}'..='\u{9f}' => {
+                    let _ = write!(out, "\\u{{{:02x}}}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+/// Print one diagnostic line on stderr: `TOOL: MESSAGE`, the message [`escape`]d.
+pub fn warn(tool: &str, message: &str) {
+    eprintln!("{tool}: {}", escape(message.as_bytes()));
+}
+
 /// Counts and reports bad input for one tool run.
 ///
 /// The first occurrence of each kind is printed with its location; later ones are only
@@ -81,6 +128,8 @@ pub struct Diag {
     quiet: bool,
     /// Kinds whose first record [`Diag::show`] has printed.
     shown: std::collections::BTreeSet<&'static str>,
+    /// Inputs that could not be read (see [`Diag::input_failed`]).
+    failed: u64,
 }
 
 impl Diag {
@@ -91,6 +140,7 @@ impl Diag {
             counts: BTreeMap::new(),
             quiet: false,
             shown: Default::default(),
+            failed: 0,
         }
     }
 
@@ -122,9 +172,11 @@ impl Diag {
         let n = self.counts.entry(kind).or_insert(0);
         *n += 1;
         if *n == 1 && !self.quiet {
-            eprintln!(
-                "{}: {location}: {kind}: {detail} (further {kind} lines are counted, not shown)",
-                self.tool
+            warn(
+                self.tool,
+                &format!(
+                    "{location}: {kind}: {detail} (further {kind} lines are counted, not shown)"
+                ),
             );
         }
     }
@@ -133,9 +185,11 @@ impl Diag {
     /// with [`Diag::count`]).
     pub fn show(&mut self, kind: &'static str, location: &str, detail: &str) {
         if !self.quiet && self.shown.insert(kind) {
-            eprintln!(
-                "{}: {location}: {kind}: {detail} (further {kind} lines are counted, not shown)",
-                self.tool
+            warn(
+                self.tool,
+                &format!(
+                    "{location}: {kind}: {detail} (further {kind} lines are counted, not shown)"
+                ),
             );
         }
     }
@@ -145,6 +199,25 @@ impl Diag {
         if n > 0 {
             *self.counts.entry(kind).or_insert(0) += n;
         }
+    }
+
+    /// Report an input that could not be read, or not to its end (`err` names it): the run
+    /// goes on with the other inputs, and its exit status will be 1 ([`Diag::failed`]).
+    /// Under `--strict` this returns the error that must end the run.
+    pub fn input_failed(&mut self, err: Error) -> Result<()> {
+        self.failed += 1;
+        if self.strict {
+            return Err(err);
+        }
+        if !self.quiet {
+            warn(self.tool, &err.to_string());
+        }
+        Ok(())
+    }
+
+    /// True when some input could not be read (see [`Diag::input_failed`]).
+    pub fn failed(&self) -> bool {
+        self.failed > 0
     }
 
     pub fn total(&self, kind: &str) -> u64 {
@@ -166,7 +239,7 @@ impl Diag {
             .filter(|(_, &n)| n > 0)
             .map(|(k, n)| format!("{n} {k}"))
             .collect();
-        eprintln!("{}: {}", self.tool, parts.join(", "));
+        warn(self.tool, &parts.join(", "));
     }
 }
 
@@ -177,9 +250,39 @@ pub fn exit_with(tool: &str, result: Result<i32>) -> ! {
         Ok(code) => code,
         Err(e) if e.is_broken_pipe() => EXIT_OK,
         Err(e) => {
-            eprintln!("{tool}: {e}");
+            warn(tool, &e.to_string());
             e.exit_code()
         }
     };
     std::process::exit(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_makes_input_safe_for_a_terminal() {
+        assert_eq!(
+            escape(b"plain text, \xc3\xa9t\xc3\xa9"),
+            "plain text, \u{e9}t\u{e9}"
+        );
+        assert_eq!(
+            escape(b"\x1b[31mred\x1b[0m\ttab\r\n\x00\x7f"),
+            "\\e[31mred\\e[0m\\ttab\\r\\n\\x00\\x7f"
+        );
+        // Not UTF-8, and C1 controls (a lone CSI).
+        assert_eq!(escape(b"a\xffb\xc2\x9bc"), "a\\xffb\\u{9b}c");
+        // Escaping twice changes nothing more.
+        let once = escape(b"\x1b\xff");
+        assert_eq!(escape(once.as_bytes()), once);
+    }
+
+    #[test]
+    fn io_reasons_read_as_cat_says_them() {
+        let e = std::fs::File::open("/nonexistent/x").unwrap_err();
+        assert_eq!(io_reason(&e), "No such file or directory");
+        let e = Error::io("x.log", e);
+        assert_eq!(e.to_string(), "x.log: No such file or directory");
+    }
 }

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, Parser};
 
-use crate::error::{exit_with, Diag, Error, Result, EXIT_OK};
-use crate::io::input::{open_all, ChunkReader};
+use crate::error::{exit_with, Diag, Error, Result, EXIT_FAILURE, EXIT_OK};
+use crate::io::input::{open_all, Kind};
 use crate::io::lines::lines;
 use crate::io::progress::Progress;
 use crate::record::Snapshot;
@@ -162,7 +162,7 @@ impl Emitter {
             match o.sink.send(&batch) {
                 Ok(()) => {
                     if o.retry_at.take().is_some() {
-                        eprintln!("{TOOL}: {}: delivering again", o.sink.name());
+                        crate::error::warn(TOOL, &format!("{}: delivering again", o.sink.name()));
                     }
                     o.backoff.reset();
                 }
@@ -198,7 +198,7 @@ impl Emitter {
                 }
                 let e = Error::Runtime(format!("{e}{what_next}"));
                 if let Some(prev) = failure.replace(e) {
-                    eprintln!("{TOOL}: {prev}");
+                    crate::error::warn(TOOL, &prev.to_string());
                 }
                 o.pending.restore(batch);
             }
@@ -280,7 +280,7 @@ fn run_cron(em: &mut Emitter, path: &Path, inputs: &[PathBuf]) -> Result<i32> {
         &prev,
         inputs,
         &mut |label, n, line| em.line(label, n, line),
-        &mut |note| eprintln!("{TOOL}: {note}"),
+        &mut |note| crate::error::warn(TOOL, &note),
     )?;
     em.finish("; checkpoint not advanced, the next run sends it again")?;
     next.save(path)?;
@@ -289,6 +289,9 @@ fn run_cron(em: &mut Emitter, path: &Path, inputs: &[PathBuf]) -> Result<i32> {
 
 enum Msg {
     Chunk(usize, Vec<u8>),
+    /// Input `.0` had a record too long to read (skipped) at line `.1`.
+    Overlong(usize, u64),
+    /// An input could not be read (or not to its end); the next one is read.
     Failed(Error),
 }
 
@@ -298,7 +301,7 @@ enum Msg {
 const DRAIN: Duration = Duration::from_secs(3);
 
 fn run_inputs(em: &mut Emitter, paths: &[PathBuf], every: Option<Duration>) -> Result<i32> {
-    let inputs = open_all(paths)?;
+    let inputs = open_all(paths, Kind::Records);
     let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
     let total = inputs.iter().map(|i| i.len).sum::<Option<u64>>();
     let (tx, rx) = crossbeam_channel::bounded::<Msg>(8);
@@ -310,19 +313,29 @@ fn run_inputs(em: &mut Emitter, paths: &[PathBuf], every: Option<Duration>) -> R
         };
         for (idx, input) in inputs.into_iter().enumerate() {
             let name = input.name.clone();
-            let mut r = ChunkReader::new(input.reader);
+            let mut r = input.chunks();
+            let mut overlong = 0;
             loop {
                 match r.next_chunk() {
                     Ok(Some(chunk)) => {
                         progress.inc(chunk.len() as u64);
+                        if r.overlong > overlong {
+                            overlong = r.overlong;
+                            let line = r.first_overlong.unwrap_or(0);
+                            if tx.send(Msg::Overlong(idx, line)).is_err() {
+                                return;
+                            }
+                        }
                         if tx.send(Msg::Chunk(idx, chunk)).is_err() {
                             return;
                         }
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        let _ = tx.send(Msg::Failed(Error::io(name, e)));
-                        return;
+                        if tx.send(Msg::Failed(Error::io(name, e))).is_err() {
+                            return;
+                        }
+                        break;
                     }
                 }
             }
@@ -366,7 +379,12 @@ fn run_inputs(em: &mut Emitter, paths: &[PathBuf], every: Option<Duration>) -> R
                     em.line(&names[idx], line_no[idx], line)?;
                 }
             }
-            Some(Msg::Failed(e)) => return Err(e),
+            Some(Msg::Overlong(idx, line)) => em.diag.bad(
+                "overlong",
+                &format!("{}: line {line}", names[idx]),
+                "a record longer than 64 MiB, skipped",
+            )?,
+            Some(Msg::Failed(e)) => em.diag.input_failed(e)?,
             None => {}
         }
         if let (Some(t), Some(d)) = (next_flush, every) {
@@ -381,7 +399,13 @@ fn run_inputs(em: &mut Emitter, paths: &[PathBuf], every: Option<Duration>) -> R
         let _ = reader.join();
     }
     em.finish("")?;
-    Ok(EXIT_OK)
+    // An unreadable input, or a snapshot too long to read, is data lost: status 1, once
+    // what could be read was delivered.
+    Ok(if em.diag.failed() || em.diag.total("overlong") > 0 {
+        EXIT_FAILURE
+    } else {
+        EXIT_OK
+    })
 }
 
 #[cfg(test)]

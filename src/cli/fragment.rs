@@ -1,4 +1,12 @@
 //! `pulse-fragment`: events to fragments (windowed, mergeable partial aggregates).
+//!
+//! Each input is its own time stream: its own windows, newest time, lateness and end, and
+//! with more than one input its own `src` (`SRC/1`, `SRC/2`, ... by position), so that
+//! `pulse-fragment a b | pulse-merge` gives what `pulse-merge <(pulse-fragment a)
+//! <(pulse-fragment b)` gives, in either order (rotated logs named newest first,
+//! `syslog syslog.1`, lose nothing to lateness). An input's windows are all written, final,
+//! at its end, and dropped; stdin is one stream. An input that cannot be read is reported
+//! with its path, the others are read, and the exit status is 1.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -209,7 +217,12 @@ pub fn run(args: Args) -> Result<i32> {
         Some(t) => Clock::Fixed(t),
         None => Clock::System,
     };
-    let inputs = input::open_all(&args.files)?;
+    let kind_of_input = if args.raw {
+        input::Kind::Lines
+    } else {
+        input::Kind::Records
+    };
+    let inputs = input::open_all(&args.files, kind_of_input);
     let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
     let references: Vec<Option<i64>> = inputs.iter().map(|i| i.mtime).collect();
     let live = inputs.iter().any(|i| i.len.is_none());
@@ -247,8 +260,17 @@ pub fn run(args: Args) -> Result<i32> {
         .track_fields(!args.stats.is_empty());
     let mut seen = FieldsSeen::default();
     let src = args.source.clone().unwrap_or_else(default_source);
-    let mut windows =
-        Windows::new(src, clock, args.grace, args.lateness, args.shards).idle_advance(live);
+    // Each input its own stream, under its own source name.
+    let n_inputs = names.len();
+    let windows_of = |input: usize| {
+        let src = if n_inputs > 1 {
+            format!("{src}/{}", input + 1)
+        } else {
+            src.clone()
+        };
+        Windows::new(src, clock, args.grace, args.lateness, args.shards).idle_advance(live)
+    };
+    let mut windows = windows_of(0);
     let mut diag = Diag::new(TOOL, args.strict);
     let mut out = output::stdout(args.line_buffered || live);
     let mut buf = Vec::with_capacity(1 << 16);
@@ -318,20 +340,38 @@ pub fn run(args: Args) -> Result<i32> {
                     overlong,
                     first_overlong,
                     name,
-                    ..
+                    input,
+                    error,
                 } => {
+                    if let Some(e) = error {
+                        diag.input_failed(e)?;
+                    }
                     if overlong > 0 {
                         let at = match first_overlong {
                             Some(line) => format!("{name}: line {line}"),
                             None => name,
                         };
+                        let what = if args.raw {
+                            "lines longer than 1 MiB were cut"
+                        } else {
+                            "records longer than 64 MiB were skipped"
+                        };
                         diag.bad(
                             "overlong",
                             &at,
-                            &format!("{overlong} lines longer than 1 MiB were cut, this the first"),
+                            &format!("{overlong} {what}, this the first"),
                         )?;
+                        if !args.raw {
+                            // Data lost between stages: the run fails, as for a malformed line.
+                            diag.count("malformed", overlong);
+                        }
                     }
                     line_base = 0;
+                    // The input's stream ends: its windows are written final and dropped.
+                    if input + 1 < n_inputs {
+                        windows.finish(&engine.stats, &mut buf)?;
+                        windows = windows_of(input + 1);
+                    }
                 }
                 pipeline::Step::Tick { .. }
                     if signalled.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) =>
@@ -389,9 +429,10 @@ pub fn run(args: Args) -> Result<i32> {
     Ok(exit_status(&diag))
 }
 
-/// The exit status of a run that went to its end: 1 if input lines were malformed.
+/// The exit status of a run that went to its end: 1 if input lines were malformed or an
+/// input could not be read.
 fn exit_status(diag: &Diag) -> i32 {
-    if diag.total("malformed") > 0 {
+    if diag.total("malformed") > 0 || diag.failed() {
         EXIT_FAILURE
     } else {
         EXIT_OK

@@ -1,6 +1,6 @@
 //! `pulse-merge`: fragments from any number of receivers to snapshots, sharded by stat.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -93,36 +93,52 @@ enum Msg {
     Eof,
 }
 
-/// Read one NDJSON fragment stream, sending each parsed line.
-fn read_stream(name: String, reader: impl Read, is_file: bool, tx: &Sender<Msg>) {
+/// Read one NDJSON fragment stream (records up to [`input::MAX_RECORD`], gzip decompressed),
+/// sending each parsed line.
+fn read_stream(
+    name: String,
+    mut r: input::ChunkReader<impl Read>,
+    is_file: bool,
+    tx: &Sender<Msg>,
+) {
     let shared: Arc<str> = name.as_str().into();
-    let mut r = BufReader::with_capacity(1 << 16, reader);
-    let mut buf = Vec::new();
     let mut n = 0u64;
+    let mut overlong = 0;
     loop {
-        buf.clear();
-        match r.read_until(b'\n', &mut buf) {
-            Ok(0) => return,
-            Ok(_) => {}
+        let chunk = match r.next_chunk() {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => return,
             Err(e) => {
                 let _ = tx.send(Msg::Failed(Error::io(name, e), is_file));
                 return;
             }
-        }
-        n += 1;
-        let line = crate::io::lines::trim_cr(buf.strip_suffix(b"\n").unwrap_or(&buf));
-        if line.iter().all(|b| b.is_ascii_whitespace()) {
-            continue;
-        }
-        let msg = match serde_json::from_slice::<Fragment>(strip_shard_prefix(line)) {
-            Ok(f) => Msg::Frag(Box::new(f), Arc::clone(&shared), n),
-            Err(e) => Msg::Bad {
-                at: format!("{name}: line {n}"),
-                detail: format!("not a fragment: {e}"),
-            },
         };
-        if tx.send(msg).is_err() {
-            return;
+        if r.overlong > overlong {
+            overlong = r.overlong;
+            let at = format!("{name}: line {}", r.first_overlong.unwrap_or(0));
+            let msg = Msg::Bad {
+                at,
+                detail: "a record longer than 64 MiB, skipped".into(),
+            };
+            if tx.send(msg).is_err() {
+                return;
+            }
+        }
+        for line in crate::io::lines::lines(&chunk) {
+            n += 1;
+            if line.iter().all(|b| b.is_ascii_whitespace()) {
+                continue;
+            }
+            let msg = match serde_json::from_slice::<Fragment>(strip_shard_prefix(line)) {
+                Ok(f) => Msg::Frag(Box::new(f), Arc::clone(&shared), n),
+                Err(e) => Msg::Bad {
+                    at: format!("{name}: line {n}"),
+                    detail: format!("not a fragment: {e}"),
+                },
+            };
+            if tx.send(msg).is_err() {
+                return;
+            }
         }
     }
 }
@@ -174,7 +190,7 @@ pub fn run(args: Args) -> Result<i32> {
     let inputs = if args.files.is_empty() && listener.is_some() {
         Vec::new()
     } else {
-        input::open_all(&args.files)?
+        input::open_all(&args.files, input::Kind::Records)
     };
     // SIGINT and SIGTERM end the run as the end of input would: every open window is
     // written as final (a stream from stdin is as unbounded as --listen).
@@ -186,7 +202,8 @@ pub fn run(args: Args) -> Result<i32> {
     for inp in inputs {
         let tx = tx.clone();
         std::thread::spawn(move || {
-            read_stream(inp.name, inp.reader, true, &tx);
+            let name = inp.name.clone();
+            read_stream(name, inp.chunks(), true, &tx);
             let _ = tx.send(Msg::Eof);
         });
     }
@@ -200,7 +217,9 @@ pub fn run(args: Args) -> Result<i32> {
                     .map(|a| format!("tcp:{a}"))
                     .unwrap_or_else(|_| "tcp".into());
                 let tx = tx.clone();
-                std::thread::spawn(move || read_stream(name, conn, false, &tx));
+                let r = input::ChunkReader::with_sizes(conn, 1 << 16, input::MAX_RECORD)
+                    .drop_overlong(true);
+                std::thread::spawn(move || read_stream(name, r, false, &tx));
             }
         });
     }
@@ -262,7 +281,10 @@ pub fn run(args: Args) -> Result<i32> {
                 if args.strict {
                     return Err(e);
                 }
-                eprintln!("{TOOL}: {e} (that input ends here; the others go on)");
+                crate::error::warn(
+                    TOOL,
+                    &format!("{e} (that input ends here; the others go on)"),
+                );
                 files_failed |= is_file;
             }
             Some(Msg::Eof) => pending_files -= 1,

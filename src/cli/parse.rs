@@ -3,7 +3,8 @@
 //! Lines are parsed in chunks across worker threads ([`crate::io::pipeline`]) and written in
 //! input order to locked, block-buffered stdout. Unparsed lines, wrong Logplex frame counts
 //! and overlong lines are reported once (with file and line number), counted, and summarised
-//! at exit; `--strict` makes the first one fatal.
+//! at exit; `--strict` makes the first one fatal. An input that cannot be read is reported
+//! with its path and the others are parsed; the exit status is then 1.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,8 +12,8 @@ use std::path::PathBuf;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{CommandFactory, Parser as ClapParser};
 
-use crate::error::{Diag, Error, Result, EXIT_OK};
-use crate::io::input::{open_all, MAX_LINE};
+use crate::error::{Diag, Error, Result, EXIT_FAILURE, EXIT_OK};
+use crate::io::input::{open_all, Kind, MAX_LINE};
 use crate::io::pipeline::{self, Step};
 use crate::io::pool::Pool;
 use crate::io::progress::Progress;
@@ -108,7 +109,7 @@ struct Position {
 
 /// Run, writing to `out` and reporting to `diag`.
 pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> {
-    let inputs = open_all(&args.files)?;
+    let inputs = open_all(&args.files, Kind::Lines);
     let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
     // A stream (pipe, socket, terminal) is flushed after each chunk: a chunk is whatever
     // the stream had ready, so a live stream's records go on at once, and a fast one's in
@@ -247,7 +248,11 @@ pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> 
                     name,
                     overlong,
                     first_overlong,
+                    error,
                 } => {
+                    if let Some(e) = error {
+                        diag.input_failed(e)?;
+                    }
                     if overlong > 0 {
                         let at = match first_overlong {
                             Some(line) => format!("{name}: line {line}"),
@@ -273,7 +278,7 @@ pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> 
                     out.flush().map_err(|e| Error::io("stdout", e))?;
                     progress.finish();
                     diag.finish();
-                    std::process::exit(EXIT_OK);
+                    std::process::exit(if diag.failed() { EXIT_FAILURE } else { EXIT_OK });
                 }
                 Step::Tick { .. } => {}
             }
@@ -285,7 +290,7 @@ pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> 
     result?;
     flushed?;
     diag.finish();
-    Ok(EXIT_OK)
+    Ok(if diag.failed() { EXIT_FAILURE } else { EXIT_OK })
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Chunks of whole lines spread over worker threads, results handed back in input order.
 //!
 //! One reader thread cuts the inputs (one after the other, as `cat` would) into chunks with
-//! [`ChunkReader`]; `threads` workers turn each chunk into an output with `work`; the calling
+//! [`ChunkReader`]; an input that cannot be read (or not to its end) ends there, with the
+//! error in its [`Step::End`], and the next one is read; `threads` workers turn each chunk into an output with `work`; the calling
 //! thread receives the outputs strictly in input order through `sink`, which is where a tool
 //! writes. The sink also hears when an input ends and, if `tick` is set, is called at least
 //! that often while the input is quiet (live streams flush by wall clock).
@@ -22,7 +23,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, RecvTimeoutError};
 
-use super::input::{ChunkReader, Input};
+#[cfg(doc)]
+use super::input::ChunkReader;
+use super::input::Input;
 use super::pool::Pool;
 use crate::error::{Error, Result};
 
@@ -31,12 +34,14 @@ pub enum Step<O> {
     /// The output of one chunk of input `input`, which held `bytes` bytes.
     Chunk { input: usize, bytes: usize, out: O },
     /// Input `input` (named `name`) has ended; `overlong` lines were cut in it, the first
-    /// of them line `first_overlong`.
+    /// of them line `first_overlong`. `error`: it could not be read (or not to its end),
+    /// naming it; what was read of it came before.
     End {
         input: usize,
         name: String,
         overlong: u64,
         first_overlong: Option<u64>,
+        error: Option<Error>,
     },
     /// Wall-clock tick while waiting for input. `idle`: every chunk read so far has been
     /// handed to the sink (nothing is in flight), as a tool stopping on a signal needs to
@@ -54,8 +59,7 @@ pub struct Live<'a> {
 
 enum Msg<O> {
     Chunk(usize, usize, O),
-    End(usize, String, u64, Option<u64>),
-    Failed(Error),
+    End(usize, String, u64, Option<u64>, Option<Error>),
 }
 
 /// Run the pipeline. `init` makes each worker's scratch state; `work` maps one chunk (whole
@@ -83,27 +87,28 @@ where
         let mut state = init();
         for (i, input) in inputs.into_iter().enumerate() {
             let name = input.name.clone();
-            let mut reader = ChunkReader::new(input.reader)
-                .with_pool(pool.clone())
-                .with_ready_fd(input.ready_fd)
-                .never_waits(input.len.is_some());
-            while let Some(chunk) = reader
-                .next_chunk()
-                .map_err(|e| Error::io(name.clone(), e))?
-            {
-                let bytes = chunk.len();
-                let out = work(&mut state, i, chunk);
-                sink(Step::Chunk {
-                    input: i,
-                    bytes,
-                    out,
-                })?;
-            }
+            let mut reader = input.chunks().with_pool(pool.clone());
+            let error = loop {
+                match reader.next_chunk() {
+                    Ok(Some(chunk)) => {
+                        let bytes = chunk.len();
+                        let out = work(&mut state, i, chunk);
+                        sink(Step::Chunk {
+                            input: i,
+                            bytes,
+                            out,
+                        })?;
+                    }
+                    Ok(None) => break None,
+                    Err(e) => break Some(Error::io(name.clone(), e)),
+                }
+            };
             sink(Step::End {
                 input: i,
                 name,
                 overlong: reader.overlong,
                 first_overlong: reader.first_overlong,
+                error,
             })?;
         }
         return Ok(());
@@ -135,11 +140,8 @@ where
             let mut credit = false;
             for (i, input) in inputs.into_iter().enumerate() {
                 let name = input.name.clone();
-                let mut reader = ChunkReader::new(input.reader)
-                    .with_pool(pool.clone())
-                    .with_ready_fd(input.ready_fd)
-                    .never_waits(input.len.is_some());
-                loop {
+                let mut reader = input.chunks().with_pool(pool.clone());
+                let error = loop {
                     if stopped() {
                         return;
                     }
@@ -157,21 +159,18 @@ where
                             }
                             seq += 1;
                         }
-                        Ok(None) => break,
-                        Err(e) => {
-                            sent.fetch_add(1, Ordering::SeqCst);
-                            let _ = reader_out.send((seq, Msg::Failed(Error::io(name, e))));
-                            return;
-                        }
+                        Ok(None) => break None,
+                        // That input ends here; the next is read.
+                        Err(e) => break Some(Error::io(name.clone(), e)),
                     }
-                }
+                };
                 // The end marker travels on the output channel with its own sequence
                 // number, so it is delivered after every chunk of this input.
                 sent.fetch_add(1, Ordering::SeqCst);
                 if reader_out
                     .send((
                         seq,
-                        Msg::End(i, name, reader.overlong, reader.first_overlong),
+                        Msg::End(i, name, reader.overlong, reader.first_overlong, error),
                     ))
                     .is_err()
                 {
@@ -230,13 +229,15 @@ where
                             sink(Step::Chunk { input, bytes, out })?;
                             let _ = credit_tx.try_send(());
                         }
-                        Msg::End(input, name, overlong, first_overlong) => sink(Step::End {
-                            input,
-                            name,
-                            overlong,
-                            first_overlong,
-                        })?,
-                        Msg::Failed(e) => return Err(e),
+                        Msg::End(input, name, overlong, first_overlong, error) => {
+                            sink(Step::End {
+                                input,
+                                name,
+                                overlong,
+                                first_overlong,
+                                error,
+                            })?
+                        }
                     }
                 }
                 // After what was received is sunk, so that a tick sees it.
@@ -247,10 +248,6 @@ where
                         sink(Step::Tick { idle })?;
                     }
                 }
-            }
-            // A failure message may carry the sequence number of a chunk never produced.
-            if let Some((_, Msg::Failed(e))) = pending.pop_first() {
-                return Err(e);
             }
             Ok(())
         })();

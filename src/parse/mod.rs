@@ -198,6 +198,18 @@ pub fn is_continuation(s: &str) -> bool {
     }
 }
 
+/// The longest event the parser writes as JSON: [`crate::io::input::MAX_RECORD`], what the
+/// next stage reads. Escaping can make an event several times its line's length (a line of
+/// control bytes, six), so an event of a line of [`CHECK_FROM`] bytes or more is measured,
+/// and one that would be longer becomes an unparsed record of the line, cut to fit.
+pub const MAX_EVENT: usize = crate::io::input::MAX_RECORD;
+
+/// Lines shorter than this (1 MiB, the longest raw line read, so only a cut line) cannot
+/// give an event past [`MAX_EVENT`]: escaping, attributes written beside the message and the
+/// envelope make an event at most a dozen or so times its line, plus a few hundred bytes,
+/// far from 64. Only longer ones are measured.
+const CHECK_FROM: usize = MAX_EVENT / 64;
+
 /// A reusable parser: one per thread, its event and scratch buffers reused line after line.
 pub struct Parser {
     opts: Options,
@@ -228,7 +240,44 @@ impl Parser {
     }
 
     /// Parse one line into one or more events, calling `emit` with each (see the module doc).
+    /// No event is longer than [`MAX_EVENT`] as JSON.
+    #[inline]
     pub fn parse_line(&mut self, line: &[u8], emit: &mut dyn FnMut(&Event)) -> LineOutcome {
+        if line.len() < CHECK_FROM {
+            return self.parse_line_unchecked(line, emit);
+        }
+        self.parse_long_line(line, emit)
+    }
+
+    /// [`Parser::parse_line`] of a line long enough that its events are measured.
+    #[cold]
+    fn parse_long_line(&mut self, line: &[u8], emit: &mut dyn FnMut(&Event)) -> LineOutcome {
+        let mut json = Vec::new();
+        let mut replaced = false;
+        let mut out = self.parse_line_unchecked(line, &mut |ev: &Event| {
+            json.clear();
+            ev.write_json(&mut json);
+            if json.len() < MAX_EVENT {
+                return emit(ev);
+            }
+            // An unparsed record of the line, cut so that even escaped six times over
+            // (with its field names) it fits.
+            replaced = true;
+            let text = String::from_utf8_lossy(trim_cr(line));
+            let mut end = (MAX_EVENT / 6 - 64).min(text.len());
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let mut cut = Event::new();
+            cut.set_str("line", &text[..end]);
+            cut.set("unparsed", Val::Bool(true));
+            emit(&cut);
+        });
+        out.unparsed |= replaced;
+        out
+    }
+
+    fn parse_line_unchecked(&mut self, line: &[u8], emit: &mut dyn FnMut(&Event)) -> LineOutcome {
         let line = trim_cr(line);
         // Valid UTF-8 (nearly every line) is borrowed as it is; only the rest is repaired.
         let text = match crate::find::utf8(line) {
@@ -552,7 +601,8 @@ impl Issue {
         Issue {
             line,
             out_offset,
-            text: String::from_utf8_lossy(cut).into_owned(),
+            // Escaped, for stderr: control bytes and bytes that are not UTF-8 as `\xNN`.
+            text: crate::error::escape(cut),
         }
     }
 }

@@ -235,7 +235,7 @@ impl StatDef {
 }
 
 /// Write a group key from the group-by fields' values in order (joined by `,`; a missing or
-/// null value is written as `-`) into `out`, cleared first.
+/// null value is written as `-`) into `out`, cleared first; cut at [`crate::stat::MAX_TEXT`] bytes.
 #[inline]
 pub fn write_group_key<'a>(values: impl Iterator<Item = Option<ValRef<'a>>>, out: &mut String) {
     out.clear();
@@ -247,6 +247,11 @@ pub fn write_group_key<'a>(values: impl Iterator<Item = Option<ValRef<'a>>>, out
             None | Some(ValRef::Null) => out.push('-'),
             Some(v) => v.write_text(out),
         }
+    }
+    // A long key is cut (see `crate::stat::MAX_TEXT`).
+    if out.len() > crate::stat::MAX_TEXT {
+        let end = crate::stat::cut_text(out).len();
+        out.truncate(end);
     }
 }
 

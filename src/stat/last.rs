@@ -5,7 +5,8 @@
 //! and an exact tie goes to the larger value, so merge is commutative and associative.
 //! At most [`MAX_PARTITIONS`] (10,000) partitions are held per state; events of further new
 //! partitions are dropped (merge is exact while the union stays within the cap). Memory:
-//! about the partition name's length plus ~60 bytes per partition.
+//! about the partition name's length plus ~60 bytes per partition; a name longer than
+//! [`super::MAX_TEXT`] (1 KiB) is cut to its first 1,024 bytes.
 //!
 //! Snapshot values for the window `[start, start + secs)`, over the partitions whose latest
 //! time is at least `start + secs − recency`: `count` (how many partitions), and by `func`
@@ -60,6 +61,7 @@ impl Last {
         if !time.is_finite() || !value.is_finite() {
             return;
         }
+        let part = super::cut_text(part);
         if let Some(tv) = self.parts.get_mut(part) {
             if newer(time, value, tv.0, tv.1) {
                 *tv = (time, value);
@@ -136,7 +138,13 @@ impl Last {
                 _ => None,
             };
             let (t, v) = pair.ok_or_else(|| format!("partition {p:?} is not [time, value]"))?;
-            parts.insert(p.clone(), (t, v));
+            let p = super::cut_text(p).to_string();
+            match parts.get(&p) {
+                Some(&(t0, v0)) if !newer(t, v, t0, v0) => {}
+                _ => {
+                    parts.insert(p, (t, v));
+                }
+            }
         }
         Ok(Last {
             func,

@@ -19,6 +19,25 @@ pub mod summary;
 pub mod top;
 pub mod unique;
 
+/// The longest text a state keeps (a `top` value, a `last` partition) and the longest group
+/// key: 1 KiB. A longer one is cut to its first 1,024 bytes (at a character boundary), so
+/// that a fragment or snapshot of 10,000 such texts stays within what the next stage reads
+/// ([`crate::io::input::MAX_RECORD`]).
+pub const MAX_TEXT: usize = 1024;
+
+/// `s` cut to at most [`MAX_TEXT`] bytes, at a character boundary.
+#[inline]
+pub fn cut_text(s: &str) -> &str {
+    if s.len() <= MAX_TEXT {
+        return s;
+    }
+    let mut end = MAX_TEXT;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Which aggregate a stat uses, with its parameters. Its [`fmt::Display`] form is the
 /// canonical `agg` string carried by fragments (`count`, `summary`, `quantiles`, `unique`,
 /// `top 10`, `last sum 300`); two fragments merge only when their `agg` strings are equal.

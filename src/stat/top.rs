@@ -14,7 +14,8 @@
 //! (count / window seconds). Ties are ranked by value text, so results are deterministic.
 //! `(other)` is no value: it takes none of the `k` places, and is given after them (as
 //! `(other)`, its rate) when there is one.
-//! (A value spelled `count` is overshadowed by the total.) JSON state:
+//! (A value spelled `count` is overshadowed by the total.) A value longer than
+//! [`super::MAX_TEXT`] (1 KiB) is counted under its first 1,024 bytes. JSON state:
 //! `{"counts": {"value": n, ...}}`.
 
 use std::collections::BTreeMap;
@@ -54,6 +55,7 @@ impl Top {
     }
 
     fn add_n(&mut self, value: &str, n: u64) {
+        let value = super::cut_text(value);
         if let Some(c) = self.counts.get_mut(value) {
             *c += n;
             return;
@@ -129,7 +131,7 @@ impl Top {
             let n = n
                 .as_u64()
                 .ok_or_else(|| format!("count of {val:?} is not a non-negative integer"))?;
-            counts.insert(val.clone(), n);
+            *counts.entry(super::cut_text(val).to_string()).or_insert(0) += n;
         }
         Ok(Top { k, counts })
     }

@@ -3,6 +3,7 @@
 mod e2e;
 mod emit;
 mod fragment;
+mod inputs;
 mod merge;
 mod parse;
 mod servers;
