@@ -212,9 +212,12 @@ pub fn binary_kind(block: &[u8]) -> Option<&'static str> {
 /// decoder over what was read of it and the rest.
 enum Source<R> {
     Plain(R),
-    Gzip(Box<flate2::bufread::MultiGzDecoder<io::BufReader<io::Chain<io::Cursor<Vec<u8>>, R>>>>),
+    Gzip(Box<Gunzip<R>>),
     Gone,
 }
+
+/// A gzip decoder over the bytes already read of an input and the rest of it.
+type Gunzip<R> = flate2::bufread::MultiGzDecoder<io::BufReader<io::Chain<io::Cursor<Vec<u8>>, R>>>;
 
 impl<R: Read> Read for Source<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
