@@ -222,8 +222,9 @@ fn strict_writes_what_came_before_the_bad_line_and_nothing_after() {
 #[test]
 fn a_line_without_a_time_does_not_make_a_replay_late() {
     // A replayed archive (event times in 2015) with an unparsed line and an event whose
-    // time is not a time: both are placed at the clock's time (here 2026), which must not
-    // count as the stream's time, or every later archive line would be "late".
+    // time is not a time. The unparsed line takes the time of the line before it; the
+    // event with a bad time, the first of its stream, the clock's (here 2026), which must
+    // not count as the stream's time, or every later archive line would be "late".
     let log = std::fs::read_to_string(fixture(APACHE)).unwrap();
     let mut input = String::new();
     for (i, line) in log.lines().take(2000).enumerate() {
@@ -248,14 +249,33 @@ fn a_line_without_a_time_does_not_make_a_replay_late() {
     let states = latest_states(&ndjson(&out.stdout));
     assert_eq!(total(&states, "pulse.late"), 0.0, "{err}");
     assert_eq!(total(&states, "pulse.events"), 2001.0);
-    // The timeless line is counted in the clock's window, the archive in its own.
-    let clock_window = 1795300000 / 60 * 60;
-    let at_clock: f64 = states
+    // The timeless line is counted in the window of the line before it (2015-05-17
+    // 10:05), nothing at the clock's time.
+    let count_at = |start: i64| -> f64 {
+        states
+            .iter()
+            .filter(|(k, _)| k.0 == "pulse.events" && k.2 == start)
+            .map(|(_, v)| v["count"].as_f64().unwrap())
+            .sum()
+    };
+    assert_eq!(count_at(1795300000 / 60 * 60), 0.0);
+    let plain = run(
+        "pulse-fragment",
+        &["--raw", "--source", "t", "--now", now],
+        log.lines()
+            .take(2000)
+            .collect::<Vec<_>>()
+            .join("\n")
+            .as_bytes(),
+    );
+    let plain = latest_states(&ndjson(&plain.stdout));
+    let first = 1431857100;
+    let plain_first: f64 = plain
         .iter()
-        .filter(|(k, _)| k.0 == "pulse.events" && k.2 == clock_window)
+        .filter(|(k, _)| k.0 == "pulse.events" && k.2 == first)
         .map(|(_, v)| v["count"].as_f64().unwrap())
         .sum();
-    assert_eq!(at_clock, 1.0);
+    assert_eq!(count_at(first), plain_first + 1.0);
 
     // The same from events, with a time that does not read as one.
     let mut events = b"{\"time\":\"17/May/2015:10:05:03 +0000\",\"x\":1}\n".to_vec();
