@@ -45,6 +45,10 @@ pub struct Args {
     /// With --raw: the year of RFC 3164 timestamps, which have none (default: this year).
     #[arg(long, value_name = "YEAR", requires = "raw")]
     pub year: Option<i32>,
+    /// With --raw: a patterns file (fields from message text, custom line formats), as
+    /// pulse-parse --patterns reads it (repeatable; see pulse.patterns(5)).
+    #[arg(long, value_name = "FILE", requires = "raw")]
+    pub patterns: Vec<PathBuf>,
     /// Name of this source in the fragments' `src` (default: HOST-PID-RANDOM, unique per process).
     #[arg(long = "source", value_name = "NAME")]
     pub source: Option<String>,
@@ -215,7 +219,10 @@ pub fn run(args: Args) -> Result<i32> {
         |t| t as usize,
     );
 
-    let engine = Engine::new(stats, kind, args.lateness, clock).strict(args.strict);
+    let patterns = crate::pattern::Patterns::load(&args.patterns)?;
+    let engine = Engine::new(stats, kind, args.lateness, clock)
+        .strict(args.strict)
+        .patterns(patterns);
     let src = args.source.clone().unwrap_or_else(default_source);
     let mut windows =
         Windows::new(src, clock, args.grace, args.lateness, args.shards).idle_advance(live);

@@ -43,6 +43,11 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(0..=9999))]
     pub year: Option<i32>,
 
+    /// Patterns file: fields from message text by named-capture regexes, key=value pairs
+    /// anywhere, custom line formats (repeatable; see pulse.patterns(5)).
+    #[arg(long, value_name = "FILE")]
+    pub patterns: Vec<PathBuf>,
+
     /// Stop with status 1 at the first unparsed line or wrong frame count (an overlong line:
     /// at the end of its file).
     #[arg(long)]
@@ -87,6 +92,7 @@ struct Position {
 
 /// Run, writing to `out` and reporting to `diag`.
 pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> {
+    let patterns = crate::pattern::Patterns::load(&args.patterns)?;
     let inputs = open_all(&args.files)?;
     let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
     // A stream (pipe, socket, terminal) is flushed after each chunk: a chunk is whatever
@@ -131,7 +137,7 @@ pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> 
             stop: Some(&stop),
         }),
         &chunks,
-        || Parser::new(opts),
+        || Parser::new(opts).with_patterns(patterns.clone()),
         |parser: &mut Parser, chunk: Vec<u8>| {
             let parsed = parse_chunk_into(parser, &chunk, outputs.take(0));
             chunks.give(chunk);

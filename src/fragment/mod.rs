@@ -506,6 +506,8 @@ pub struct Engine {
     /// Stop reading a chunk at its first bad line (`--strict`: that line ends the run, so
     /// nothing after it may count).
     strict: bool,
+    /// `--patterns`, for the parsers of raw lines.
+    patterns: Option<std::sync::Arc<crate::pattern::Patterns>>,
 }
 
 impl Engine {
@@ -608,6 +610,7 @@ impl Engine {
             groupings,
             numbers: numbers.len(),
             strict: false,
+            patterns: None,
         }
     }
 
@@ -615,6 +618,12 @@ impl Engine {
     /// also unparsed or with a bad frame count), which will end the run.
     pub fn strict(mut self, strict: bool) -> Engine {
         self.strict = strict;
+        self
+    }
+
+    /// Apply these patterns to raw lines as they are parsed (see [`crate::pattern`]).
+    pub fn patterns(mut self, p: Option<std::sync::Arc<crate::pattern::Patterns>>) -> Engine {
+        self.patterns = p;
         self
     }
 }
@@ -708,7 +717,9 @@ impl Engine {
         Scratch {
             event: Event::new(),
             parser: match self.input {
-                InputKind::Raw(opts) => Some(Parser::new(opts)),
+                InputKind::Raw(opts) => {
+                    Some(Parser::new(opts).with_patterns(self.patterns.clone()))
+                }
                 InputKind::Events => None,
             },
             work: Work {

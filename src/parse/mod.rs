@@ -141,6 +141,8 @@ pub struct Parser {
     ev: Event,
     scratch: Vec<u8>,
     tmp: String,
+    // Patterns (`--patterns`, see crate::pattern): custom formats and fields from text.
+    patterns: Option<crate::pattern::Matcher>,
 }
 
 impl Parser {
@@ -150,7 +152,14 @@ impl Parser {
             ev: Event::new(),
             scratch: Vec::new(),
             tmp: String::new(),
+            patterns: None,
         }
+    }
+
+    /// Apply these patterns (custom line formats, then rules on each parsed event).
+    pub fn with_patterns(mut self, p: Option<std::sync::Arc<crate::pattern::Patterns>>) -> Parser {
+        self.patterns = p.map(crate::pattern::Matcher::new);
+        self
     }
 
     /// Parse one line into one or more events, calling `emit` with each (see the module doc).
@@ -170,6 +179,15 @@ impl Parser {
             return out;
         }
         let format = self.opts.format;
+        // Patterns: custom line formats come before the built-in detection.
+        if let Some(m) = self.patterns.as_mut().filter(|m| m.has_formats()) {
+            if format == Format::Auto && m.read_format(&mut self.ev, s, self.opts.year) {
+                m.apply(&mut self.ev, self.opts.year);
+                out.events = 1;
+                emit(&self.ev);
+                return out;
+            }
+        }
         if matches!(format, Format::Auto | Format::Logplex)
             && logplex::starts_with_frame(s.as_bytes())
         {
@@ -182,6 +200,9 @@ impl Parser {
                 let ok = syslog::parse_rfc5424(&mut self.ev, &mut self.scratch, body)
                     || syslog::parse_rfc3164(&mut self.ev, &mut self.scratch, body, self.opts.year);
                 if ok {
+                    if let Some(m) = &mut self.patterns {
+                        m.apply(&mut self.ev, self.opts.year);
+                    }
                     emit(&self.ev);
                 } else {
                     out.unparsed = true;
@@ -192,6 +213,9 @@ impl Parser {
         }
         out.events = 1;
         if self.one(format, s) {
+            if let Some(m) = &mut self.patterns {
+                m.apply(&mut self.ev, self.opts.year);
+            }
             emit(&self.ev);
         } else {
             out.unparsed = true;

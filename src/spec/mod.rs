@@ -30,7 +30,7 @@
 //! do not allocate.
 
 mod filter;
-mod lex;
+pub(crate) mod lex;
 mod unit;
 
 #[cfg(test)]
