@@ -5,5 +5,6 @@ mod emit;
 mod fragment;
 mod merge;
 mod parse;
+mod patterns;
 mod servers;
 mod util;
