@@ -150,7 +150,7 @@ impl Layout {
             if *i - start < min {
                 return None;
             }
-            Some(s[start..*i].parse().ok()?)
+            s[start..*i].parse().ok()
         };
         let name = |i: &mut usize, names: &[&str]| -> Option<usize> {
             let rest = &b[*i..];

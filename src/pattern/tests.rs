@@ -195,7 +195,10 @@ fn load_reads_files_in_order_and_reports_usage_errors() {
     std::fs::write(&b, "match /(?P<x>.)/\nbogus\n").unwrap();
     assert!(Patterns::load(&[]).unwrap().is_none());
     assert_eq!(
-        Patterns::load(&[a.clone()]).unwrap().unwrap().counts(),
+        Patterns::load(std::slice::from_ref(&a))
+            .unwrap()
+            .unwrap()
+            .counts(),
         (1, 0)
     );
     let e = Patterns::load(&[a, b.clone()]).unwrap_err();
