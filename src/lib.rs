@@ -47,6 +47,7 @@ pub mod fragment;
 pub mod io;
 pub mod merge;
 pub mod parse;
+pub mod pattern;
 pub mod record;
 pub mod shard;
 pub mod sink;

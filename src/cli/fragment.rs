@@ -59,6 +59,10 @@ pub struct Args {
     /// or a fixed zone abbreviation (CET, EST, ...).
     #[arg(long, value_name = "ZONE", default_value = "UTC", requires = "raw", value_parser = crate::cli::parse::tz_parser)]
     pub tz: i32,
+    /// With --raw: a patterns file (fields from message text, custom line formats), as
+    /// pulse-parse --patterns reads it (repeatable; see pulse.patterns(5)).
+    #[arg(long, value_name = "FILE", requires = "raw")]
+    pub patterns: Vec<PathBuf>,
     /// Name of this source in the fragments' `src` (default: HOST-PID-RANDOM, unique per process).
     #[arg(long = "source", value_name = "NAME")]
     pub source: Option<String>,
@@ -255,9 +259,11 @@ pub fn run(args: Args) -> Result<i32> {
 
     // Fields that never occur are worth a warning in the user's stats, not in the defaults
     // (which cover several kinds of log at once).
+    let patterns = crate::pattern::Patterns::load(&args.patterns)?;
     let engine = Engine::new(stats, kind, args.lateness, clock)
         .strict(args.strict)
-        .track_fields(!args.stats.is_empty());
+        .track_fields(!args.stats.is_empty())
+        .patterns(patterns);
     let mut seen = FieldsSeen::default();
     let src = args.source.clone().unwrap_or_else(default_source);
     // Each input its own stream, under its own source name.

@@ -58,6 +58,10 @@ pub struct Args {
     /// zone abbreviation (CET, EST, ...).
     #[arg(long, value_name = "ZONE", default_value = "UTC", value_parser = tz_parser)]
     pub tz: i32,
+    /// Patterns file: fields from message text by named-capture regexes, key=value pairs
+    /// anywhere, custom line formats (repeatable; see pulse.patterns(5)).
+    #[arg(long, value_name = "FILE")]
+    pub patterns: Vec<PathBuf>,
 
     /// Stop with status 1 at the first unparsed line or wrong frame count (an overlong line:
     /// at the end of its file).
@@ -109,6 +113,7 @@ struct Position {
 
 /// Run, writing to `out` and reporting to `diag`.
 pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> {
+    let patterns = crate::pattern::Patterns::load(&args.patterns)?;
     let inputs = open_all(&args.files, Kind::Lines);
     let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
     // A stream (pipe, socket, terminal) is flushed after each chunk: a chunk is whatever
@@ -153,7 +158,7 @@ pub fn run_to(args: &Args, out: &mut dyn Write, diag: &mut Diag) -> Result<i32> 
             stop: Some(&stop),
         }),
         &chunks,
-        || Parser::new(opts),
+        || Parser::new(opts).with_patterns(patterns.clone()),
         |parser: &mut Parser, input: usize, chunk: Vec<u8>| {
             parser.set_reference(references[input].unwrap_or_else(crate::parse::stamp::now));
             let parsed = if opts.multiline {

@@ -544,6 +544,8 @@ pub struct Engine {
     /// With [`Engine::track_fields`]: the ids of the fields the declared stats read, which
     /// each worker looks for until it has met them.
     watched: Vec<u16>,
+    /// `--patterns`, for the parsers of raw lines.
+    patterns: Option<std::sync::Arc<crate::pattern::Patterns>>,
 }
 
 impl Engine {
@@ -647,6 +649,7 @@ impl Engine {
             numbers: numbers.len(),
             strict: false,
             watched: Vec::new(),
+            patterns: None,
         }
     }
 
@@ -654,6 +657,12 @@ impl Engine {
     /// also unparsed or with a bad frame count), which will end the run.
     pub fn strict(mut self, strict: bool) -> Engine {
         self.strict = strict;
+        self
+    }
+
+    /// Apply these patterns to raw lines as they are parsed (see [`crate::pattern`]).
+    pub fn patterns(mut self, p: Option<std::sync::Arc<crate::pattern::Patterns>>) -> Engine {
+        self.patterns = p;
         self
     }
 
@@ -923,7 +932,9 @@ impl Engine {
         Scratch {
             event: Event::new(),
             parser: match self.input {
-                InputKind::Raw(opts) => Some(Parser::new(opts)),
+                InputKind::Raw(opts) => {
+                    Some(Parser::new(opts).with_patterns(self.patterns.clone()))
+                }
                 InputKind::Events => None,
             },
             work: Work {

@@ -40,7 +40,9 @@ pub fn coerce(v: &str) -> Option<Val> {
 
 /// [`coerce`] of the bytes of a value (slicing the message as `str` would check both ends
 /// for character boundaries).
-#[inline]
+// Always inlined: with a second caller (crate::pattern) the compiler made it a call in
+// parse_attrs_at, +1.8% instructions per router line.
+#[inline(always)]
 fn coerce_bytes(b: &[u8]) -> Option<Val> {
     let Some(&first) = b.first() else {
         return Some(Val::Null);

@@ -218,6 +218,8 @@ pub struct Parser {
     tmp: String,
     /// The format the last line was read as.
     detected: Option<Format>,
+    // Patterns (`--patterns`, see crate::pattern): custom formats and fields from text.
+    patterns: Option<crate::pattern::Matcher>,
 }
 
 impl Parser {
@@ -227,6 +229,7 @@ impl Parser {
             ev: Event::new(),
             scratch: Vec::new(),
             tmp: String::new(),
+            patterns: None,
             detected: None,
         }
     }
@@ -237,6 +240,12 @@ impl Parser {
         if let stamp::Year::Near(r) = &mut self.opts.time.year {
             *r = secs;
         }
+    }
+
+    /// Apply these patterns (custom line formats, then rules on each parsed event).
+    pub fn with_patterns(mut self, p: Option<std::sync::Arc<crate::pattern::Patterns>>) -> Parser {
+        self.patterns = p.map(crate::pattern::Matcher::new);
+        self
     }
 
     /// Parse one line into one or more events, calling `emit` with each (see the module doc).
@@ -291,6 +300,16 @@ impl Parser {
             return out;
         }
         let format = self.opts.format;
+        // Patterns: custom line formats come before the built-in detection.
+        if let Some(m) = self.patterns.as_mut().filter(|m| m.has_formats()) {
+            if format == Format::Auto && m.read_format(&mut self.ev, s, self.opts.time.year_hint())
+            {
+                m.apply(&mut self.ev, self.opts.time.year_hint());
+                out.events = 1;
+                emit(&self.ev);
+                return out;
+            }
+        }
         if format == Format::Auto && is_continuation(s) {
             out.events = 1;
             out.continuation = true;
@@ -318,6 +337,9 @@ impl Parser {
                     );
                 if ok {
                     out.format = Some(Format::Logplex);
+                    if let Some(m) = &mut self.patterns {
+                        m.apply(&mut self.ev, self.opts.time.year_hint());
+                    }
                     emit(&self.ev);
                 } else {
                     out.unparsed = true;
@@ -330,6 +352,9 @@ impl Parser {
         self.detected = Some(format);
         if self.one(format, s) {
             out.format = self.detected;
+            if let Some(m) = &mut self.patterns {
+                m.apply(&mut self.ev, self.opts.time.year_hint());
+            }
             emit(&self.ev);
         } else {
             out.unparsed = true;

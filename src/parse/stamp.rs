@@ -82,6 +82,17 @@ impl Default for Ctx {
     }
 }
 
+impl Ctx {
+    /// One year for a layout of a patterns file that has none: `--year`, or the year of
+    /// the reference time (patterns' custom formats do not infer a year per line).
+    pub fn year_hint(&self) -> i32 {
+        match self.year {
+            Year::Fixed(y) => y,
+            Year::Near(r) => crate::time::civil_from_days(r.div_euclid(86400)).0 as i32,
+        }
+    }
+}
+
 /// The clock, in whole Unix seconds.
 pub fn now() -> i64 {
     std::time::SystemTime::now()

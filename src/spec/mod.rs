@@ -31,7 +31,7 @@
 //! do not allocate.
 
 mod filter;
-mod lex;
+pub(crate) mod lex;
 mod unit;
 
 #[cfg(test)]

@@ -6,5 +6,6 @@ mod fragment;
 mod inputs;
 mod merge;
 mod parse;
+mod patterns;
 mod servers;
 mod util;
