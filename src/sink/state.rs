@@ -20,10 +20,15 @@
 //! The file is replaced atomically (a temporary file in the same directory, fsynced, then
 //! renamed) and only by the caller once the sinks accepted what was read. A lock on
 //! `FILE.lock` keeps two runs from overlapping.
+//!
+//! None of the three paths is followed when it is a symbolic link (`O_NOFOLLOW`): run as root
+//! in a shared directory, a planted link must not make a run write another file. The
+//! temporary file is created exclusively (`O_EXCL`, a name with the process id) and removed
+//! again on every failure path.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -35,6 +40,9 @@ use crate::error::{Error, Result};
 pub struct State {
     pub version: u32,
     pub inputs: Vec<Entry>,
+    /// The recent windows that every run re-sends to Graphite (`--resend`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resend: Vec<crate::record::Snapshot>,
 }
 
 /// One input's checkpoint.
@@ -69,8 +77,9 @@ pub fn lock(state: &Path) -> Result<Lock> {
         .create(true)
         .truncate(false)
         .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
-        .map_err(|e| Error::io(path.display().to_string(), e))?;
+        .map_err(|e| no_follow_error(&path, e))?;
     match file.try_lock() {
         Ok(()) => Ok(Lock { _file: file }),
         Err(fs::TryLockError::WouldBlock) => Err(Error::Runtime(format!(
@@ -78,6 +87,31 @@ pub fn lock(state: &Path) -> Result<Lock> {
             path.display()
         ))),
         Err(fs::TryLockError::Error(e)) => Err(Error::io(path.display().to_string(), e)),
+    }
+}
+
+/// An open error on a path opened with `O_NOFOLLOW`: a symbolic link reads as `ELOOP`.
+fn no_follow_error(path: &Path, e: std::io::Error) -> Error {
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        return Error::Runtime(format!(
+            "{}: is a symbolic link; refusing to follow it (remove it or name another file)",
+            path.display()
+        ));
+    }
+    Error::io(path.display().to_string(), e)
+}
+
+/// A temporary file that is removed when dropped, unless it was renamed into place.
+struct TempFile {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -90,16 +124,23 @@ fn lock_path(state: &Path) -> PathBuf {
 impl State {
     /// Read the state file; a missing file is an empty state (first run).
     pub fn load(path: &Path) -> Result<State> {
-        let text = match fs::read(path) {
-            Ok(t) => t,
+        let opened = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path);
+        let mut file = match opened {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(State {
                     version: 1,
-                    inputs: Vec::new(),
+                    ..State::default()
                 })
             }
-            Err(e) => return Err(Error::io(path.display().to_string(), e)),
+            Err(e) => return Err(no_follow_error(path, e)),
         };
+        let mut text = Vec::new();
+        file.read_to_end(&mut text)
+            .map_err(|e| Error::io(path.display().to_string(), e))?;
         let state: State = serde_json::from_slice(&text).map_err(|e| {
             Error::Runtime(format!(
                 "{}: not a pulse-emit state file ({e}); move it away to start over",
@@ -129,14 +170,36 @@ impl State {
         let mut json =
             serde_json::to_vec_pretty(self).map_err(|e| Error::Runtime(e.to_string()))?;
         json.push(b'\n');
-        let mut f = File::create(&tmp).map_err(io)?;
+        // Refuse a state path that is a symbolic link: rename would replace the link, but a
+        // link there means someone else prepared the directory.
+        if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(no_follow_error(
+                path,
+                std::io::Error::from_raw_os_error(libc::ELOOP),
+            ));
+        }
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => Error::Runtime(format!(
+                    "{}: already exists (a symbolic link or a stale temporary file); not writing through it",
+                    tmp.display()
+                )),
+                _ => no_follow_error(&tmp, e),
+            })?;
+        let mut guard = TempFile {
+            path: tmp.clone(),
+            keep: false,
+        };
         f.write_all(&json).map_err(io)?;
         f.sync_all().map_err(io)?;
         drop(f);
-        fs::rename(&tmp, path).map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            Error::io(path.display().to_string(), e)
-        })?;
+        fs::rename(&tmp, path).map_err(|e| Error::io(path.display().to_string(), e))?;
+        guard.keep = true;
         if let Ok(d) = File::open(&dir) {
             let _ = d.sync_all();
         }
@@ -436,5 +499,54 @@ mod tests {
         lock(&sp).unwrap();
         fs::write(&sp, "garbage").unwrap();
         assert!(State::load(&sp).is_err());
+    }
+
+    #[test]
+    fn symlinks_are_never_followed_and_temporaries_do_not_linger() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious\n").unwrap();
+        let st = State {
+            version: 1,
+            ..State::default()
+        };
+        // The state path itself a link: neither read nor replaced.
+        let sp = dir.path().join("a.state");
+        symlink(&victim, &sp).unwrap();
+        let e = State::load(&sp).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        assert!(st
+            .save(&sp)
+            .unwrap_err()
+            .to_string()
+            .contains("symbolic link"));
+        // The lock a link.
+        let sp = dir.path().join("b.state");
+        symlink(&victim, dir.path().join("b.state.lock")).unwrap();
+        let e = lock(&sp).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        // The temporary a (dangling or not) link: O_EXCL refuses it.
+        let sp = dir.path().join("c.state");
+        let tmp = dir
+            .path()
+            .join(format!("c.state.tmp.{}", std::process::id()));
+        symlink(&victim, &tmp).unwrap();
+        let e = st.save(&sp).unwrap_err().to_string();
+        assert!(e.contains("already exists"), "{e}");
+        assert!(!sp.exists());
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+        fs::remove_file(&tmp).unwrap();
+        // A failed rename (the target is a directory) leaves no temporary behind.
+        let sp = dir.path().join("d.state");
+        fs::create_dir(&sp).unwrap();
+        assert!(st.save(&sp).is_err());
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }
