@@ -3,8 +3,11 @@
 //! The state file is JSON:
 //!
 //! ```json
-//! {"version":1,"inputs":[{"path":"/var/log/pulse/snapshots.ndjson","dev":2049,"ino":131,"offset":48213,"rotated":[]}]}
+//! {"version":1,"inputs":[{"path":"/var/log/pulse/snapshots.ndjson","dev":2049,"ino":131,"offset":48213,"rotated":[]}],"resend":[...]}
 //! ```
+//!
+//! - `resend` holds the snapshots of the recent windows (`pulse-emit --resend`) that every
+//!   run sends to Graphite again; it is absent when empty.
 //!
 //! - `path` is the input as an absolute path; `dev` and `ino` identify the file that was read
 //!   and `offset` is the byte after the last complete line taken from it. A partial last line
@@ -23,8 +26,8 @@
 //!
 //! None of the three paths is followed when it is a symbolic link (`O_NOFOLLOW`): run as root
 //! in a shared directory, a planted link must not make a run write another file. The
-//! temporary file is created exclusively (`O_EXCL`, a name with the process id) and removed
-//! again on every failure path.
+//! temporary file `FILE.tmp` is created exclusively (`O_EXCL`; a regular file left there by a
+//! killed run is removed first) and removed again on every failure path.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -163,20 +166,28 @@ impl State {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        // `FILE.tmp`: runs are serialised by the lock, so one name is enough, and a file left
+        // there by a run that was killed is removed first (unlink never follows a link).
         let mut tmp = path.as_os_str().to_owned();
-        tmp.push(format!(".tmp.{}", std::process::id()));
+        tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
         let io = |e| Error::io(tmp.display().to_string(), e);
         let mut json =
             serde_json::to_vec_pretty(self).map_err(|e| Error::Runtime(e.to_string()))?;
         json.push(b'\n');
+        let link = |p: &Path| fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
         // Refuse a state path that is a symbolic link: rename would replace the link, but a
         // link there means someone else prepared the directory.
-        if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(no_follow_error(
-                path,
-                std::io::Error::from_raw_os_error(libc::ELOOP),
-            ));
+        for p in [path, tmp.as_path()] {
+            if link(p) {
+                return Err(no_follow_error(
+                    p,
+                    std::io::Error::from_raw_os_error(libc::ELOOP),
+                ));
+            }
+        }
+        if fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_file()) {
+            fs::remove_file(&tmp).map_err(io)?;
         }
         let mut f = OpenOptions::new()
             .write(true)
@@ -186,7 +197,7 @@ impl State {
             .open(&tmp)
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::AlreadyExists => Error::Runtime(format!(
-                    "{}: already exists (a symbolic link or a stale temporary file); not writing through it",
+                    "{}: appeared while saving (a symbolic link?); not writing through it",
                     tmp.display()
                 )),
                 _ => no_follow_error(&tmp, e),
@@ -526,17 +537,20 @@ mod tests {
         symlink(&victim, dir.path().join("b.state.lock")).unwrap();
         let e = lock(&sp).unwrap_err().to_string();
         assert!(e.contains("symbolic link"), "{e}");
-        // The temporary a (dangling or not) link: O_EXCL refuses it.
+        // The temporary a link: refused (and O_EXCL would refuse it too).
         let sp = dir.path().join("c.state");
-        let tmp = dir
-            .path()
-            .join(format!("c.state.tmp.{}", std::process::id()));
+        let tmp = dir.path().join("c.state.tmp");
         symlink(&victim, &tmp).unwrap();
         let e = st.save(&sp).unwrap_err().to_string();
-        assert!(e.contains("already exists"), "{e}");
+        assert!(e.contains("symbolic link"), "{e}");
         assert!(!sp.exists());
         assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
         fs::remove_file(&tmp).unwrap();
+        // A stale temporary of a killed run is replaced.
+        fs::write(&tmp, "stale").unwrap();
+        st.save(&sp).unwrap();
+        assert!(!tmp.exists());
+        assert_eq!(State::load(&sp).unwrap(), st);
         // A failed rename (the target is a directory) leaves no temporary behind.
         let sp = dir.path().join("d.state");
         fs::create_dir(&sp).unwrap();
