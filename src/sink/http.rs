@@ -81,14 +81,20 @@ fn split_url(s: &str) -> Option<Parts<'_>> {
         None if !valid_host_port(authority) && authority.contains(':') => {
             // An unencoded `/`, `?` or `#` in a password.
             let mut found = None;
+            let mut first = None;
             for (i, _) in rest.match_indices('@').filter(|(i, _)| *i > end) {
                 let tail = &rest[i + 1..];
                 let hp = &tail[..delim(tail)];
+                let split = (&rest[..i], hp, &tail[hp.len()..]);
+                first.get_or_insert(split);
                 if !hp.contains('@') && valid_host_port(hp) {
-                    found = Some((&rest[..i], hp, &tail[hp.len()..]));
+                    found = Some(split);
                     break;
                 }
             }
+            // No valid host after any `@`: still keep what precedes the first one out of
+            // sight (the URL is refused).
+            let found = found.or(first);
             match found {
                 Some((ui, hp, after)) => (Some(ui), hp, after),
                 None => (None, authority, &rest[end..]),
