@@ -150,6 +150,9 @@ pub fn main() -> ! {
 /// Snapshots queued in a sink's channel, before its own collapsed batch.
 const CHANNEL: usize = 1024;
 
+/// How often waits look up (a signal, the end of input).
+const TICK: Duration = Duration::from_millis(100);
+
 /// What the reader tells a sink thread.
 enum ToSink {
     Snap(Snapshot),
@@ -179,6 +182,10 @@ struct Outlet {
     idempotent: bool,
     tx: Option<crossbeam_channel::Sender<ToSink>>,
     thread: Option<std::thread::JoinHandle<Result<()>>>,
+    /// Set when the input has ended: a sink waiting for room stops waiting.
+    closed: Arc<AtomicBool>,
+    /// Snapshots not handed over because the run was stopped while this sink was full.
+    dropped: u64,
 }
 
 impl Outlet {
@@ -188,6 +195,8 @@ impl Outlet {
             Spec::Stdout(..) => ("stdout".to_string(), false),
         };
         let (tx, rx) = crossbeam_channel::bounded::<ToSink>(CHANNEL);
+        let closed = Arc::new(AtomicBool::new(false));
+        let closed_in = closed.clone();
         let thread = std::thread::Builder::new()
             .name(name.clone())
             .spawn(move || {
@@ -197,7 +206,7 @@ impl Outlet {
                         Box::new(Text::new(f, crate::io::output::stdout(false), &prefix))
                     }
                 };
-                sink_loop(sink.as_mut(), &rx, plan)
+                sink_loop(sink.as_mut(), &rx, plan, &closed_in)
             })
             .expect("spawn sink thread");
         Outlet {
@@ -205,29 +214,63 @@ impl Outlet {
             idempotent,
             tx: Some(tx),
             thread: Some(thread),
+            closed,
+            dropped: 0,
         }
     }
 
-    /// Hand `snap` over, waiting while the sink's queue is full. False once the sink thread
-    /// has ended (a closed stdout, or a failure in batch mode).
-    fn send(&mut self, snap: Snapshot) -> bool {
-        match &self.tx {
-            Some(tx) => tx.send(ToSink::Snap(snap)).is_ok(),
-            None => false,
+    /// Hand `snap` over, waiting while the sink's queue is full (backpressure), until
+    /// `stop` is set (a signal): then the snapshot is counted as not delivered.
+    fn send(&mut self, snap: Snapshot, stop: &AtomicBool) {
+        let Some(tx) = &self.tx else { return };
+        let mut msg = ToSink::Snap(snap);
+        if self.dropped > 0 {
+            // Stopping, and this sink is still full: do not wait again.
+            match tx.try_send(msg) {
+                Err(crossbeam_channel::TrySendError::Full(_)) => self.dropped += 1,
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => self.tx = None,
+                Ok(()) => {}
+            }
+            return;
+        }
+        loop {
+            match tx.send_timeout(msg, TICK) {
+                Ok(()) => return,
+                Err(crossbeam_channel::SendTimeoutError::Timeout(m)) => {
+                    if stop.load(Ordering::Relaxed) {
+                        self.dropped += 1;
+                        return;
+                    }
+                    msg = m;
+                }
+                // The sink thread ended (a closed stdout, or a failure in batch mode).
+                Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => {
+                    self.tx = None;
+                    return;
+                }
+            }
         }
     }
 
     /// Close the queue and wait for the sink to deliver what it holds.
     fn finish(&mut self) -> Result<()> {
         self.tx = None;
-        match self.thread.take().map(|t| t.join()) {
+        self.closed.store(true, Ordering::Relaxed);
+        let r = match self.thread.take().map(|t| t.join()) {
             Some(Ok(r)) => r,
             Some(Err(_)) => Err(Error::Runtime(format!(
                 "{}: sink thread panicked",
                 self.name
             ))),
             None => Ok(()),
+        };
+        if r.is_ok() && self.dropped > 0 {
+            return Err(Error::Runtime(format!(
+                "{}: {} snapshots not delivered: the sink was behind when the run was stopped",
+                self.name, self.dropped
+            )));
         }
+        r
     }
 }
 
@@ -237,6 +280,7 @@ fn sink_loop(
     sink: &mut dyn Sink,
     rx: &crossbeam_channel::Receiver<ToSink>,
     plan: Plan,
+    closed: &AtomicBool,
 ) -> Result<()> {
     let mut pending = Latest::new();
     let bounded = !sink.at_end_only();
@@ -258,7 +302,12 @@ fn sink_loop(
             }
             // Take nothing more until some is delivered: the reader blocks behind us.
             if let Some(t) = retry_at {
-                std::thread::sleep(t.saturating_duration_since(Instant::now()));
+                while Instant::now() < t && !closed.load(Ordering::Relaxed) {
+                    std::thread::sleep(t.saturating_duration_since(Instant::now()).min(TICK));
+                }
+                if closed.load(Ordering::Relaxed) {
+                    break;
+                }
             }
             None
         } else {
@@ -283,7 +332,9 @@ fn sink_loop(
                 if failed.is_none() {
                     pending.insert(snap);
                 }
-                if plan.every.is_some() || !bounded || pending.len() < plan.limit {
+                let due = plan.every.is_some() && next_flush.is_some_and(|t| Instant::now() >= t);
+                let full_now = bounded && pending.len() >= plan.limit;
+                if !due && !full_now {
                     continue;
                 }
             }
@@ -348,6 +399,8 @@ struct Emitter {
     diag: Diag,
     /// Cron mode: the snapshots of the last `--resend` (see [`run_cron`]).
     recent: Option<Latest>,
+    /// Set by SIGINT or SIGTERM while streaming.
+    stop: Arc<AtomicBool>,
 }
 
 impl Emitter {
@@ -373,7 +426,7 @@ impl Emitter {
             r.insert(snap.clone());
         }
         for o in &mut self.outlets {
-            o.send(snap.clone());
+            o.send(snap.clone(), &self.stop);
         }
     }
 
@@ -495,6 +548,7 @@ impl Emitter {
             outlets: specs.into_iter().map(|s| Outlet::start(s, plan)).collect(),
             diag: Diag::new(TOOL, args.strict),
             recent: None,
+            stop: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -515,7 +569,7 @@ fn run_cron(
     if resending {
         for snap in &prev.resend {
             for o in em.outlets.iter_mut().filter(|o| o.idempotent) {
-                o.send(snap.clone());
+                o.send(snap.clone(), &em.stop);
             }
         }
         let mut recent = Latest::new();
@@ -591,12 +645,11 @@ fn run_inputs(em: &mut Emitter, paths: &[PathBuf], every: Option<Duration>) -> R
     // it ends (a Ctrl-C reaches the whole pipeline, and the merger writes its last windows)
     // is taken until the end of input, or for a few seconds, then delivered. A second
     // signal, half a second or more later, ends at once.
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = em.stop.clone();
     if every.is_some() {
         crate::io::signals::stop_on_signal(&stop)?;
     }
     let mut drain_until: Option<Instant> = None;
-    let tick = Duration::from_millis(100);
     loop {
         if stop.load(Ordering::Relaxed) {
             let until = *drain_until.get_or_insert_with(|| Instant::now() + DRAIN);
@@ -608,7 +661,7 @@ fn run_inputs(em: &mut Emitter, paths: &[PathBuf], every: Option<Duration>) -> R
             break;
         }
         let msg = match every {
-            Some(_) => match rx.recv_timeout(tick) {
+            Some(_) => match rx.recv_timeout(TICK) {
                 Ok(m) => Some(m),
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,

@@ -977,8 +977,23 @@ fn down_sink_queue_is_bounded_with_backpressure() {
     // The writer is held back: far from all of its input was taken.
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert!(!writer.is_finished(), "input was not held back");
-    let _ = child.kill();
-    let _ = child.wait();
+    // SIGTERM while held back: the run ends within the drain time, and says what was not
+    // delivered (exit 1), rather than waiting for the sink forever.
+    let t = std::time::Instant::now();
+    crate::util::terminate(child.id());
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    let _ = err.read_to_string(&mut rest);
     drop(guard);
+    assert_eq!(status.code(), Some(1), "{rest}");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(15),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(
+        rest.contains(&format!("graphite 127.0.0.1:{port}")),
+        "{rest}"
+    );
     let _ = writer.join();
 }
