@@ -997,3 +997,49 @@ fn down_sink_queue_is_bounded_with_backpressure() {
     );
     let _ = writer.join();
 }
+
+/// Streaming at-least-once: carbon is killed and loses what it had (its whisper files are
+/// removed, the worst case), then comes back; the stream reconnects and writes its last
+/// --resend of lines again, so every point is in whisper, not only those sent after.
+#[test]
+fn stream_resends_after_carbon_restart() {
+    let Some(mut carbon) = Carbon::start() else {
+        return;
+    };
+    let t = recent_minute(60);
+    let mut child = crate::util::spawn_piped(
+        "pulse-emit",
+        &["--graphite", &carbon.addr(), "--flush-interval", "0.1"],
+    );
+    let guard = crate::util::watchdog(child.id(), 90);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut want = Vec::new();
+    for m in 0..10i64 {
+        stdin
+            .write_all(snap("streamed", None, t + m * 60, true, &[("count", m as f64)]).as_bytes())
+            .unwrap();
+        want.push((t + m * 60, m as f64));
+    }
+    stdin.flush().unwrap();
+    assert_eq!(carbon.wait_for("streamed.count", t, t + 3600, &want), want);
+    carbon.stop();
+    for m in carbon.metrics() {
+        std::fs::remove_file(carbon.whisper_file(&m)).unwrap();
+    }
+    carbon.restart();
+    stdin
+        .write_all(snap("streamed", None, t + 600, true, &[("count", 10.0)]).as_bytes())
+        .unwrap();
+    stdin.flush().unwrap();
+    want.push((t + 600, 10.0));
+    assert_eq!(
+        carbon.wait_for("streamed.count", t, t + 3600, &want),
+        want,
+        "{}",
+        carbon.log()
+    );
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    drop(guard);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
