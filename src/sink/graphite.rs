@@ -254,6 +254,8 @@ impl Sink for Graphite {
     }
 
     fn send(&mut self, batch: &[Snapshot]) -> Result<()> {
+        // The caller spaces out its own retries of a failed batch; each send starts afresh.
+        self.backoff.reset();
         let mut buf = Vec::with_capacity(64 * 1024);
         for chunk in batch.chunks(CHUNK) {
             buf.clear();

@@ -1043,3 +1043,33 @@ fn stream_resends_after_carbon_restart() {
     drop(guard);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// Bytes from the input reach the terminal escaped: table cells and the file name in a
+/// report of a bad line.
+#[test]
+fn control_bytes_are_escaped_in_table_and_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("evil\x1b[2J.ndjson");
+    let input = snap(
+        "s\x1b]0;t\x07",
+        Some("k\r\u{9b}x"),
+        60,
+        true,
+        &[("count", 1.0)],
+    ) + "bad\n";
+    std::fs::write(&file, input).unwrap();
+    let out = run("pulse-emit", &[file.to_str().unwrap()], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (o, e) = (stdout(&out), stderr(&out));
+    for text in [&o, &e] {
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+    }
+    assert!(
+        o.contains("s\\x1b]0;t\\x07") && o.contains("k\\r\\u{9b}x"),
+        "{o}"
+    );
+    assert!(e.contains("evil\\x1b[2J.ndjson: line 2"), "{e}");
+}
