@@ -14,7 +14,6 @@
 //!
 //! `csv` and `table` on stdout are always written once, at the end.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,7 +29,7 @@ use crate::record::Snapshot;
 use crate::sink::graphite::{parse_addr, Graphite};
 use crate::sink::http::{Http, Target};
 use crate::sink::state::{self, State};
-use crate::sink::text::{Format, Text};
+use crate::sink::text::{escape, Format, Text};
 use crate::sink::{parse_snapshot, Backoff, Latest, Sink};
 
 const TOOL: &str = "pulse-emit";
@@ -96,9 +95,46 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value = "1")]
     pub flush_interval: f64,
 
+    /// Re-send to Graphite the windows of the last DURATION (e.g. 300s, 5m, 1h; 0 turns it
+    /// off): from cron, the windows ending within DURATION of the newest are kept in the
+    /// state file and sent again by every run; streaming, what was written in the last
+    /// DURATION is written again after a reconnect. Graphite has no acknowledgement; a
+    /// point sent twice overwrites itself, so this makes delivery at-least-once.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub resend: Resend,
+
+    /// Give up on an HTTP request (connect, send, answer) after this many seconds.
+    #[arg(long, value_name = "SECS", default_value = "5")]
+    pub http_timeout: f64,
+
+    /// At most this many snapshots wait for each sink; when a sink is that far behind (or
+    /// down), reading stops until it takes more (backpressure, never loss).
+    #[arg(long, value_name = "SNAPSHOTS", default_value = "100000")]
+    pub queue: usize,
+
     /// Stop at the first line that is not a snapshot (exit status 1).
     #[arg(long)]
     pub strict: bool,
+}
+
+/// A `--resend` duration.
+#[derive(Debug, Clone, Copy)]
+pub struct Resend(pub Duration);
+
+/// `300`, `300s`, `5m`, `1h`, `0`.
+fn parse_duration(s: &str) -> std::result::Result<Resend, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: a whole number with s, m or h (e.g. 5m)"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(format!("{s:?}: unit must be s, m or h")),
+    };
+    Ok(Resend(Duration::from_secs(n.saturating_mul(mult))))
 }
 
 /// The clap command (for `--help`, man page and tests).
@@ -111,19 +147,260 @@ pub fn main() -> ! {
     exit_with(TOOL, run(args))
 }
 
-/// One sink and what it has not yet accepted.
-struct Outlet {
-    sink: Box<dyn Sink>,
-    pending: Latest,
-    /// Set while the sink is failing: when to try again.
-    retry_at: Option<Instant>,
-    backoff: Backoff,
+/// Snapshots queued in a sink's channel, before its own collapsed batch.
+const CHANNEL: usize = 1024;
+
+/// How often waits look up (a signal, the end of input).
+const TICK: Duration = Duration::from_millis(100);
+
+/// What the reader tells a sink thread.
+enum ToSink {
+    Snap(Snapshot),
 }
 
-/// Collapses incoming snapshots and hands them to the outlets.
+/// How a sink thread runs.
+#[derive(Clone, Copy)]
+struct Plan {
+    /// Streaming: flush this often, and retry failures with backoff while the input goes on.
+    every: Option<Duration>,
+    /// At most this many snapshots wait in the sink's batch; then it takes no more input
+    /// (the reader blocks) until it delivered some.
+    limit: usize,
+}
+
+/// A sink to start: built here, or stdout, which is opened on the sink's own thread (its
+/// lock cannot move between threads).
+enum Spec {
+    Built(Box<dyn Sink + Send>),
+    Stdout(Format, String),
+}
+
+/// One sink on its own thread, fed through a bounded channel.
+struct Outlet {
+    name: String,
+    /// Takes re-sent windows (`--resend`): a point sent twice overwrites itself.
+    idempotent: bool,
+    tx: Option<crossbeam_channel::Sender<ToSink>>,
+    thread: Option<std::thread::JoinHandle<Result<()>>>,
+    /// Set when the input has ended: a sink waiting for room stops waiting.
+    closed: Arc<AtomicBool>,
+    /// Snapshots not handed over because the run was stopped while this sink was full.
+    dropped: u64,
+}
+
+impl Outlet {
+    fn start(spec: Spec, plan: Plan) -> Outlet {
+        let (name, idempotent) = match &spec {
+            Spec::Built(s) => (s.name(), s.idempotent()),
+            Spec::Stdout(..) => ("stdout".to_string(), false),
+        };
+        let (tx, rx) = crossbeam_channel::bounded::<ToSink>(CHANNEL);
+        let closed = Arc::new(AtomicBool::new(false));
+        let closed_in = closed.clone();
+        let thread = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || {
+                let mut sink: Box<dyn Sink> = match spec {
+                    Spec::Built(s) => s,
+                    Spec::Stdout(f, prefix) => {
+                        Box::new(Text::new(f, crate::io::output::stdout(false), &prefix))
+                    }
+                };
+                sink_loop(sink.as_mut(), &rx, plan, &closed_in)
+            })
+            .expect("spawn sink thread");
+        Outlet {
+            name,
+            idempotent,
+            tx: Some(tx),
+            thread: Some(thread),
+            closed,
+            dropped: 0,
+        }
+    }
+
+    /// Hand `snap` over, waiting while the sink's queue is full (backpressure), until
+    /// `stop` is set (a signal): then the snapshot is counted as not delivered.
+    fn send(&mut self, snap: Snapshot, stop: &AtomicBool) {
+        let Some(tx) = &self.tx else { return };
+        let mut msg = ToSink::Snap(snap);
+        if self.dropped > 0 {
+            // Stopping, and this sink is still full: do not wait again.
+            match tx.try_send(msg) {
+                Err(crossbeam_channel::TrySendError::Full(_)) => self.dropped += 1,
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => self.tx = None,
+                Ok(()) => {}
+            }
+            return;
+        }
+        loop {
+            match tx.send_timeout(msg, TICK) {
+                Ok(()) => return,
+                Err(crossbeam_channel::SendTimeoutError::Timeout(m)) => {
+                    if stop.load(Ordering::Relaxed) {
+                        self.dropped += 1;
+                        return;
+                    }
+                    msg = m;
+                }
+                // The sink thread ended (a closed stdout, or a failure in batch mode).
+                Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => {
+                    self.tx = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Close the queue and wait for the sink to deliver what it holds.
+    fn finish(&mut self) -> Result<()> {
+        self.tx = None;
+        self.closed.store(true, Ordering::Relaxed);
+        let r = match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(Error::Runtime(format!(
+                "{}: sink thread panicked",
+                self.name
+            ))),
+            None => Ok(()),
+        };
+        if r.is_ok() && self.dropped > 0 {
+            return Err(Error::Runtime(format!(
+                "{}: {} snapshots not delivered: the sink was behind when the run was stopped",
+                self.name, self.dropped
+            )));
+        }
+        r
+    }
+}
+
+/// The life of one sink: collect snapshots, deliver them as the plan says, and return how
+/// the last delivery went once the input has ended.
+fn sink_loop(
+    sink: &mut dyn Sink,
+    rx: &crossbeam_channel::Receiver<ToSink>,
+    plan: Plan,
+    closed: &AtomicBool,
+) -> Result<()> {
+    let mut pending = Latest::new();
+    let bounded = !sink.at_end_only();
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    let mut retry_at: Option<Instant> = None;
+    let mut said_full = false;
+    let mut next_flush = plan.every.map(|d| Instant::now() + d);
+    let mut failed: Option<Error> = None;
+    loop {
+        let full = bounded && pending.len() >= plan.limit;
+        let msg = if full {
+            if retry_at.is_some() && !said_full {
+                eprintln!(
+                    "{TOOL}: {}: queue full ({} snapshots), waiting for it to take more before reading on",
+                    sink.name(),
+                    pending.len()
+                );
+                said_full = true;
+            }
+            // Take nothing more until some is delivered: the reader blocks behind us.
+            if let Some(t) = retry_at {
+                while Instant::now() < t && !closed.load(Ordering::Relaxed) {
+                    std::thread::sleep(t.saturating_duration_since(Instant::now()).min(TICK));
+                }
+                if closed.load(Ordering::Relaxed) {
+                    break;
+                }
+            }
+            None
+        } else {
+            let deadline = match (next_flush, retry_at) {
+                (Some(f), Some(r)) => Some(f.max(r)),
+                (f, _) => f,
+            };
+            match deadline {
+                Some(t) => match rx.recv_deadline(t) {
+                    Ok(m) => Some(m),
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                },
+                None => match rx.recv() {
+                    Ok(m) => Some(m),
+                    Err(_) => break,
+                },
+            }
+        };
+        match msg {
+            Some(ToSink::Snap(snap)) => {
+                if failed.is_none() {
+                    pending.insert(snap);
+                }
+                let due = plan.every.is_some() && next_flush.is_some_and(|t| Instant::now() >= t);
+                let full_now = bounded && pending.len() >= plan.limit;
+                if !due && !full_now {
+                    continue;
+                }
+            }
+            None if plan.every.is_none() && !full => continue,
+            None => {}
+        }
+        // Time to deliver: the flush interval came, the batch is full, or a retry is due.
+        let now = Instant::now();
+        if pending.is_empty() || !bounded || retry_at.is_some_and(|t| now < t) {
+            if let (Some(t), Some(d)) = (next_flush, plan.every) {
+                if now >= t {
+                    next_flush = Some(now + d);
+                }
+            }
+            continue;
+        }
+        if plan.every.is_some() && !full && next_flush.is_some_and(|t| now < t) {
+            continue;
+        }
+        let batch = pending.drain();
+        match sink.send(&batch) {
+            Ok(()) => {
+                if retry_at.take().is_some() {
+                    eprintln!("{TOOL}: {}: delivering again", sink.name());
+                }
+                said_full = false;
+                backoff.reset();
+            }
+            Err(e) if e.is_broken_pipe() => return Err(e),
+            Err(e) if plan.every.is_none() => {
+                // Batch and cron: the run fails; what else comes is not kept.
+                failed = Some(e);
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                if retry_at.is_none() {
+                    eprintln!(
+                        "{TOOL}: {e}; keeping {} snapshots, retrying in the background",
+                        batch.len()
+                    );
+                }
+                retry_at = Some(Instant::now() + delay);
+                pending.restore(batch);
+            }
+        }
+        if let Some(d) = plan.every {
+            next_flush = Some(Instant::now() + d);
+        }
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if pending.is_empty() && bounded {
+        return Ok(());
+    }
+    sink.send(&pending.drain())
+}
+
+/// Parses incoming lines and hands each snapshot to every sink.
 struct Emitter {
     outlets: Vec<Outlet>,
     diag: Diag,
+    /// Cron mode: the snapshots of the last `--resend` (see [`run_cron`]).
+    recent: Option<Latest>,
+    /// Set by SIGINT or SIGTERM while streaming.
+    stop: Arc<AtomicBool>,
 }
 
 impl Emitter {
@@ -136,72 +413,50 @@ impl Emitter {
                 self.add(snap);
                 Ok(())
             }
-            Err(msg) => self
-                .diag
-                .bad("invalid", &format!("{label}: line {n}"), &msg),
+            Err(msg) => self.diag.bad(
+                "invalid",
+                &format!("{}: line {n}", escape(label)),
+                &escape(&msg),
+            ),
         }
     }
 
     fn add(&mut self, snap: Snapshot) {
-        if let Some((last, rest)) = self.outlets.split_last_mut() {
-            for o in rest {
-                o.pending.insert(snap.clone());
-            }
-            last.pending.insert(snap);
+        if let Some(r) = &mut self.recent {
+            r.insert(snap.clone());
         }
-    }
-
-    /// Send pending batches of the streaming sinks whose retry time has come. Failures are
-    /// reported once per streak and retried later; a closed stdout ends the run.
-    fn flush(&mut self, now: Instant) -> Result<()> {
         for o in &mut self.outlets {
-            if o.sink.at_end_only() || o.pending.is_empty() || o.retry_at.is_some_and(|t| now < t) {
-                continue;
-            }
-            let batch = o.pending.drain();
-            match o.sink.send(&batch) {
-                Ok(()) => {
-                    if o.retry_at.take().is_some() {
-                        crate::error::warn(TOOL, &format!("{}: delivering again", o.sink.name()));
-                    }
-                    o.backoff.reset();
-                }
-                Err(e) if e.is_broken_pipe() => return Err(e),
-                Err(e) => {
-                    let delay = o.backoff.next_delay();
-                    if o.retry_at.is_none() {
-                        eprintln!(
-                            "{TOOL}: {e}; keeping {} snapshots, retrying in the background",
-                            batch.len()
-                        );
-                    }
-                    o.retry_at = Some(Instant::now() + delay);
-                    o.pending.restore(batch);
-                }
-            }
+            o.send(snap.clone(), &self.stop);
         }
-        Ok(())
     }
 
-    /// Send everything still pending to every sink. Every sink is tried; the first failure
-    /// is returned (the others are printed).
+    /// True while some sink still takes input.
+    fn any_open(&self) -> bool {
+        self.outlets.iter().any(|o| o.tx.is_some())
+    }
+
+    /// Close every queue and wait for every sink. Every sink is waited for; the first
+    /// failure is returned (the others are printed).
     fn finish(&mut self, what_next: &str) -> Result<()> {
         let mut failure: Option<Error> = None;
+        let mut broken = None;
         for o in &mut self.outlets {
-            if o.pending.is_empty() && !o.sink.at_end_only() {
-                continue;
-            }
-            let batch = o.pending.drain();
-            if let Err(e) = o.sink.send(&batch) {
+            o.tx = None;
+        }
+        for o in &mut self.outlets {
+            if let Err(e) = o.finish() {
                 if e.is_broken_pipe() {
-                    return Err(e);
+                    broken = Some(e);
+                    continue;
                 }
                 let e = Error::Runtime(format!("{e}{what_next}"));
                 if let Some(prev) = failure.replace(e) {
                     crate::error::warn(TOOL, &prev.to_string());
                 }
-                o.pending.restore(batch);
             }
+        }
+        if let Some(e) = broken {
+            return Err(e);
         }
         self.diag.finish();
         match failure {
@@ -212,14 +467,24 @@ impl Emitter {
 }
 
 /// Build the sinks the flags ask for.
-fn sinks(args: &Args) -> Result<Vec<Box<dyn Sink>>> {
-    let mut out: Vec<Box<dyn Sink>> = Vec::new();
+fn sinks(args: &Args) -> Result<Vec<Spec>> {
+    let mut out: Vec<Spec> = Vec::new();
     let graphite = args.graphite.as_deref().filter(|g| !g.trim().is_empty());
     if let Some(g) = graphite {
-        out.push(Box::new(Graphite::new(parse_addr(g)?, &args.prefix, TRIES)));
+        out.push(Spec::Built(Box::new(Graphite::new(
+            parse_addr(g)?,
+            &args.prefix,
+            TRIES,
+            args.resend.0,
+        ))));
     }
+    let timeout = Duration::from_secs_f64(args.http_timeout);
     for url in args.metrics_urls.iter().filter(|u| !u.trim().is_empty()) {
-        out.push(Box::new(Http::new(Target::parse(url)?, TRIES)));
+        out.push(Spec::Built(Box::new(Http::new(
+            Target::parse(url)?,
+            TRIES,
+            timeout,
+        ))));
     }
     let format = match args.format {
         Some(f) => Some(f),
@@ -227,8 +492,7 @@ fn sinks(args: &Args) -> Result<Vec<Box<dyn Sink>>> {
         None => None,
     };
     if let Some(f) = format {
-        let stdout: Box<dyn Write> = crate::io::output::stdout(false);
-        out.push(Box::new(Text::new(f, stdout, &args.prefix)));
+        out.push(Spec::Stdout(f, args.prefix.clone()));
     }
     Ok(out)
 }
@@ -252,37 +516,84 @@ pub fn run(args: Args) -> Result<i32> {
             "--flush-interval must be a positive number of seconds".into(),
         ));
     }
-    let outlets = sinks(&args)?
-        .into_iter()
-        .map(|sink| Outlet {
-            sink,
-            pending: Latest::new(),
-            retry_at: None,
-            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
-        })
-        .collect();
-    let mut em = Emitter {
-        outlets,
-        diag: Diag::new(TOOL, args.strict),
+    if !(args.http_timeout > 0.0 && args.http_timeout < 1e6) {
+        return Err(Error::Usage(
+            "--http-timeout must be a positive number of seconds".into(),
+        ));
+    }
+    if args.queue == 0 {
+        return Err(Error::Usage("--queue must be at least 1".into()));
+    }
+    let specs = sinks(&args)?;
+    let streaming =
+        args.state.is_none() && (args.inputs.is_empty() || args.inputs.iter().any(is_stdin));
+    let plan = Plan {
+        every: streaming.then(|| Duration::from_secs_f64(args.flush_interval)),
+        limit: args.queue,
     };
     if let Some(path) = &args.state {
-        return run_cron(&mut em, path, &args.inputs);
+        // The lock comes before any sink is started, so that a second run touches nothing.
+        let lock = state::lock(path)?;
+        let prev = State::load(path)?;
+        let mut em = Emitter::start(specs, plan, &args);
+        return run_cron(&mut em, path, &args.inputs, prev, args.resend.0, lock);
     }
-    let streaming = args.inputs.is_empty() || args.inputs.iter().any(is_stdin);
-    let every = streaming.then(|| Duration::from_secs_f64(args.flush_interval));
-    run_inputs(&mut em, &args.inputs, every)
+    let mut em = Emitter::start(specs, plan, &args);
+    run_inputs(&mut em, &args.inputs, plan.every)
 }
 
-fn run_cron(em: &mut Emitter, path: &Path, inputs: &[PathBuf]) -> Result<i32> {
-    let _lock = state::lock(path)?;
-    let prev = State::load(path)?;
-    let next = state::read_new(
+impl Emitter {
+    fn start(specs: Vec<Spec>, plan: Plan, args: &Args) -> Emitter {
+        Emitter {
+            outlets: specs.into_iter().map(|s| Outlet::start(s, plan)).collect(),
+            diag: Diag::new(TOOL, args.strict),
+            recent: None,
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// Cron mode. Besides what was appended since the last run, the windows that end within
+/// `resend` of the newest window seen are kept in the state file and sent again to the
+/// idempotent sinks (Graphite) by every run: carbon may have lost what it took just before
+/// it stopped, and the next run puts it back.
+fn run_cron(
+    em: &mut Emitter,
+    path: &Path,
+    inputs: &[PathBuf],
+    prev: State,
+    resend: Duration,
+    _lock: state::Lock,
+) -> Result<i32> {
+    let resending = !resend.is_zero() && em.outlets.iter().any(|o| o.idempotent);
+    if resending {
+        for snap in &prev.resend {
+            for o in em.outlets.iter_mut().filter(|o| o.idempotent) {
+                o.send(snap.clone(), &em.stop);
+            }
+        }
+        let mut recent = Latest::new();
+        recent.restore(prev.resend.clone());
+        em.recent = Some(recent);
+    }
+    let mut next = state::read_new(
         &prev,
         inputs,
         &mut |label, n, line| em.line(label, n, line),
         &mut |note| crate::error::warn(TOOL, &note),
     )?;
     em.finish("; checkpoint not advanced, the next run sends it again")?;
+    next.resend = match em.recent.take() {
+        Some(mut recent) => {
+            let all = recent.drain();
+            let newest = all.iter().map(|s| s.start + i64::from(s.secs)).max();
+            let horizon = newest.unwrap_or(0) - resend.as_secs() as i64;
+            all.into_iter()
+                .filter(|s| s.start + i64::from(s.secs) > horizon)
+                .collect()
+        }
+        None => Vec::new(),
+    };
     next.save(path)?;
     Ok(EXIT_OK)
 }
@@ -295,11 +606,11 @@ enum Msg {
     Failed(Error),
 }
 
-/// Read the inputs on a thread (so that a quiet stream still flushes on time) and feed the
-/// emitter; flush every `every` when streaming.
 /// How long a stopped stream is still read (see [`run_inputs`]); longer than pulse-merge's.
 const DRAIN: Duration = Duration::from_secs(3);
 
+/// Read the inputs on a thread (so that a signal is noticed while input is quiet) and feed
+/// the sinks; each sink flushes on its own, every `every` when streaming.
 fn run_inputs(em: &mut Emitter, paths: &[PathBuf], every: Option<Duration>) -> Result<i32> {
     let inputs = open_all(paths, Kind::Records);
     let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
@@ -343,12 +654,11 @@ fn run_inputs(em: &mut Emitter, paths: &[PathBuf], every: Option<Duration>) -> R
         progress.finish();
     });
     let mut line_no = vec![0u64; names.len()];
-    let mut next_flush = every.map(|d| Instant::now() + d);
     // Streaming, SIGINT and SIGTERM do not cut delivery short: what upstream still sends as
     // it ends (a Ctrl-C reaches the whole pipeline, and the merger writes its last windows)
     // is taken until the end of input, or for a few seconds, then delivered. A second
     // signal, half a second or more later, ends at once.
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = em.stop.clone();
     if every.is_some() {
         crate::io::signals::stop_on_signal(&stop)?;
     }
@@ -359,10 +669,12 @@ fn run_inputs(em: &mut Emitter, paths: &[PathBuf], every: Option<Duration>) -> R
             if Instant::now() >= until {
                 break;
             }
-            next_flush = next_flush.map(|t| t.min(until));
         }
-        let msg = match next_flush {
-            Some(t) => match rx.recv_deadline(t) {
+        if !em.any_open() {
+            break;
+        }
+        let msg = match every {
+            Some(_) => match rx.recv_timeout(TICK) {
                 Ok(m) => Some(m),
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
@@ -387,15 +699,9 @@ fn run_inputs(em: &mut Emitter, paths: &[PathBuf], every: Option<Duration>) -> R
             Some(Msg::Failed(e)) => em.diag.input_failed(e)?,
             None => {}
         }
-        if let (Some(t), Some(d)) = (next_flush, every) {
-            let now = Instant::now();
-            if now >= t {
-                em.flush(now)?;
-                next_flush = Some(now + d);
-            }
-        }
     }
-    if drain_until.is_none() {
+    drop(rx);
+    if drain_until.is_none() && em.any_open() {
         let _ = reader.join();
     }
     em.finish("")?;

@@ -9,7 +9,13 @@
 //! The protocol has no acknowledgement: a batch counts as sent once it was written and
 //! flushed to the socket. Before reusing a connection the sink checks that the server has not
 //! closed it, and a failed write reconnects and writes the whole chunk again (a point sent
-//! twice for the same timestamp simply overwrites itself in Graphite).
+//! twice for the same timestamp simply overwrites itself in Graphite). What was written in
+//! the last `resend` (at most [`RESEND_BYTES`]) is kept, and written again first on every
+//! new connection after the first: a carbon that was killed loses what it had taken but not
+//! yet stored, and gets it back once it listens again.
+
+use std::collections::VecDeque;
+use std::time::Instant;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -21,6 +27,9 @@ use crate::record::{write_f64, Snapshot};
 
 /// Snapshots written per chunk (a chunk is retried whole after a reconnect).
 const CHUNK: usize = 2000;
+
+/// At most this many bytes of recent lines are kept for writing again after a reconnect.
+pub const RESEND_BYTES: usize = 16 << 20;
 
 /// Append `s` as one path component: every character outside `[A-Za-z0-9_-]` becomes `_`.
 pub fn push_component(out: &mut String, s: &str) {
@@ -131,12 +140,19 @@ pub struct Graphite {
     tries: u32,
     backoff: Backoff,
     timeout: Duration,
+    /// Chunks written in the last `resend`, oldest first, with when they were written.
+    recent: VecDeque<(Instant, Vec<u8>)>,
+    recent_bytes: usize,
+    resend: Duration,
+    /// Set once a connection was made: a later one writes `recent` again first.
+    connected_before: bool,
 }
 
 impl Graphite {
     /// `addr` as made by [`parse_addr`]; `prefix` as the user wrote it. No connection is made
     /// until the first send.
-    pub fn new(addr: String, prefix: &str, tries: u32) -> Graphite {
+    /// `resend`: how long written lines are kept for writing again after a reconnect.
+    pub fn new(addr: String, prefix: &str, tries: u32, resend: Duration) -> Graphite {
         Graphite {
             addr,
             prefix: clean_prefix(prefix),
@@ -144,6 +160,28 @@ impl Graphite {
             tries: tries.max(1),
             backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(5)),
             timeout: Duration::from_secs(5),
+            recent: VecDeque::new(),
+            recent_bytes: 0,
+            resend,
+            connected_before: false,
+        }
+    }
+
+    /// Remember a written chunk; forget what is older than `resend` or over the byte cap.
+    fn remember(&mut self, bytes: &[u8]) {
+        if self.resend.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        self.recent.push_back((now, bytes.to_vec()));
+        self.recent_bytes += bytes.len();
+        while let Some((t, b)) = self.recent.front() {
+            if self.recent_bytes > RESEND_BYTES || now.duration_since(*t) > self.resend {
+                self.recent_bytes -= b.len();
+                self.recent.pop_front();
+            } else {
+                break;
+            }
         }
     }
 
@@ -172,7 +210,15 @@ impl Graphite {
             }
         }
         if self.conn.is_none() {
-            self.conn = Some(self.connect()?);
+            let mut c = self.connect()?;
+            if self.connected_before {
+                for (_, b) in &self.recent {
+                    c.write_all(b)?;
+                }
+                c.flush()?;
+            }
+            self.connected_before = true;
+            self.conn = Some(c);
         }
         Ok(self.conn.as_mut().expect("connected"))
     }
@@ -203,7 +249,13 @@ impl Sink for Graphite {
         format!("graphite {}", self.addr)
     }
 
+    fn idempotent(&self) -> bool {
+        true
+    }
+
     fn send(&mut self, batch: &[Snapshot]) -> Result<()> {
+        // The caller spaces out its own retries of a failed batch; each send starts afresh.
+        self.backoff.reset();
         let mut buf = Vec::with_capacity(64 * 1024);
         for chunk in batch.chunks(CHUNK) {
             buf.clear();
@@ -215,6 +267,7 @@ impl Sink for Graphite {
                 match self.write_chunk(&buf) {
                     Ok(()) => {
                         self.backoff.reset();
+                        self.remember(&buf);
                         break;
                     }
                     Err(e) => {
@@ -295,7 +348,7 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let mut g = Graphite::new(format!("127.0.0.1:{port}"), "", 2);
+        let mut g = Graphite::new(format!("127.0.0.1:{port}"), "", 2, Duration::ZERO);
         let err = g.send(&[snap("a", None)]).unwrap_err().to_string();
         assert!(err.contains(&format!("graphite 127.0.0.1:{port}")), "{err}");
         assert!(err.contains("after 2 tries"), "{err}");
@@ -324,14 +377,15 @@ mod tests {
             }
             got
         });
-        let mut g = Graphite::new(addr, "", 3);
+        let mut g = Graphite::new(addr, "", 3, Duration::from_secs(60));
         g.send(&[snap("a", None)]).unwrap();
         closed_rx.recv().unwrap();
         // The close (FIN) is on its way over loopback; let it land before the next send.
         std::thread::sleep(Duration::from_millis(50));
         g.send(&[snap("b", None)]).unwrap();
         let got = server.join().unwrap();
+        // The new connection first carries again what the closed one had taken.
         assert_eq!(got.len(), 4);
-        assert!(got[2].starts_with("b.count 12 "), "{got:?}");
+        assert!(got[2].starts_with("a.count 12 "), "{got:?}");
     }
 }

@@ -37,6 +37,12 @@ pub trait Sink {
     fn at_end_only(&self) -> bool {
         false
     }
+
+    /// True when sending the same snapshot twice is harmless (Graphite: a point overwrites
+    /// the one of the same path and timestamp), so recent windows may be re-sent.
+    fn idempotent(&self) -> bool {
+        false
+    }
 }
 
 /// The identity of a snapshot: window start first so that output is in time order.

@@ -3,8 +3,11 @@
 //! The state file is JSON:
 //!
 //! ```json
-//! {"version":1,"inputs":[{"path":"/var/log/pulse/snapshots.ndjson","dev":2049,"ino":131,"offset":48213,"rotated":[]}]}
+//! {"version":1,"inputs":[{"path":"/var/log/pulse/snapshots.ndjson","dev":2049,"ino":131,"offset":48213,"rotated":[]}],"resend":[...]}
 //! ```
+//!
+//! - `resend` holds the snapshots of the recent windows (`pulse-emit --resend`) that every
+//!   run sends to Graphite again; it is absent when empty.
 //!
 //! - `path` is the input as an absolute path; `dev` and `ino` identify the file that was read
 //!   and `offset` is the byte after the last complete line taken from it. A partial last line
@@ -20,10 +23,15 @@
 //! The file is replaced atomically (a temporary file in the same directory, fsynced, then
 //! renamed) and only by the caller once the sinks accepted what was read. A lock on
 //! `FILE.lock` keeps two runs from overlapping.
+//!
+//! None of the three paths is followed when it is a symbolic link (`O_NOFOLLOW`): run as root
+//! in a shared directory, a planted link must not make a run write another file. The
+//! temporary file `FILE.tmp` is created exclusively (`O_EXCL`; a regular file left there by a
+//! killed run is removed first) and removed again on every failure path.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -35,6 +43,9 @@ use crate::error::{Error, Result};
 pub struct State {
     pub version: u32,
     pub inputs: Vec<Entry>,
+    /// The recent windows that every run re-sends to Graphite (`--resend`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resend: Vec<crate::record::Snapshot>,
 }
 
 /// One input's checkpoint.
@@ -69,8 +80,9 @@ pub fn lock(state: &Path) -> Result<Lock> {
         .create(true)
         .truncate(false)
         .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
-        .map_err(|e| Error::io(path.display().to_string(), e))?;
+        .map_err(|e| no_follow_error(&path, e))?;
     match file.try_lock() {
         Ok(()) => Ok(Lock { _file: file }),
         Err(fs::TryLockError::WouldBlock) => Err(Error::Runtime(format!(
@@ -78,6 +90,31 @@ pub fn lock(state: &Path) -> Result<Lock> {
             path.display()
         ))),
         Err(fs::TryLockError::Error(e)) => Err(Error::io(path.display().to_string(), e)),
+    }
+}
+
+/// An open error on a path opened with `O_NOFOLLOW`: a symbolic link reads as `ELOOP`.
+fn no_follow_error(path: &Path, e: std::io::Error) -> Error {
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        return Error::Runtime(format!(
+            "{}: is a symbolic link; refusing to follow it (remove it or name another file)",
+            path.display()
+        ));
+    }
+    Error::io(path.display().to_string(), e)
+}
+
+/// A temporary file that is removed when dropped, unless it was renamed into place.
+struct TempFile {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -90,16 +127,23 @@ fn lock_path(state: &Path) -> PathBuf {
 impl State {
     /// Read the state file; a missing file is an empty state (first run).
     pub fn load(path: &Path) -> Result<State> {
-        let text = match fs::read(path) {
-            Ok(t) => t,
+        let opened = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path);
+        let mut file = match opened {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(State {
                     version: 1,
-                    inputs: Vec::new(),
+                    ..State::default()
                 })
             }
-            Err(e) => return Err(Error::io(path.display().to_string(), e)),
+            Err(e) => return Err(no_follow_error(path, e)),
         };
+        let mut text = Vec::new();
+        file.read_to_end(&mut text)
+            .map_err(|e| Error::io(path.display().to_string(), e))?;
         let state: State = serde_json::from_slice(&text).map_err(|e| {
             Error::Runtime(format!(
                 "{}: not a pulse-emit state file ({e}); move it away to start over",
@@ -122,21 +166,51 @@ impl State {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        // `FILE.tmp`: runs are serialised by the lock, so one name is enough, and a file left
+        // there by a run that was killed is removed first (unlink never follows a link).
         let mut tmp = path.as_os_str().to_owned();
-        tmp.push(format!(".tmp.{}", std::process::id()));
+        tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
         let io = |e| Error::io(tmp.display().to_string(), e);
         let mut json =
             serde_json::to_vec_pretty(self).map_err(|e| Error::Runtime(e.to_string()))?;
         json.push(b'\n');
-        let mut f = File::create(&tmp).map_err(io)?;
+        let link = |p: &Path| fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
+        // Refuse a state path that is a symbolic link: rename would replace the link, but a
+        // link there means someone else prepared the directory.
+        for p in [path, tmp.as_path()] {
+            if link(p) {
+                return Err(no_follow_error(
+                    p,
+                    std::io::Error::from_raw_os_error(libc::ELOOP),
+                ));
+            }
+        }
+        if fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_file()) {
+            fs::remove_file(&tmp).map_err(io)?;
+        }
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => Error::Runtime(format!(
+                    "{}: appeared while saving (a symbolic link?); not writing through it",
+                    tmp.display()
+                )),
+                _ => no_follow_error(&tmp, e),
+            })?;
+        let mut guard = TempFile {
+            path: tmp.clone(),
+            keep: false,
+        };
         f.write_all(&json).map_err(io)?;
         f.sync_all().map_err(io)?;
         drop(f);
-        fs::rename(&tmp, path).map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            Error::io(path.display().to_string(), e)
-        })?;
+        fs::rename(&tmp, path).map_err(|e| Error::io(path.display().to_string(), e))?;
+        guard.keep = true;
         if let Ok(d) = File::open(&dir) {
             let _ = d.sync_all();
         }
@@ -436,5 +510,57 @@ mod tests {
         lock(&sp).unwrap();
         fs::write(&sp, "garbage").unwrap();
         assert!(State::load(&sp).is_err());
+    }
+
+    #[test]
+    fn symlinks_are_never_followed_and_temporaries_do_not_linger() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious\n").unwrap();
+        let st = State {
+            version: 1,
+            ..State::default()
+        };
+        // The state path itself a link: neither read nor replaced.
+        let sp = dir.path().join("a.state");
+        symlink(&victim, &sp).unwrap();
+        let e = State::load(&sp).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        assert!(st
+            .save(&sp)
+            .unwrap_err()
+            .to_string()
+            .contains("symbolic link"));
+        // The lock a link.
+        let sp = dir.path().join("b.state");
+        symlink(&victim, dir.path().join("b.state.lock")).unwrap();
+        let e = lock(&sp).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        // The temporary a link: refused (and O_EXCL would refuse it too).
+        let sp = dir.path().join("c.state");
+        let tmp = dir.path().join("c.state.tmp");
+        symlink(&victim, &tmp).unwrap();
+        let e = st.save(&sp).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        assert!(!sp.exists());
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+        fs::remove_file(&tmp).unwrap();
+        // A stale temporary of a killed run is replaced.
+        fs::write(&tmp, "stale").unwrap();
+        st.save(&sp).unwrap();
+        assert!(!tmp.exists());
+        assert_eq!(State::load(&sp).unwrap(), st);
+        // A failed rename (the target is a directory) leaves no temporary behind.
+        let sp = dir.path().join("d.state");
+        fs::create_dir(&sp).unwrap();
+        assert!(st.save(&sp).is_err());
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }

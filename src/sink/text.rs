@@ -216,6 +216,30 @@ pub fn human_number(v: f64) -> String {
     }
 }
 
+/// `s` safe to show on a terminal: control characters (C0, DEL and C1, so ESC, CR, BS, ...)
+/// and the backslash are written as escapes (`\x1b`, `\r`, `\u{9b}`, `\\`); everything
+/// else is kept. Used for table cells and for input text in messages.
+pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| c.is_control() || c == '\\') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x80 && c.is_control() => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn write_table(out: &mut impl Write, batch: &[Snapshot]) -> std::io::Result<()> {
     let stats: BTreeSet<&str> = batch.iter().map(|s| s.stat.as_str()).collect();
     for (i, stat) in stats.iter().enumerate() {
@@ -229,11 +253,13 @@ fn write_table(out: &mut impl Write, batch: &[Snapshot]) -> std::io::Result<()> 
             .iter()
             .map(|s| s.to_string())
             .collect();
-        header.extend(names.iter().map(|s| s.to_string()));
+        header.extend(names.iter().map(|s| escape(s).into_owned()));
         cells.push(header);
         for s in &rows {
             let mut row = vec![
-                s.key.clone().unwrap_or_else(|| "-".into()),
+                s.key
+                    .as_deref()
+                    .map_or_else(|| "-".into(), |k| escape(k).into_owned()),
                 format_rfc3339(s.start),
                 s.secs.to_string(),
                 if s.is_final { "yes" } else { "no" }.to_string(),
@@ -257,7 +283,7 @@ fn write_table(out: &mut impl Write, batch: &[Snapshot]) -> std::io::Result<()> 
         if i > 0 {
             writeln!(out)?;
         }
-        writeln!(out, "{stat}")?;
+        writeln!(out, "{}", escape(stat))?;
         let mut line = String::new();
         for row in &cells {
             line.clear();
@@ -363,6 +389,25 @@ mod tests {
         assert!(out.starts_with(
             r#"{"stat":"router.status","key":"200","start":1431856800,"secs":60,"final":true,"values":{"count":1200,"rate":20}}"#
         ));
+    }
+
+    #[test]
+    fn table_cells_escape_control_bytes() {
+        let s = Snapshot {
+            stat: "evil\x1b]0;pwned\x07".into(),
+            key: Some("a\rb\u{9b}c\\".into()),
+            start: 0,
+            secs: 60,
+            is_final: true,
+            values: [("n\x1b[2J".to_string(), 1.0)].into_iter().collect(),
+        };
+        let mut t = Text::new(Format::Table, Vec::new(), "");
+        t.send(&[s]).unwrap();
+        let out = String::from_utf8(t.into_inner()).unwrap();
+        assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+        assert!(out.contains("evil\\x1b]0;pwned\\x07"), "{out}");
+        assert!(out.contains("a\\rb\\u{9b}c\\\\"), "{out}");
+        assert!(out.contains("n\\x1b[2J"), "{out}");
     }
 
     #[test]

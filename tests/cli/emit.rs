@@ -191,11 +191,31 @@ struct Request {
 /// A real HTTP/1.1 server on loopback that records requests and answers with the statuses
 /// given, in turn (the last one repeats). One request per connection.
 fn http_server(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<Request>>>) {
+    http_peer(move |i, _| {
+        let status = statuses[i.min(statuses.len() - 1)];
+        let reason = if status == 200 {
+            "OK"
+        } else {
+            "Internal Server Error"
+        };
+        Some(format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ))
+    })
+}
+
+/// A real HTTP/1.1 server on loopback that records each request (method and path, headers,
+/// body) and writes what `answer(index, request)` returns; `None` never answers (the
+/// connection is held open: a hung endpoint). One request per connection.
+fn http_peer(
+    answer: impl Fn(usize, &Request) -> Option<String> + Send + 'static,
+) -> (String, Arc<Mutex<Vec<Request>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     std::thread::spawn(move || {
+        let mut held = Vec::new();
         for (i, conn) in listener.incoming().enumerate().take(50) {
             let Ok(mut conn) = conn else { continue };
             let mut r = BufReader::new(conn.try_clone().unwrap());
@@ -206,7 +226,9 @@ fn http_server(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<Request>>>) {
             let mut headers = BTreeMap::new();
             loop {
                 let mut h = String::new();
-                r.read_line(&mut h).unwrap();
+                if r.read_line(&mut h).unwrap_or(0) == 0 {
+                    break;
+                }
                 let h = h.trim_end();
                 if h.is_empty() {
                     break;
@@ -220,22 +242,20 @@ fn http_server(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<Request>>>) {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
             let mut body = vec![0; len];
-            r.read_exact(&mut body).unwrap();
-            log.lock().unwrap().push(Request {
+            let _ = r.read_exact(&mut body);
+            let req = Request {
                 line: line.trim_end().to_string(),
                 headers,
                 body,
-            });
-            let status = statuses[i.min(statuses.len() - 1)];
-            let reason = if status == 200 {
-                "OK"
-            } else {
-                "Internal Server Error"
             };
-            let _ = write!(
-                conn,
-                "HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
+            let reply = answer(i, &req);
+            log.lock().unwrap().push(req);
+            match reply {
+                Some(reply) => {
+                    let _ = conn.write_all(reply.as_bytes());
+                }
+                None => held.push(conn),
+            }
         }
     });
     (addr, seen)
@@ -628,4 +648,428 @@ fn sigterm_while_streaming_delivers_what_arrived() {
         csv.contains("events.total,,1767225600,60,true,count,1"),
         "{csv}"
     );
+}
+
+/// 307 and 308 are followed as a POST of the same body; 301, 302 and 303 (which clients
+/// replay as a bodiless GET) fail with a message naming both URLs, redacted.
+#[test]
+fn http_redirects_of_a_post() {
+    let input = snap("r", None, 1431856800, true, &[("count", 3.0)]);
+    for status in [307u16, 308, 301, 302, 303] {
+        let (addr, seen) = http_peer(move |i, _| {
+            Some(if i == 0 {
+                format!(
+                    "HTTP/1.1 {status} Moved\r\nLocation: /final?token=l0ctok\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+            } else {
+                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+            })
+        });
+        let url = format!("http://pulse:pa/ss@{addr}/m?api_key=k3ysecret");
+        let out = run("pulse-emit", &["--metrics-url", &url], input.as_bytes());
+        let (err, reqs) = (stderr(&out), seen.lock().unwrap().clone());
+        for secret in ["pa/ss", "k3ysecret", "l0ctok"] {
+            assert!(
+                !err.contains(secret) && !stdout(&out).contains(secret),
+                "{status}: {err}"
+            );
+        }
+        if status >= 307 {
+            assert!(out.status.success(), "{status}: {err}");
+            assert_eq!(reqs.len(), 2, "{status}: {reqs:?}");
+            assert_eq!(reqs[0].line, "POST /m?api_key=k3ysecret HTTP/1.1");
+            assert_eq!(reqs[1].line, "POST /final?token=l0ctok HTTP/1.1");
+            assert_eq!(reqs[0].body, reqs[1].body);
+            assert!(!reqs[1].body.is_empty());
+            // Same origin: the credentials go along (base64 of pulse:pa/ss).
+            assert_eq!(reqs[1].headers["authorization"], "Basic cHVsc2U6cGEvc3M=");
+        } else {
+            assert_eq!(out.status.code(), Some(1), "{status}: {err}");
+            assert_eq!(reqs.len(), 1, "{status}: not replayed: {reqs:?}");
+            assert!(
+                err.contains(&format!(
+                    "POST http://{addr}/m?api_key=REDACTED: HTTP {status} "
+                )),
+                "{err}"
+            );
+            assert!(
+                err.contains(&format!("redirected to http://{addr}/final?token=REDACTED")),
+                "{err}"
+            );
+        }
+    }
+}
+
+/// User info with unencoded `/`, `?`, `#` goes to the right host as basic auth, and neither
+/// it nor token-like query parameters appear in any output, on success, failure or misuse.
+#[test]
+fn secrets_never_printed() {
+    let input = snap("r", None, 60, true, &[("count", 1.0)]);
+    for pass in ["pa/ss", "pa?ss", "pa#ss", "p%2Fa%3Fs%23s"] {
+        let (addr, seen) = http_server(vec![500]);
+        let url = format!("http://pulse:{pass}@{addr}/m?x=1&access_token=t0ksecret");
+        let out = run("pulse-emit", &["--metrics-url", &url], input.as_bytes());
+        assert_eq!(out.status.code(), Some(1));
+        let all = stderr(&out) + &stdout(&out);
+        for secret in [pass, "t0ksecret", "p/a?s#s"] {
+            assert!(!all.contains(secret), "{pass}: {all}");
+        }
+        assert!(
+            all.contains(&format!("POST http://{addr}/m?x=1&access_token=REDACTED:")),
+            "{all}"
+        );
+        let reqs = seen.lock().unwrap().clone();
+        assert_eq!(reqs.len(), 3, "{pass}: reached the server");
+        let want = if pass.contains('%') { "p/a?s#s" } else { pass };
+        let b64 = {
+            let out = sh(&format!("printf '%s' 'pulse:{want}' | base64"));
+            stdout(&out).trim().to_string()
+        };
+        assert_eq!(reqs[0].headers["authorization"], format!("Basic {b64}"));
+    }
+    // Unreachable, and a usage error.
+    let port = crate::servers::free_port();
+    for url in [
+        format!("http://u:s3cr/et@127.0.0.1:{port}/m?apikey=t0ksecret"),
+        "ftp://u:s3cr/et@h/?token=t0ksecret".to_string(),
+        "http://u:s3cr/et@/?token=t0ksecret".to_string(),
+    ] {
+        let out = run("pulse-emit", &["--metrics-url", &url], input.as_bytes());
+        assert!(!out.status.success());
+        let all = stderr(&out) + &stdout(&out);
+        assert!(!all.contains("s3cr") && !all.contains("t0ksecret"), "{all}");
+    }
+}
+
+/// Symbolic links at the state, lock and temporary paths are never followed: the victim
+/// file stays as it was and the run fails with a message naming the link.
+#[test]
+fn state_lock_and_temporary_symlinks_are_refused() {
+    for which in ["emit.state", "emit.state.lock", "emit.state.tmp"] {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.ndjson");
+        append(&input, &snap("s", None, 60, true, &[("count", 1.0)]));
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join(which)).unwrap();
+        let state = dir.path().join("emit.state");
+        let out = run(
+            "pulse-emit",
+            &[
+                "--state",
+                state.to_str().unwrap(),
+                "-f",
+                "csv",
+                input.to_str().unwrap(),
+            ],
+            b"",
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{which}: {err}");
+        assert!(
+            err.contains(which) && err.contains("symbolic link"),
+            "{which}: {err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "precious\n",
+            "{which}"
+        );
+        let tmp = dir.path().join("emit.state.tmp");
+        assert!(
+            which.ends_with(".tmp") || !tmp.exists(),
+            "{which}: orphan temporary"
+        );
+    }
+}
+
+/// A hung HTTP endpoint (accepts, never answers) delays only itself: Graphite points still
+/// arrive in real carbon within a second or two while the HTTP sink waits out its timeout,
+/// and the HTTP failure is reported at the end.
+#[test]
+fn hung_endpoint_does_not_delay_graphite() {
+    let Some(carbon) = Carbon::start() else {
+        return;
+    };
+    let (addr, seen) = http_peer(|_, _| None);
+    let t = recent_minute(20);
+    let mut child = crate::util::spawn_piped(
+        "pulse-emit",
+        &[
+            "--graphite",
+            &carbon.addr(),
+            "--metrics-url",
+            &format!("http://{addr}/hung"),
+            "--http-timeout",
+            "4",
+            "--flush-interval",
+            "0.2",
+        ],
+    );
+    let guard = crate::util::watchdog(child.id(), 60);
+    let mut stdin = child.stdin.take().unwrap();
+    for (i, m) in [0i64, 1, 2].iter().enumerate() {
+        let start = t + m * 60;
+        let sent = std::time::Instant::now();
+        stdin
+            .write_all(snap("hung.g", None, start, true, &[("count", i as f64 + 1.0)]).as_bytes())
+            .unwrap();
+        stdin.flush().unwrap();
+        let want: Vec<(i64, f64)> = (0..=i)
+            .map(|j| (t + j as i64 * 60, j as f64 + 1.0))
+            .collect();
+        let got = carbon.wait_for("hung.g.count", t, t + 600, &want);
+        let took = sent.elapsed();
+        assert_eq!(got, want, "{}", carbon.log());
+        // The HTTP sink is stuck for 3 × 4 s per batch; Graphite must not wait for it.
+        assert!(
+            took < std::time::Duration::from_secs(3),
+            "point {i} took {took:?}"
+        );
+    }
+    assert!(
+        !seen.lock().unwrap().is_empty(),
+        "the HTTP peer was reached"
+    );
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    drop(guard);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("POST http://{addr}/hung")), "{err}");
+}
+
+/// At-least-once into Graphite from cron: carbon stops right after a successful run and
+/// loses what it had not stored (here: its whisper files are removed, the worst case); the
+/// next run, after carbon is back, re-sends the windows of the last --resend, so no point
+/// is missing.
+#[test]
+fn cron_resend_restores_what_carbon_lost() {
+    let Some(mut carbon) = Carbon::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("snapshots.ndjson");
+    let state = dir.path().join("emit.state");
+    let t0 = recent_minute(40);
+    let cron = |carbon: &Carbon| {
+        run(
+            "pulse-emit",
+            &[
+                "--state",
+                state.to_str().unwrap(),
+                "--graphite",
+                &carbon.addr(),
+                "--resend",
+                "5m",
+                input.to_str().unwrap(),
+            ],
+            b"",
+        )
+    };
+    let mut want = Vec::new();
+    for m in 0..3 {
+        append(
+            &input,
+            &snap(
+                "lost",
+                None,
+                t0 + m * 60,
+                true,
+                &[("count", m as f64 + 1.0)],
+            ),
+        );
+        want.push((t0 + m * 60, m as f64 + 1.0));
+    }
+    let out = cron(&carbon);
+    assert!(out.status.success(), "{}", stderr(&out));
+    carbon.stop();
+    for m in carbon.metrics() {
+        std::fs::remove_file(carbon.whisper_file(&m)).unwrap();
+    }
+    carbon.restart();
+    for m in 3..5 {
+        append(
+            &input,
+            &snap(
+                "lost",
+                None,
+                t0 + m * 60,
+                true,
+                &[("count", m as f64 + 1.0)],
+            ),
+        );
+        want.push((t0 + m * 60, m as f64 + 1.0));
+    }
+    let out = cron(&carbon);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        carbon.wait_for("lost.count", t0, t0 + 3600, &want),
+        want,
+        "{}",
+        carbon.log()
+    );
+    // Windows older than --resend before the newest are not sent again.
+    let text = std::fs::read_to_string(&state).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let starts: Vec<i64> = doc["resend"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["start"].as_i64().unwrap())
+        .collect();
+    assert_eq!(starts, (0..5).map(|m| t0 + m * 60).collect::<Vec<_>>());
+    append(
+        &input,
+        &snap("lost", None, t0 + 600, true, &[("count", 11.0)]),
+    );
+    assert!(cron(&carbon).status.success());
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(doc["resend"].as_array().unwrap().len(), 1, "{doc}");
+}
+
+/// A sink that is down holds at most --queue snapshots; then reading stops (backpressure),
+/// said once on stderr, instead of queueing without bound.
+#[test]
+fn down_sink_queue_is_bounded_with_backpressure() {
+    let port = crate::servers::free_port();
+    let mut child = crate::util::spawn_piped(
+        "pulse-emit",
+        &[
+            "--graphite",
+            &format!("127.0.0.1:{port}"),
+            "--queue",
+            "50",
+            "--flush-interval",
+            "0.1",
+        ],
+    );
+    let guard = crate::util::watchdog(child.id(), 60);
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut written = 0;
+        for i in 0..100_000 {
+            let line = snap("q", Some(&i.to_string()), 60, true, &[("count", 1.0)]);
+            if stdin.write_all(line.as_bytes()).is_err() {
+                break;
+            }
+            written += 1;
+        }
+        written
+    });
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while err.read_line(&mut line).unwrap_or(0) > 0 {
+        seen += &line;
+        if line.contains("queue full") {
+            break;
+        }
+        line.clear();
+    }
+    assert!(
+        seen.contains(&format!(
+            "graphite 127.0.0.1:{port}: queue full (50 snapshots)"
+        )),
+        "{seen}"
+    );
+    // The writer is held back: far from all of its input was taken.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(!writer.is_finished(), "input was not held back");
+    // SIGTERM while held back: the run ends within the drain time, and says what was not
+    // delivered (exit 1), rather than waiting for the sink forever.
+    let t = std::time::Instant::now();
+    crate::util::terminate(child.id());
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    let _ = err.read_to_string(&mut rest);
+    drop(guard);
+    assert_eq!(status.code(), Some(1), "{rest}");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(15),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(
+        rest.contains(&format!("graphite 127.0.0.1:{port}")),
+        "{rest}"
+    );
+    let _ = writer.join();
+}
+
+/// Streaming at-least-once: carbon is killed and loses what it had (its whisper files are
+/// removed, the worst case), then comes back; the stream reconnects and writes its last
+/// --resend of lines again, so every point is in whisper, not only those sent after.
+#[test]
+fn stream_resends_after_carbon_restart() {
+    let Some(mut carbon) = Carbon::start() else {
+        return;
+    };
+    let t = recent_minute(60);
+    let mut child = crate::util::spawn_piped(
+        "pulse-emit",
+        &["--graphite", &carbon.addr(), "--flush-interval", "0.1"],
+    );
+    let guard = crate::util::watchdog(child.id(), 90);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut want = Vec::new();
+    for m in 0..10i64 {
+        stdin
+            .write_all(snap("streamed", None, t + m * 60, true, &[("count", m as f64)]).as_bytes())
+            .unwrap();
+        want.push((t + m * 60, m as f64));
+    }
+    stdin.flush().unwrap();
+    assert_eq!(carbon.wait_for("streamed.count", t, t + 3600, &want), want);
+    carbon.stop();
+    for m in carbon.metrics() {
+        std::fs::remove_file(carbon.whisper_file(&m)).unwrap();
+    }
+    carbon.restart();
+    stdin
+        .write_all(snap("streamed", None, t + 600, true, &[("count", 10.0)]).as_bytes())
+        .unwrap();
+    stdin.flush().unwrap();
+    want.push((t + 600, 10.0));
+    assert_eq!(
+        carbon.wait_for("streamed.count", t, t + 3600, &want),
+        want,
+        "{}",
+        carbon.log()
+    );
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    drop(guard);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Bytes from the input reach the terminal escaped: table cells and the file name in a
+/// report of a bad line.
+#[test]
+fn control_bytes_are_escaped_in_table_and_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("evil\x1b[2J.ndjson");
+    let input = snap(
+        "s\x1b]0;t\x07",
+        Some("k\r\u{9b}x"),
+        60,
+        true,
+        &[("count", 1.0)],
+    ) + "bad\n";
+    std::fs::write(&file, input).unwrap();
+    let out = run("pulse-emit", &[file.to_str().unwrap()], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (o, e) = (stdout(&out), stderr(&out));
+    for text in [&o, &e] {
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+    }
+    assert!(
+        o.contains("s\\x1b]0;t\\x07") && o.contains("k\\r\\u{9b}x"),
+        "{o}"
+    );
+    assert!(e.contains("evil\\x1b[2J.ndjson: line 2"), "{e}");
 }
