@@ -72,6 +72,12 @@ pub struct Args {
     /// Events this many seconds older than the newest seen are counted as late and dropped.
     #[arg(long, value_name = "SECS", default_value_t = 300.0)]
     pub lateness: f64,
+    /// An event more than this many seconds ahead of the newest seen is held until the next
+    /// timed event confirms it (is also that far ahead, and not late by it), else dropped
+    /// and counted in pulse.future; on a stream, events this far ahead of the clock are
+    /// dropped (default: the value of --lateness).
+    #[arg(long, value_name = "SECS")]
+    pub max_ahead: Option<f64>,
     /// When reading a stream (not a regular file), write changed windows at least this often
     /// by the wall clock, so a quiet stream still reports; 0 turns it off.
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
@@ -196,7 +202,12 @@ pub fn run(args: Args) -> Result<i32> {
         out.flush()?;
         return Ok(EXIT_OK);
     }
-    for (flag, v) in [("--grace", args.grace), ("--lateness", args.lateness)] {
+    let max_ahead = args.max_ahead.unwrap_or(args.lateness);
+    for (flag, v) in [
+        ("--grace", args.grace),
+        ("--lateness", args.lateness),
+        ("--max-ahead", max_ahead),
+    ] {
         if !(v.is_finite() && v >= 0.0) {
             return Err(Error::Usage(format!(
                 "{flag} must be a number of seconds >= 0"
@@ -261,6 +272,7 @@ pub fn run(args: Args) -> Result<i32> {
     // (which cover several kinds of log at once).
     let patterns = crate::pattern::Patterns::load(&args.patterns)?;
     let engine = Engine::new(stats, kind, args.lateness, clock)
+        .max_ahead(max_ahead, live)
         .strict(args.strict)
         .track_fields(!args.stats.is_empty())
         .patterns(patterns);
@@ -339,6 +351,10 @@ pub fn run(args: Args) -> Result<i32> {
                         );
                         diag.show("late (dropped)", &at_line(line), &what);
                     }
+                    if let Some((line, t, newest, clock)) = got.first_future {
+                        let at = format!("{}: line {}", names[input], line_base as i64 + line + 1);
+                        show_future(&mut diag, &at, t, newest, clock, max_ahead);
+                    }
                     line_base += got.lines;
                     progress.inc(bytes as u64);
                 }
@@ -372,6 +388,7 @@ pub fn run(args: Args) -> Result<i32> {
                             diag.count("malformed", overlong);
                         }
                     }
+                    drop_pending(&mut windows, &mut diag, &names[input], line_base, max_ahead);
                     line_base = 0;
                     // The input's stream ends: its windows are written final and dropped.
                     if input + 1 < n_inputs {
@@ -391,6 +408,8 @@ pub fn run(args: Args) -> Result<i32> {
                 pipeline::Step::Tick { idle: true } if stop.load(Ordering::Relaxed) => {
                     // Everything read has been folded in, and the reader may be blocked on a
                     // stream that stays open: end here.
+                    let name = names.last().map_or("-", String::as_str);
+                    drop_pending(&mut windows, &mut diag, name, line_base, max_ahead);
                     out.write_all(&buf)?;
                     buf.clear();
                     windows.finish(&engine.stats, &mut out)?;
@@ -433,6 +452,41 @@ pub fn run(args: Args) -> Result<i32> {
     warn_never_seen(&engine, &seen, &origins);
     diag.finish();
     Ok(exit_status(&diag))
+}
+
+fn stamp(t: f64) -> String {
+    let mut s = String::new();
+    crate::time::write_rfc3339(&mut s, t);
+    s
+}
+
+/// Report the first event dropped as too far ahead: of the clock (`clock`), or of the
+/// stream's newest time `newest`, unconfirmed.
+fn show_future(diag: &mut Diag, at: &str, t: f64, newest: f64, clock: bool, max_ahead: f64) {
+    let what = if clock {
+        format!(
+            "event time {} is more than --max-ahead ({max_ahead} s) ahead of the clock, {}; dropped, and counted in pulse.future",
+            stamp(t),
+            stamp(newest)
+        )
+    } else {
+        format!(
+            "event time {} is more than --max-ahead ({max_ahead} s) ahead of the newest seen, {}, and the next event did not confirm it; dropped, and counted in pulse.future",
+            stamp(t),
+            stamp(newest)
+        )
+    };
+    diag.show("future (dropped)", at, &what);
+}
+
+/// At the end of a stream: drop and report the event held as far ahead, if any (nothing
+/// came after it to confirm it).
+fn drop_pending(windows: &mut Windows, diag: &mut Diag, name: &str, line_base: u64, ahead: f64) {
+    if let Some(p) = windows.drop_pending() {
+        let at = format!("{name}: line {}", line_base as i64 + p.line + 1);
+        show_future(diag, &at, p.time, p.newest, false, ahead);
+        diag.count("future (dropped)", 1);
+    }
 }
 
 /// The exit status of a run that went to its end: 1 if input lines were malformed or an

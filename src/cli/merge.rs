@@ -1,10 +1,11 @@
 //! `pulse-merge`: fragments from any number of receivers to snapshots, sharded by stat.
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser as _;
@@ -66,13 +67,97 @@ pub struct Args {
     /// Stop at the first malformed line or aggregate mismatch (exit status 1).
     #[arg(long)]
     pub strict: bool,
+    /// On SIGINT or SIGTERM, stop accepting clients and read what every input still holds
+    /// for at most this many seconds before writing finals; if time runs out, say on stderr
+    /// what was left unread and exit 1.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub drain: f64,
     /// Use this fixed Unix time as "now" (testing).
     #[arg(long, value_name = "UNIX", hide = true)]
     pub now: Option<f64>,
 }
 
-/// How long a stopped merger still takes what its inputs send (see the main loop).
-const DRAIN: Duration = Duration::from_millis(1500);
+/// How long a stopped merger waits on files and FIFOs that send nothing more but have not
+/// ended (upstream stages write their last fragments as they end).
+const FILE_IDLE: Duration = Duration::from_millis(1500);
+
+/// How often a connection's reader wakes while it waits, to see whether the merger stops.
+const CONN_POLL: Duration = Duration::from_millis(50);
+
+/// The open client connections, for the bytes they hold unread when a stop's deadline
+/// passes.
+#[derive(Default)]
+struct Conns {
+    open: Mutex<Vec<(u64, TcpStream)>>,
+}
+
+impl Conns {
+    fn add(&self, id: u64, s: TcpStream) {
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((id, s));
+    }
+
+    fn remove(&self, id: u64) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.retain(|(i, _)| *i != id);
+    }
+
+    fn count(&self) -> usize {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// (bytes the kernel holds unread, connections holding them or still open).
+    fn unread(&self) -> (u64, usize) {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let bytes = open.iter().map(|(_, s)| pending_bytes(s)).sum();
+        (bytes, open.len())
+    }
+}
+
+/// Bytes received on `s` and not yet read (`FIONREAD`).
+fn pending_bytes(s: &TcpStream) -> u64 {
+    let mut n: libc::c_int = 0;
+    // SAFETY: the descriptor is open (owned by `s`) and `n` is a writable c_int, as FIONREAD
+    // requires.
+    let r = unsafe { libc::ioctl(s.as_raw_fd(), libc::FIONREAD, &mut n) };
+    if r == 0 {
+        n.max(0) as u64
+    } else {
+        0
+    }
+}
+
+/// A client connection read with a short timeout: while the merger runs, a timeout is
+/// waited through; once it stops, a read that finds nothing buffered ends the stream (all
+/// the kernel had accepted has been read).
+struct Draining {
+    stream: TcpStream,
+    stop: Arc<AtomicBool>,
+}
+
+impl Read for Draining {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let stopping = self.stop.load(Ordering::Relaxed);
+            match self.stream.read(buf) {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if stopping && pending_bytes(&self.stream) == 0 {
+                        return Ok(0);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
+    }
+}
 
 pub fn main() -> ! {
     // clap exits 2 on a usage error, 0 for --help and --version.
@@ -187,6 +272,11 @@ pub fn run(args: Args) -> Result<i32> {
         ),
         None => None,
     };
+    if !(args.drain.is_finite() && args.drain >= 0.0) {
+        return Err(Error::Usage(
+            "--drain must be a number of seconds >= 0".into(),
+        ));
+    }
     let inputs = if args.files.is_empty() && listener.is_some() {
         Vec::new()
     } else {
@@ -207,20 +297,58 @@ pub fn run(args: Args) -> Result<i32> {
             let _ = tx.send(Msg::Eof);
         });
     }
+    let conns = Arc::new(Conns::default());
+    let accepting = Arc::new(AtomicBool::new(listener.is_some()));
     if let Some(l) = listener {
+        l.set_nonblocking(true)
+            .map_err(|e| Error::Runtime(format!("cannot listen: {e}")))?;
         let tx = tx.clone();
+        let (conns, stop, accepting) = (conns.clone(), stop.clone(), accepting.clone());
         std::thread::spawn(move || {
-            for conn in l.incoming() {
-                let Ok(conn) = conn else { continue };
+            let mut id = 0u64;
+            loop {
+                // Once stopping, what is already queued is still taken (those clients were
+                // accepted by the kernel), then the listener closes.
+                let stopping = stop.load(Ordering::Relaxed);
+                let conn = match l.accept() {
+                    Ok((conn, _)) => conn,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        if stopping {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                    Err(_) => continue,
+                };
                 let name = conn
                     .peer_addr()
                     .map(|a| format!("tcp:{a}"))
                     .unwrap_or_else(|_| "tcp".into());
+                let (Ok(()), Ok(()), Ok(kept)) = (
+                    conn.set_nonblocking(false),
+                    conn.set_read_timeout(Some(CONN_POLL)),
+                    conn.try_clone(),
+                ) else {
+                    continue;
+                };
+                id += 1;
+                conns.add(id, kept);
                 let tx = tx.clone();
-                let r = input::ChunkReader::with_sizes(conn, 1 << 16, input::MAX_RECORD)
+                let conns = conns.clone();
+                let reader = Draining {
+                    stream: conn,
+                    stop: stop.clone(),
+                };
+                let r = input::ChunkReader::with_sizes(reader, 1 << 16, input::MAX_RECORD)
                     .drop_overlong(true);
-                std::thread::spawn(move || read_stream(name, r, false, &tx));
+                std::thread::spawn(move || {
+                    read_stream(name, r, false, &tx);
+                    conns.remove(id);
+                });
             }
+            drop(l);
+            accepting.store(false, Ordering::Relaxed);
         });
     }
     let listening = args.listen.is_some();
@@ -237,22 +365,45 @@ pub fn run(args: Args) -> Result<i32> {
     let mut too_old_reported = false;
     let mut files_failed = false;
 
-    // After SIGINT or SIGTERM, what upstream still sends is taken for a moment (a Ctrl-C
-    // reaches the whole pipeline, and the receivers write their last fragments as they end).
-    let mut drain_until: Option<Instant> = None;
+    // After SIGINT or SIGTERM, no new client is accepted, and every input is read until it
+    // holds nothing more: each connection until a read finds nothing buffered, each file
+    // or FIFO to its end or until it has sent nothing for FILE_IDLE (a Ctrl-C reaches the
+    // whole pipeline, and the receivers write their last fragments as they end); at most
+    // for --drain.
+    let mut deadline: Option<Instant> = None;
+    let mut last_msg = Instant::now();
+    let mut unread: Option<(u64, usize)> = None;
     loop {
         if !listening && pending_files == 0 {
             break;
         }
         if stop.load(Ordering::Relaxed) {
-            let until = *drain_until.get_or_insert_with(|| Instant::now() + DRAIN);
+            let until = *deadline
+                .get_or_insert_with(|| Instant::now() + Duration::from_secs_f64(args.drain));
             if Instant::now() >= until {
+                let (bytes, open) = conns.unread();
+                if open > 0 || pending_files > 0 {
+                    unread = Some((bytes, open));
+                }
                 break;
             }
         }
         let msg = match rx.recv_timeout(check) {
-            Ok(m) => Some(m),
-            Err(RecvTimeoutError::Timeout) => None,
+            Ok(m) => {
+                last_msg = Instant::now();
+                Some(m)
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                // Nothing waiting in the channel: has every input been read out?
+                if stop.load(Ordering::Relaxed)
+                    && !accepting.load(Ordering::Relaxed)
+                    && conns.count() == 0
+                    && (pending_files == 0 || last_msg.elapsed() >= FILE_IDLE)
+                {
+                    break;
+                }
+                None
+            }
             Err(RecvTimeoutError::Disconnected) => break,
         };
         match msg {
@@ -308,6 +459,18 @@ pub fn run(args: Args) -> Result<i32> {
     out.write_all(&buf)?;
     out.flush()?;
     diag.finish();
+    if let Some((bytes, open)) = unread {
+        let files = if pending_files > 0 {
+            format!(" and {pending_files} file inputs not read to their end")
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "{TOOL}: stopped with {bytes} bytes unread on {open} connections{files} (--drain {} s ran out)",
+            args.drain
+        );
+        return Ok(EXIT_FAILURE);
+    }
     // A file that could not be read fails the run; a network client's failure does not, nor
     // do bad lines of a listening merger (a service whose stop would otherwise look like a
     // failure after one stray connection): they are reported on stderr as they come.

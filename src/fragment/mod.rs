@@ -14,6 +14,15 @@
 //! the chunk is processed again on the merging thread with the stream's newest time known
 //! (rare: it needs events more than `--lateness` out of order at a chunk boundary). The
 //! result is the same whatever the chunking or the number of threads.
+//!
+//! A bad clock is one bad line: an event more than `--max-ahead` ahead of the stream's
+//! newest time does not move the stream's time at once. It is held, and the next timed
+//! event decides: if that one is also more than `--max-ahead` ahead of the old newest time
+//! and not late by the held one's, the jump is real (a gap in a replay, a stream resuming)
+//! and the held event counts; otherwise it is dropped and counted in `pulse.future`. On live
+//! input an event more than `--max-ahead` ahead of the clock is dropped at once. Workers only
+//! detect such an event (one comparison per event in the common case); the chunk is then
+//! processed again in stream order, where the hold is decided, also across chunks.
 
 pub mod window;
 
@@ -42,16 +51,20 @@ pub enum Own {
     Overflow,
     /// Events that matched a stat's filter but lacked a usable value.
     NoValue,
+    /// Events far ahead of the stream's time that the events after them did not confirm
+    /// (or, live, far ahead of the clock), dropped.
+    Future,
 }
 
 impl Own {
-    pub const ALL: [Own; 6] = [
+    pub const ALL: [Own; 7] = [
         Own::Events,
         Own::Unparsed,
         Own::Malformed,
         Own::Late,
         Own::Overflow,
         Own::NoValue,
+        Own::Future,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +75,7 @@ impl Own {
             Own::Late => "pulse.late",
             Own::Overflow => "pulse.overflow",
             Own::NoValue => "pulse.novalue",
+            Own::Future => "pulse.future",
         }
     }
 
@@ -75,6 +89,9 @@ impl Own {
                 "stat windows whose group keys passed the cap (the rest under _overflow)"
             }
             Own::NoValue => "events that matched a stat but had no usable value",
+            Own::Future => {
+                "events more than --max-ahead ahead of the stream, not confirmed by the next, dropped"
+            }
         }
     }
 }
@@ -361,6 +378,26 @@ pub struct ChunkOut {
     /// The first event dropped as late, as (line index in the chunk, its time, the newest
     /// time then).
     pub first_late: Option<(u64, f64, f64)>,
+    /// The first event dropped as too far ahead (see [`Pending`]), as (line index in the
+    /// chunk, negative for one held from an earlier chunk, its time, the newest time then,
+    /// whether it was ahead of the clock rather than unconfirmed).
+    pub first_future: Option<(i64, f64, f64, bool)>,
+    /// An event time above this takes the slow path of [`Engine::ahead`]: the newest time
+    /// plus `--max-ahead`, at most the clock's plus `--max-ahead` on live input, `-inf`
+    /// while an event is held or before the first.
+    ahead_limit: f64,
+    /// Live input: the clock's time plus `--max-ahead` (else +inf).
+    wall_limit: f64,
+    /// The first timed event's time on a worker (judged by [`Engine::settle`]); +inf if none.
+    pub first_time: f64,
+    /// On a worker: some event was far ahead of the chunk's newest time, so the chunk is
+    /// processed again in stream order.
+    pub suspect: bool,
+    /// In stream order: the event held at the end of the chunk, undecided.
+    pub pending: Option<Pending>,
+    /// In stream order: the contributions of the event being held (swapped with `partial`
+    /// while it is folded).
+    held: Partial,
     /// With `--raw`: unparsed, empty and bad-frame lines, as `pulse-parse` reports them.
     pub issues: LineIssues,
     /// Events read (late ones too).
@@ -413,6 +450,19 @@ impl ChunkOut {
             _ => self.timeless.push((own, self.max_time, 1)),
         }
     }
+}
+
+/// An event held because it is more than `--max-ahead` ahead of the stream's newest time:
+/// the next timed event confirms it (its contributions count and the stream's time moves
+/// to it) or not (it is dropped, counted in `pulse.future`).
+pub struct Pending {
+    pub time: f64,
+    /// The stream's newest time when it came.
+    pub newest: f64,
+    /// Its line, as an index into the chunk being processed (negative: an earlier chunk's).
+    pub line: i64,
+    /// Its contributions.
+    pub partial: Partial,
 }
 
 /// How a chunk's lines are read.
@@ -523,6 +573,11 @@ pub struct Engine {
     pub stats: StatSet,
     pub input: InputKind,
     pub lateness: f64,
+    /// How far ahead of the stream's newest time (and, live, of the clock) an event may be
+    /// before it is held (see [`Pending`]).
+    pub max_ahead: f64,
+    /// Live input: events more than `max_ahead` ahead of the clock are dropped.
+    live: bool,
     pub clock: Clock,
     /// Every distinct filter condition of the stat set, each evaluated once per event.
     conds: Vec<Cond>,
@@ -637,6 +692,8 @@ impl Engine {
             stats,
             input,
             lateness,
+            max_ahead: lateness,
+            live: false,
             clock,
             conds,
             filters,
@@ -651,6 +708,14 @@ impl Engine {
             watched: Vec::new(),
             patterns: None,
         }
+    }
+
+    /// Hold events more than `secs` ahead of the stream's newest time (default: the
+    /// lateness), and on `live` input drop those more than `secs` ahead of the clock.
+    pub fn max_ahead(mut self, secs: f64, live: bool) -> Engine {
+        self.max_ahead = secs;
+        self.live = live;
+        self
     }
 
     /// Under `--strict`, stop each chunk at its first bad line (malformed; with `--raw`
@@ -955,8 +1020,13 @@ impl Engine {
     /// Process one chunk of whole lines. `stream_newest` is the newest event time before the
     /// chunk when known (the exact re-run), `None` on a worker.
     pub fn process(&self, s: &mut Scratch, chunk: &[u8], stream_newest: Option<f64>) -> ChunkOut {
-        let mut out = self.process_lines(s, chunk, stream_newest);
-        if stream_newest.is_none() && (out.min_kept < f64::INFINITY || out.untimed_first) {
+        let mut out = self.process_lines(s, chunk, stream_newest, None);
+        if stream_newest.is_none()
+            && (out.min_kept < f64::INFINITY
+                || out.untimed_first
+                || out.suspect
+                || out.first_time < f64::INFINITY)
+        {
             out.data = chunk.to_vec();
         }
         out
@@ -965,14 +1035,36 @@ impl Engine {
     /// [`Engine::process`] on a worker, keeping the chunk itself (for a possible exact
     /// re-run) without copying it.
     pub fn process_owned(&self, s: &mut Scratch, chunk: Vec<u8>) -> ChunkOut {
-        let mut out = self.process_lines(s, &chunk, None);
-        if out.min_kept < f64::INFINITY || out.untimed_first {
+        let mut out = self.process_lines(s, &chunk, None, None);
+        if out.min_kept < f64::INFINITY
+            || out.untimed_first
+            || out.suspect
+            || out.first_time < f64::INFINITY
+        {
             out.data = chunk;
         }
         out
     }
 
-    fn process_lines(&self, s: &mut Scratch, chunk: &[u8], stream_newest: Option<f64>) -> ChunkOut {
+    fn process_lines(
+        &self,
+        s: &mut Scratch,
+        chunk: &[u8],
+        stream_newest: Option<f64>,
+        pending: Option<Pending>,
+    ) -> ChunkOut {
+        let now = self.clock.now();
+        let wall_limit = if self.live {
+            now + self.max_ahead
+        } else {
+            f64::INFINITY
+        };
+        let newest = stream_newest.unwrap_or(f64::NEG_INFINITY);
+        let ahead_limit = if pending.is_some() {
+            f64::NEG_INFINITY
+        } else {
+            self.limit(newest, wall_limit)
+        };
         let mut out = ChunkOut {
             partial: Partial::default(),
             lines: 0,
@@ -982,7 +1074,7 @@ impl Engine {
             bad_total: 0,
             data: Vec::new(),
             timeless: Vec::new(),
-            now: self.clock.now(),
+            now,
             clock_used: f64::NEG_INFINITY,
             last_time: stream_newest.unwrap_or(f64::NEG_INFINITY),
             untimed_first: false,
@@ -990,13 +1082,19 @@ impl Engine {
             bad_times: 0,
             first_bad_time: None,
             first_late: None,
+            first_future: None,
+            ahead_limit,
+            wall_limit,
+            first_time: f64::INFINITY,
+            suspect: false,
+            pending,
+            held: Partial::default(),
             issues: LineIssues::default(),
             events: 0,
             seen: Vec::new(),
             novalue: 0,
             first_novalue: None,
         };
-        let now = out.now;
         let Scratch {
             event,
             parser,
@@ -1073,17 +1171,40 @@ impl Engine {
         out: &mut Vec<u8>,
     ) -> ChunkOut {
         let newest = windows.newest();
-        if got.min_kept < newest - self.lateness || (got.untimed_first && newest.is_finite()) {
+        // A held event waits for a chunk with timed events to decide it.
+        let held = if got.data.is_empty() {
+            None
+        } else {
+            windows.pending.take()
+        };
+        if got.min_kept < newest - self.lateness
+            || (got.untimed_first && newest.is_finite())
+            || got.suspect
+            || held.is_some()
+            || (newest.is_finite()
+                && got.first_time.is_finite()
+                && got.first_time > newest + self.max_ahead)
+        {
             let data = std::mem::take(&mut got.data);
             // The worker met these fields; the re-run's scratch may not report them again.
             let seen = std::mem::take(&mut got.seen);
-            got = self.process(exact, &data, Some(newest));
+            got = self.process_lines(exact, &data, Some(newest), held);
+            got.data = data;
             got.seen.extend(seen);
+        }
+        if let Some(p) = got.pending.take() {
+            windows.pending = Some(p);
+        }
+        if let Some(p) = &mut windows.pending {
+            p.line -= got.lines as i64;
         }
         let mut partial = std::mem::take(&mut got.partial);
         for &(own, t, n) in &got.timeless {
             if own == Own::Late {
                 diag.count("late (dropped)", n);
+            }
+            if own == Own::Future {
+                diag.count("future (dropped)", n);
             }
             let t = t.max(newest);
             partial.own_n(own, if t.is_finite() { t } else { got.now }, n as f64);
@@ -1150,6 +1271,7 @@ impl Engine {
             note_seen(unseen, get, &mut out.seen);
         }
         let field = get(self.time_id);
+        let mut hold = false;
         let t = match time_with(field, times) {
             Some(t) => {
                 if t < out.max_time - self.lateness {
@@ -1159,13 +1281,25 @@ impl Engine {
                     out.timeless(Own::Late);
                     return;
                 }
-                if t > out.max_time {
+                if t > out.ahead_limit {
+                    match self.ahead(t, out) {
+                        Ahead::Keep => {}
+                        Ahead::Hold => hold = true,
+                        Ahead::Drop => return,
+                    }
+                }
+                if hold {
+                    std::mem::swap(&mut out.partial, &mut out.held);
+                } else if t > out.max_time {
                     out.max_time = t;
+                    out.ahead_limit = self.limit(t, out.wall_limit);
                 }
-                if t < out.min_kept {
-                    out.min_kept = t;
+                if !hold {
+                    if t < out.min_kept {
+                        out.min_kept = t;
+                    }
+                    out.last_time = t;
                 }
-                out.last_time = t;
                 t
             }
             // No time of its own (a stack trace's line, an unparsed line): the time of the
@@ -1266,7 +1400,95 @@ impl Engine {
                 p.add_l2met(name, start, &agg, input);
             }
         }
+        if hold {
+            let partial = std::mem::take(&mut out.partial);
+            out.partial = std::mem::take(&mut out.held);
+            let p = out.pending.as_mut().expect("the event held");
+            p.partial = partial;
+        }
     }
+
+    /// The slow path of an event at `t` above [`ChunkOut::ahead_limit`]: the first timed
+    /// event of a chunk, an event after a held one, or one far ahead of the newest time or
+    /// the clock.
+    #[cold]
+    #[inline(never)]
+    fn ahead(&self, t: f64, out: &mut ChunkOut) -> Ahead {
+        let line = out.lines.saturating_sub(1) as i64;
+        if t > out.wall_limit && out.max_time.is_finite() && out.max_time <= out.wall_limit {
+            self.future(out, line, t, out.max_time.max(out.now), true);
+            return Ahead::Drop;
+        }
+        if let Some(p) = out.pending.take() {
+            // This event decides the held one: a real jump if it is also far ahead of the
+            // time before it, and not late by the held one's.
+            if t > p.newest + self.max_ahead && t >= p.time - self.lateness {
+                out.partial.entries.extend(p.partial.entries);
+                if p.time > out.max_time {
+                    out.max_time = p.time;
+                }
+                out.min_kept = out.min_kept.min(p.time);
+                out.last_time = p.time;
+            } else {
+                self.future(out, p.line, p.time, p.newest, false);
+            }
+        }
+        let limit = self.limit(out.max_time, out.wall_limit);
+        out.ahead_limit = limit;
+        if !out.max_time.is_finite() {
+            // The first timed event: of the stream in stream order, nothing to judge it by;
+            // on a worker, `settle` judges it.
+            if !out.in_order {
+                out.first_time = out.first_time.min(t);
+            }
+            return Ahead::Keep;
+        }
+        if t <= limit {
+            return Ahead::Keep;
+        }
+        if !out.in_order {
+            out.suspect = true;
+            return Ahead::Keep;
+        }
+        out.pending = Some(Pending {
+            time: t,
+            newest: out.max_time,
+            line,
+            partial: Partial::default(),
+        });
+        out.ahead_limit = f64::NEG_INFINITY;
+        Ahead::Hold
+    }
+
+    /// The event time above which [`Engine::ahead`] judges an event, after the newest time
+    /// `newest`: `--max-ahead` past it, and on live input no further than the clock allows
+    /// (`wall`), unless the stream is already ahead of the clock (then the clock is not
+    /// what is wrong).
+    #[inline]
+    fn limit(&self, newest: f64, wall: f64) -> f64 {
+        let limit = newest + self.max_ahead;
+        if newest <= wall {
+            limit.min(wall)
+        } else {
+            limit
+        }
+    }
+
+    /// Drop an event at `t` as too far ahead of `newest` (or of the clock).
+    #[cold]
+    fn future(&self, out: &mut ChunkOut, line: i64, t: f64, newest: f64, clock: bool) {
+        if out.first_future.is_none() {
+            out.first_future = Some((line, t, newest, clock));
+        }
+        out.timeless(Own::Future);
+    }
+}
+
+/// What [`Engine::ahead`] decides of an event.
+enum Ahead {
+    Keep,
+    Hold,
+    Drop,
 }
 
 #[cfg(test)]
@@ -1353,6 +1575,76 @@ mod tests {
             ("all", 6),
         ] {
             assert_eq!(count(name), want, "{name}");
+        }
+    }
+
+    /// Counts per (stat, window start) of `lines` fragmented in chunks of `size` lines, with
+    /// the held event at the end dropped as `pulse-fragment` does.
+    fn counts_in_chunks(engine: &Engine, lines: &[String], size: usize) -> Vec<(String, i64, f64)> {
+        let mut windows = window::Windows::new("t".into(), engine.clock, 0.0, 300.0, None);
+        let mut diag = Diag::new("test", false).quiet();
+        let (mut scratch, mut exact) = (engine.scratch(), engine.scratch());
+        let mut out = Vec::new();
+        for chunk in lines.chunks(size) {
+            let text: String = chunk.iter().map(|l| format!("{l}\n")).collect();
+            let got = engine.process(&mut scratch, text.as_bytes(), None);
+            engine.settle(&mut exact, &mut windows, got, &mut diag, &mut out);
+        }
+        windows.drop_pending();
+        windows.finish(&engine.stats, &mut out).unwrap();
+        let mut latest: std::collections::BTreeMap<(String, i64), (u64, f64)> = Default::default();
+        for line in String::from_utf8(out).unwrap().lines() {
+            let f: serde_json::Value = serde_json::from_str(line).unwrap();
+            let k = (
+                f["stat"].as_str().unwrap().to_string(),
+                f["start"].as_i64().unwrap(),
+            );
+            let rev = f["rev"].as_u64().unwrap();
+            let n = f["state"]["count"].as_f64().unwrap_or(f64::NAN);
+            if latest.get(&k).is_none_or(|(r, _)| rev > *r) {
+                latest.insert(k, (rev, n));
+            }
+        }
+        latest
+            .into_iter()
+            .map(|((s, t), (_, n))| (s, t, n))
+            .collect()
+    }
+
+    #[test]
+    fn events_far_ahead_are_judged_the_same_in_any_chunking() {
+        let stats = StatSet::parse("req count 60s\n", "test").unwrap();
+        let engine = Engine::new(stats, InputKind::Events, 300.0, Clock::Fixed(0.0));
+        // Ahead and back (dropped), a real gap (kept), two far ahead in a row (the second
+        // confirms the first), a far one followed by a malformed line and an untimed one, and
+        // a far one at the end (dropped).
+        let times = [
+            "0", "10", "9000000", "20", "30", "7230", "7240", "7250", "20000", "20001", "20002",
+            "90000", "x", "null", "20003", "20004", "900000",
+        ];
+        let lines: Vec<String> = times
+            .iter()
+            .map(|t| match *t {
+                "x" => "{not json".to_string(),
+                t => format!("{{\"time\":{t}}}"),
+            })
+            .collect();
+        let want = counts_in_chunks(&engine, &lines, lines.len());
+        let total = |stat: &str| -> f64 {
+            want.iter()
+                .filter(|(s, ..)| s == stat)
+                .map(|(.., n)| n)
+                .sum()
+        };
+        assert_eq!(total("req"), 13.0, "{want:?}");
+        assert_eq!(total("pulse.future"), 3.0, "{want:?}");
+        assert_eq!(total("pulse.late"), 0.0, "{want:?}");
+        for size in 1..lines.len() {
+            assert_eq!(
+                counts_in_chunks(&engine, &lines, size),
+                want,
+                "chunks of {size}"
+            );
         }
     }
 

@@ -73,6 +73,9 @@ pub struct Windows {
     l2met_aggs: FastMap<Box<str>, AggSpec>,
     /// l2met names that are a declared or own stat's, ignored (reported once).
     l2met_taken: Vec<Box<str>>,
+    /// An event held as too far ahead, waiting for the next timed event (see
+    /// [`super::Pending`]).
+    pub pending: Option<super::Pending>,
 }
 
 impl Windows {
@@ -94,6 +97,7 @@ impl Windows {
             l2met_clash: Vec::new(),
             l2met_aggs: FastMap::default(),
             l2met_taken: Vec::new(),
+            pending: None,
         }
     }
 
@@ -106,6 +110,15 @@ impl Windows {
     /// Newest event time seen so far (`-inf` before any).
     pub fn newest(&self) -> f64 {
         self.newest
+    }
+
+    /// At the end of the stream: drop the held event, if any (nothing came to confirm it),
+    /// counting it in `pulse.future` at the stream's newest time.
+    pub fn drop_pending(&mut self) -> Option<super::Pending> {
+        let p = self.pending.take()?;
+        let at = super::window_start(self.front(), OWN_SECS);
+        self.add_own(Own::Future, at, 1.0);
+        Some(p)
     }
 
     /// Open windows held.

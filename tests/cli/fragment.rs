@@ -87,6 +87,7 @@ fn windows_follow_event_time_and_late_events_are_dropped() {
         ("2026-01-01T00:00:10Z", "200"),
         ("2026-01-01T00:00:50Z", "200"),
         ("2026-01-01T00:01:05Z", "500"),
+        // 535 s ahead: taken at once with --max-ahead 600.
         ("2026-01-01T00:10:00Z", "200"),
         // 9 minutes behind the newest: later than the default 300 s lateness.
         ("2026-01-01T00:01:00Z", "200"),
@@ -95,7 +96,16 @@ fn windows_follow_event_time_and_late_events_are_dropped() {
     ]);
     let out = run(
         "pulse-fragment",
-        &["--stats", &stats, "--source", "s", "--now", "0"],
+        &[
+            "--stats",
+            &stats,
+            "--source",
+            "s",
+            "--now",
+            "0",
+            "--max-ahead",
+            "600",
+        ],
         &input,
     );
     crate::util::assert_ok(&out);
@@ -646,8 +656,20 @@ fn fields_of_a_stats_file_that_never_occur_are_warned_about_at_the_end() {
     );
     let log = fixture("real/beats/auth-test.log");
     let log = log.to_str().unwrap();
+    // The sample's lines jump days back and forth: none is held as too far ahead.
     let args = [
-        "--raw", "--year", "2024", "--now", "0", "--source", "t", "--stats", &stats, log,
+        "--raw",
+        "--year",
+        "2024",
+        "--now",
+        "0",
+        "--max-ahead",
+        "1e9",
+        "--source",
+        "t",
+        "--stats",
+        &stats,
+        log,
     ];
     let out = run("pulse-fragment", &args, b"");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -742,4 +764,150 @@ fn events_without_a_usable_value_are_reported_with_their_line_and_totalled() {
     assert_eq!(total(&states, "pulse.novalue"), 3.0);
     assert!(err.ends_with("pulse-fragment: 3 no value\n"), "{err}");
     assert_eq!(total(&states, "svc"), 2.0);
+}
+
+/// `n` events from 2026-03-01T00:00:00Z, ten a second, as lines of `{"time":..,"status":200}`,
+/// the one at index `odd` (if any) dated `odd_time` instead.
+fn replay(n: usize, gap_at: usize, gap: u64, odd: Option<(usize, &str)>) -> String {
+    let mut out = String::with_capacity(n * 48);
+    for i in 0..n {
+        let t = i as u64 / 10 + if i >= gap_at { gap } else { 0 };
+        let time = match odd {
+            Some((at, odd_time)) if at == i => odd_time.to_string(),
+            _ => format!(
+                "2026-03-01T{:02}:{:02}:{:02}.{}Z",
+                t / 3600,
+                t / 60 % 60,
+                t % 60,
+                i % 10
+            ),
+        };
+        out.push_str(&format!("{{\"time\":\"{time}\",\"status\":200}}\n"));
+    }
+    out
+}
+
+#[test]
+fn one_event_far_ahead_is_dropped_alone_and_the_stream_keeps_its_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("replay.ndjson");
+    let n = 200_001;
+    std::fs::write(
+        &file,
+        replay(n, n, 0, Some((100_000, "2030-03-01T00:00:00Z"))),
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let mut states = Vec::new();
+    for threads in ["1", "4"] {
+        let out = run(
+            "pulse-fragment",
+            &["--source", "t", "--now", "0", "--threads", threads, file],
+            b"",
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(
+            err.contains("line 100001: future (dropped): event time 2030-03-01T00:00:00Z is more than --max-ahead (300 s) ahead of the newest seen, 2026-03-01T02:46:39.9Z"),
+            "{err}"
+        );
+        assert!(err.contains("1 future (dropped)"), "{err}");
+        assert!(!err.contains("late"), "{err}");
+        let s = latest_states(&ndjson(&out.stdout));
+        assert_eq!(total(&s, "pulse.events"), 200_000.0, "{err}");
+        assert_eq!(total(&s, "pulse.future"), 1.0);
+        assert_eq!(total(&s, "pulse.late"), 0.0);
+        assert!(s.keys().all(|k| k.2 < 1_800_000_000), "a window in 2030");
+        states.push(s);
+    }
+    assert_eq!(states[0], states[1], "1 and 4 threads differ");
+}
+
+#[test]
+fn a_gap_in_a_replay_is_confirmed_by_the_events_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gap.ndjson");
+    // 100,000 events, then two hours of nothing, then 100,000 more.
+    std::fs::write(&file, replay(200_000, 100_000, 7200, None)).unwrap();
+    let file = file.to_str().unwrap();
+    let stats = stats_file(&dir, COUNT_BY_STATUS);
+    let mut states = Vec::new();
+    for threads in ["1", "4"] {
+        let out = run(
+            "pulse-fragment",
+            &[
+                "--stats",
+                &stats,
+                "--source",
+                "t",
+                "--now",
+                "0",
+                "--threads",
+                threads,
+                file,
+            ],
+            b"",
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(err.is_empty(), "{err}");
+        let s = latest_states(&ndjson(&out.stdout));
+        assert_eq!(total(&s, "pulse.events"), 200_000.0);
+        assert_eq!(total(&s, "pulse.future"), 0.0);
+        assert_eq!(total(&s, "req"), 200_000.0);
+        states.push(s);
+    }
+    assert_eq!(states[0], states[1], "1 and 4 threads differ");
+}
+
+#[test]
+fn an_unconfirmed_jump_is_dropped_and_a_confirmed_one_counts_in_small_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = stats_file(&dir, COUNT_BY_STATUS);
+    let input = events(&[
+        ("2026-01-01T00:00:00Z", "200"),
+        ("2026-01-01T05:00:00Z", "500"),
+        ("2026-01-01T00:00:01Z", "200"),
+        ("2026-01-01T03:00:00Z", "201"),
+        ("2026-01-01T03:00:01Z", "201"),
+        ("2026-01-01T09:00:00Z", "503"),
+    ]);
+    let out = run("pulse-fragment", &["--stats", &stats, "--now", "0"], &input);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // The 05:00 line is not confirmed (the next is back at 00:00:01); the jump to 03:00
+    // is (the next is near it); the last line has nothing after it.
+    assert!(
+        err.contains("stdin: line 2: future (dropped): event time 2026-01-01T05:00:00Z"),
+        "{err}"
+    );
+    assert!(err.contains("2 future (dropped)"), "{err}");
+    let s = latest_states(&ndjson(&out.stdout));
+    assert_eq!(total(&s, "pulse.future"), 2.0);
+    assert_eq!(total(&s, "pulse.late"), 0.0);
+    assert_eq!(total(&s, "req"), 4.0);
+    assert!(
+        s.keys().all(|k| k.1 != "\"500\"" && k.1 != "\"503\""),
+        "{s:?}"
+    );
+}
+
+#[test]
+fn a_live_stream_drops_events_far_ahead_of_the_clock() {
+    let input = events(&[
+        ("2026-01-01T00:00:00Z", "200"),
+        ("2026-01-01T02:00:00Z", "200"),
+        ("2026-01-01T02:00:01Z", "200"),
+    ]);
+    // The clock is at 01:00: the jump to 02:00 is confirmed by the stream, not the clock.
+    let out = run("pulse-fragment", &["--now", "1767229200"], &input);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("stdin: line 2: future (dropped): event time 2026-01-01T02:00:00Z is more than --max-ahead (300 s) ahead of the clock, 2026-01-01T01:00:00Z"),
+        "{err}"
+    );
+    let s = latest_states(&ndjson(&out.stdout));
+    assert_eq!(total(&s, "pulse.future"), 2.0);
+    assert_eq!(total(&s, "pulse.events"), 1.0);
 }

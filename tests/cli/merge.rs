@@ -401,3 +401,119 @@ fn sigterm_on_a_stdin_stream_writes_every_window_final() {
     assert!(snaps.iter().all(|s| s["final"] == true));
     assert_eq!(finals(&snaps), whole_run(file.to_str().unwrap()));
 }
+
+#[test]
+fn sigterm_on_a_listening_merger_reads_what_every_client_sent() {
+    // 20 clients, each about 1.5 MB of fragments, writing at once and keeping their
+    // connections open; SIGTERM as soon as the last write returned.
+    let clients = 20;
+    let per_client = 11_000;
+    let data: Vec<Vec<u8>> = (0..clients)
+        .map(|c| {
+            let mut out = String::new();
+            for j in 0..per_client {
+                out.push_str(&format!(
+                    "{{\"stat\":\"s{}\",\"key\":null,\"start\":{},\"secs\":60,\"src\":\"c{c}\",\"rev\":{},\"wm\":0,\"agg\":\"count\",\"state\":{{\"count\":{}}}}}\n",
+                    j % 20,
+                    60 * (j / 20),
+                    j + 1,
+                    j % 7 + 1
+                ));
+            }
+            out.into_bytes()
+        })
+        .collect();
+    let whole = run("pulse-merge", &["--every", "0"], &data.concat());
+    crate::util::assert_ok(&whole);
+    let want = finals(&ndjson(&whole.stdout));
+    assert_eq!(want.len(), per_client);
+
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("snaps.ndjson");
+    let merger = std::process::Command::new(bin("pulse-merge"))
+        .args(["--listen", &addr, "--every", "0", "--max-wait", "3600"])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let guard = crate::util::watchdog(merger.id(), 60);
+    let mut connected = None;
+    for _ in 0..200 {
+        if let Ok(s) = std::net::TcpStream::connect(&addr) {
+            connected = Some(s);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let first = connected.expect("merger listening");
+    let conns: Vec<std::net::TcpStream> = std::iter::once(first)
+        .chain((1..clients).map(|_| std::net::TcpStream::connect(&addr).unwrap()))
+        .collect();
+    let writers: Vec<_> = conns
+        .into_iter()
+        .zip(data)
+        .map(|(mut c, d)| {
+            std::thread::spawn(move || {
+                c.write_all(&d).unwrap();
+                c
+            })
+        })
+        .collect();
+    // Kept open until the merger has ended.
+    let open: Vec<std::net::TcpStream> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    terminate(merger.id());
+    let out = merger.wait_with_output().unwrap();
+    drop(guard);
+    drop(open);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("unread"), "{err}");
+    let got = finals(&ndjson(&std::fs::read(&out_path).unwrap()));
+    assert_eq!(got.len(), want.len(), "{err}");
+    assert!(got == want, "finals differ from the run through stdin");
+}
+
+#[test]
+fn a_drain_deadline_that_runs_out_is_reported_and_fails_the_run() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let merger = std::process::Command::new(bin("pulse-merge"))
+        .args(["--listen", &addr, "--every", "0", "--drain", "0.5"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let guard = crate::util::watchdog(merger.id(), 30);
+    let mut c = None;
+    for _ in 0..200 {
+        if let Ok(s) = std::net::TcpStream::connect(&addr) {
+            c = Some(s);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    // A client that never stops sending: the drain cannot finish.
+    let mut c = c.expect("merger listening");
+    let writer = std::thread::spawn(move || {
+        let line = b"{\"stat\":\"s\",\"key\":null,\"start\":0,\"secs\":60,\"src\":\"c\",\"rev\":1,\"wm\":0,\"agg\":\"count\",\"state\":{\"count\":1}}\n";
+        let block: Vec<u8> = line.repeat(1000);
+        while c.write_all(&block).is_ok() {}
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    terminate(merger.id());
+    let out = merger.wait_with_output().unwrap();
+    drop(guard);
+    writer.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("pulse-merge: stopped with "), "{err}");
+    assert!(err.contains(" bytes unread on 1 connections"), "{err}");
+}
