@@ -388,7 +388,14 @@ pub fn run(args: Args) -> Result<i32> {
                             diag.count("malformed", overlong);
                         }
                     }
-                    drop_pending(&mut windows, &mut diag, &names[input], line_base, max_ahead);
+                    drop_pending(
+                        &engine,
+                        &mut windows,
+                        &mut diag,
+                        &names[input],
+                        line_base,
+                        max_ahead,
+                    );
                     line_base = 0;
                     // The input's stream ends: its windows are written final and dropped.
                     if input + 1 < n_inputs {
@@ -409,7 +416,7 @@ pub fn run(args: Args) -> Result<i32> {
                     // Everything read has been folded in, and the reader may be blocked on a
                     // stream that stays open: end here.
                     let name = names.last().map_or("-", String::as_str);
-                    drop_pending(&mut windows, &mut diag, name, line_base, max_ahead);
+                    drop_pending(&engine, &mut windows, &mut diag, name, line_base, max_ahead);
                     out.write_all(&buf)?;
                     buf.clear();
                     windows.finish(&engine.stats, &mut out)?;
@@ -479,13 +486,24 @@ fn show_future(diag: &mut Diag, at: &str, t: f64, newest: f64, clock: bool, max_
     diag.show("future (dropped)", at, &what);
 }
 
-/// At the end of a stream: drop and report the event held as far ahead, if any (nothing
-/// came after it to confirm it).
-fn drop_pending(windows: &mut Windows, diag: &mut Diag, name: &str, line_base: u64, ahead: f64) {
-    if let Some(p) = windows.drop_pending() {
-        let at = format!("{name}: line {}", line_base as i64 + p.line + 1);
-        show_future(diag, &at, p.time, p.newest, false, ahead);
-        diag.count("future (dropped)", 1);
+/// At the end of a stream: keep the event held as far ahead, if any (nothing came after it
+/// to confirm it, nor can it make anything after it late), and say so.
+fn drop_pending(
+    engine: &Engine,
+    windows: &mut Windows,
+    diag: &mut Diag,
+    name: &str,
+    line_base: u64,
+    ahead: f64,
+) {
+    if let Some((line, t, newest)) = windows.keep_pending(&engine.stats, diag) {
+        let at = format!("{name}: line {}", line_base as i64 + line + 1);
+        let what = format!(
+            "event time {} is more than --max-ahead ({ahead} s) ahead of the newest seen, {}, and is the last of its input: kept",
+            stamp(t),
+            stamp(newest)
+        );
+        diag.note("far ahead at the end (kept)", &at, &what);
     }
 }
 

@@ -19,7 +19,8 @@
 //! newest time does not move the stream's time at once. It is held, and the next timed
 //! event decides: if that one is also more than `--max-ahead` ahead of the old newest time
 //! and not late by the held one's, the jump is real (a gap in a replay, a stream resuming)
-//! and the held event counts; otherwise it is dropped and counted in `pulse.future`. On live
+//! and the held event counts; otherwise it is dropped and counted in `pulse.future`. One
+//! held at the end of its input is kept: nothing after it can be made late. On live
 //! input an event more than `--max-ahead` ahead of the clock is dropped at once. Workers only
 //! detect such an event (one comparison per event in the common case); the chunk is then
 //! processed again in stream order, where the hold is decided, also across chunks.
@@ -1579,7 +1580,7 @@ mod tests {
     }
 
     /// Counts per (stat, window start) of `lines` fragmented in chunks of `size` lines, with
-    /// the held event at the end dropped as `pulse-fragment` does.
+    /// the held event at the end kept as `pulse-fragment` does.
     fn counts_in_chunks(engine: &Engine, lines: &[String], size: usize) -> Vec<(String, i64, f64)> {
         let mut windows = window::Windows::new("t".into(), engine.clock, 0.0, 300.0, None);
         let mut diag = Diag::new("test", false).quiet();
@@ -1590,7 +1591,7 @@ mod tests {
             let got = engine.process(&mut scratch, text.as_bytes(), None);
             engine.settle(&mut exact, &mut windows, got, &mut diag, &mut out);
         }
-        windows.drop_pending();
+        windows.keep_pending(&engine.stats, &mut diag);
         windows.finish(&engine.stats, &mut out).unwrap();
         let mut latest: std::collections::BTreeMap<(String, i64), (u64, f64)> = Default::default();
         for line in String::from_utf8(out).unwrap().lines() {
@@ -1617,7 +1618,7 @@ mod tests {
         let engine = Engine::new(stats, InputKind::Events, 300.0, Clock::Fixed(0.0));
         // Ahead and back (dropped), a real gap (kept), two far ahead in a row (the second
         // confirms the first), a far one followed by a malformed line and an untimed one, and
-        // a far one at the end (dropped).
+        // a far one at the end (kept: nothing after it is made late by it).
         let times = [
             "0", "10", "9000000", "20", "30", "7230", "7240", "7250", "20000", "20001", "20002",
             "90000", "x", "null", "20003", "20004", "900000",
@@ -1636,8 +1637,8 @@ mod tests {
                 .map(|(.., n)| n)
                 .sum()
         };
-        assert_eq!(total("req"), 13.0, "{want:?}");
-        assert_eq!(total("pulse.future"), 3.0, "{want:?}");
+        assert_eq!(total("req"), 14.0, "{want:?}");
+        assert_eq!(total("pulse.future"), 2.0, "{want:?}");
         assert_eq!(total("pulse.late"), 0.0, "{want:?}");
         for size in 1..lines.len() {
             assert_eq!(

@@ -112,13 +112,14 @@ impl Windows {
         self.newest
     }
 
-    /// At the end of the stream: drop the held event, if any (nothing came to confirm it),
-    /// counting it in `pulse.future` at the stream's newest time.
-    pub fn drop_pending(&mut self) -> Option<super::Pending> {
+    /// At the end of the stream: keep the held event, if any. Nothing came after it to
+    /// confirm it, but nothing after it can be made late by it either, and the last line of
+    /// a sparse replay (after a quiet night) is as likely real as a typo.
+    pub fn keep_pending(&mut self, stats: &StatSet, diag: &mut Diag) -> Option<(i64, f64, f64)> {
         let p = self.pending.take()?;
-        let at = super::window_start(self.front(), OWN_SECS);
-        self.add_own(Own::Future, at, 1.0);
-        Some(p)
+        let (line, time, newest) = (p.line, p.time, p.newest);
+        self.absorb(stats, p.partial, time, f64::NEG_INFINITY, diag);
+        Some((line, time, newest))
     }
 
     /// Open windows held.
