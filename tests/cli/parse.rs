@@ -222,6 +222,67 @@ fn golden_outputs() {
                 "real/syslog-loose/rfc5424/without_structured_data.txt",
             ],
         ),
+        // Stamps without a year are read with --year: a checkout's mtimes are its own.
+        (
+            "syslog-files",
+            &["--year", "2020"],
+            &[
+                "real/beats/auth-test.log",
+                "real/beats/haproxy.log",
+                "real/lnav/logfile_haproxy.0",
+                "real/mtail/sftp_chroot.log",
+                "real/plaso/syslog_rsyslog",
+            ],
+        ),
+        (
+            "applog-java-ruby",
+            &["--year", "2020"],
+            &[
+                "real/otroslogviewer/log4j_pattern1.log",
+                "real/elastic-examples/kitchen.log",
+            ],
+        ),
+        (
+            "applog-servers",
+            &["--year", "2020"],
+            &[
+                "real/beats/nginx-error.log",
+                "real/beats/apache-error-test.log",
+                "real/beats/apache-error-ubuntu-2.2.22.log",
+                "real/beats/mariadb-10.4.8.log",
+                "real/beats/redis-darwin-3.0.2.log",
+                "real/beats/redis-test.log",
+                "real/lnav/logfile_postgres.1",
+                "real/lnav/logfile_mysql_error.0",
+            ],
+        ),
+        (
+            "go-and-logfmt",
+            &["--year", "2020"],
+            &[
+                "real/humanlog/00004-mixed.input",
+                "real/humanlog/90000-misc-unchanged.input",
+                "real/lnav/logfile_logfmt.0",
+            ],
+        ),
+        (
+            "json-journald-cri",
+            &["--year", "2020"],
+            &[
+                "real/crowdsec-hub/caddy-logs.log",
+                "real/crowdsec-hub/traefik_json.log",
+                "real/crowdsec-hub/envoy.log",
+                "real/lnav/logfile_journald.json",
+            ],
+        ),
+        (
+            "multiline",
+            &["--year", "2020", "--multiline"],
+            &[
+                "real/otroslogviewer/log4j_pattern1.log",
+                "real/lnav/logfile_postgres.1",
+            ],
+        ),
     ];
     let bless = std::env::var_os("BLESS").is_some();
     let mut failures = Vec::new();
