@@ -36,11 +36,13 @@ fn format_parser() -> impl TypedValueParser<Value = Format> {
 
 /// Turn raw log lines into NDJSON events.
 ///
-/// Reads each FILE (or stdin when none is given, or for `-`), recognises every line's format
-/// (original Pulse syslog, RFC 5424, Logplex drain frames, `heroku logs`, RFC 3164, logfmt,
-/// Apache/nginx access logs, JSON) and writes one JSON object per event: the line's envelope
-/// (time, host, source, ps, level, ...) plus the key=value attributes of its message. A line
-/// no format matches becomes {"line": "...", "unparsed": true}.
+/// Reads each FILE (or stdin when none is given, or for `-`; gzip is decompressed),
+/// recognises every line's format (original Pulse syslog, RFC 5424, Logplex drain frames,
+/// `heroku logs`, RFC 3164 and rsyslog files, logfmt, Apache/nginx access logs, JSON and
+/// journald, container runtime lines, application logs) and writes one JSON object per
+/// event: the line's envelope (time, host, source, ps, level, ...) plus the key=value
+/// attributes of its message. A line no format matches becomes {"line": "...", "unparsed":
+/// true}; a stack trace's line {"line": "...", "continuation": true}; a blank line nothing.
 #[derive(ClapParser, Debug, Clone)]
 #[command(name = "pulse-parse", version, max_term_width = 100)]
 pub struct Args {
