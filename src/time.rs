@@ -213,7 +213,15 @@ fn push2(out: &mut String, v: i64) {
 }
 
 /// Append `YYYY-MM-DDTHH:MM:SS` (no zone).
-fn push_civil(out: &mut String, year: i64, month: u32, day: i64, h: i64, mi: i64, sec: i64) {
+pub(crate) fn push_civil(
+    out: &mut String,
+    year: i64,
+    month: u32,
+    day: i64,
+    h: i64,
+    mi: i64,
+    sec: i64,
+) {
     push2(out, year / 100);
     push2(out, year % 100);
     out.push('-');
@@ -275,56 +283,6 @@ pub fn apache_to_rfc3339(s: &str, out: &mut String) -> bool {
         push2(out, zm);
     }
     true
-}
-
-/// Convert a BSD syslog (RFC 3164) time (`Feb 13 20:07:26`, `Feb  3 20:07:26`, exactly 15
-/// bytes) of year `year` to RFC 3339 in UTC (`2026-02-13T20:07:26Z`): the stamp carries no
-/// zone, so it is taken as UTC. Appends to `out`; returns false when `s` is not such a time.
-pub fn bsd_to_rfc3339(s: &str, year: i32, out: &mut String) -> bool {
-    let b = s.as_bytes();
-    if b.len() != 15 || b[3] != b' ' || b[6] != b' ' || b[9] != b':' || b[12] != b':' {
-        return false;
-    }
-    let Some(month) = month_from_abbrev(&b[..3]) else {
-        return false;
-    };
-    let day = match (b[4], b[5]) {
-        (b' ', d) if d.is_ascii_digit() => (d - b'0') as i64,
-        (a, d) if a.is_ascii_digit() && d.is_ascii_digit() => ((a - b'0') * 10 + d - b'0') as i64,
-        _ => return false,
-    };
-    let (Some(h), Some(mi), Some(sec)) =
-        (digits(&b[7..], 2), digits(&b[10..], 2), digits(&b[13..], 2))
-    else {
-        return false;
-    };
-    if !(1..=31).contains(&day) || h > 23 || mi > 59 || sec > 60 || !(0..=9999).contains(&year) {
-        return false;
-    }
-    let year = year as i64;
-    // No Feb 30, nor Feb 29 outside a leap year (`--year` may make one).
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = match month {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    };
-    if day > month_days {
-        return false;
-    }
-    push_civil(out, year, month, day, h, mi, sec);
-    out.push('Z');
-    true
-}
-
-/// The current year (UTC) by the system clock.
-pub fn current_year() -> i32 {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    civil_from_days(secs.div_euclid(86400)).0 as i32
 }
 
 /// Append Unix seconds as RFC 3339 in UTC, with up to six fraction digits when not whole
@@ -431,23 +389,6 @@ mod tests {
         assert!(!apache_to_rfc3339("17/Mai/2015:10:05:03 +0000", &mut s));
         assert!(!apache_to_rfc3339("17/May/2015:10:05:03 +00", &mut s));
         assert!(s.is_empty());
-        assert!(bsd_to_rfc3339("Feb 13 20:07:26", 2019, &mut s));
-        assert_eq!(s, "2019-02-13T20:07:26Z");
-        s.clear();
-        assert!(bsd_to_rfc3339("Feb  3 20:07:26", 2026, &mut s));
-        assert_eq!(s, "2026-02-03T20:07:26Z");
-        s.clear();
-        assert!(!bsd_to_rfc3339("Fob 13 20:07:26", 2019, &mut s));
-        assert!(!bsd_to_rfc3339("Feb 13 2007:26", 2019, &mut s));
-        // Days the month does not have in that year.
-        assert!(!bsd_to_rfc3339("Feb 29 20:07:26", 2019, &mut s));
-        assert!(!bsd_to_rfc3339("Apr 31 20:07:26", 2019, &mut s));
-        assert!(!bsd_to_rfc3339("Feb 29 20:07:26", 1900, &mut s));
-        assert!(s.is_empty());
-        assert!(bsd_to_rfc3339("Feb 29 20:07:26", 2000, &mut s));
-        s.clear();
-        assert!(current_year() >= 2024);
-        s.clear();
         write_rfc3339(&mut s, 1431857103.25);
         assert_eq!(s, "2015-05-17T10:05:03.25Z");
     }

@@ -524,22 +524,15 @@ impl Stamp<'_> {
         if !(0..=9999).contains(&year) {
             return false;
         }
-        let push2 = |out: &mut String, v: u32| {
-            out.push((b'0' + (v / 10 % 10) as u8) as char);
-            out.push((b'0' + (v % 10) as u8) as char);
-        };
-        push2(out, (year / 100) as u32);
-        push2(out, (year % 100) as u32);
-        out.push('-');
-        push2(out, self.month);
-        out.push('-');
-        push2(out, self.day);
-        out.push('T');
-        push2(out, self.hour);
-        out.push(':');
-        push2(out, self.min);
-        out.push(':');
-        push2(out, self.sec);
+        crate::time::push_civil(
+            out,
+            year,
+            self.month,
+            self.day as i64,
+            self.hour as i64,
+            self.min as i64,
+            self.sec as i64,
+        );
         if !self.frac.is_empty() {
             out.push('.');
             out.push_str(self.frac);
@@ -547,11 +540,10 @@ impl Stamp<'_> {
         if tz == 0 {
             out.push('Z');
         } else {
-            out.push(if tz < 0 { '-' } else { '+' });
             let a = tz.unsigned_abs();
-            push2(out, a / 60);
-            out.push(':');
-            push2(out, a % 60);
+            let sign = if tz < 0 { '-' } else { '+' };
+            let _ =
+                std::fmt::Write::write_fmt(out, format_args!("{sign}{:02}:{:02}", a / 60, a % 60));
         }
         true
     }

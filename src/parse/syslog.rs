@@ -466,6 +466,38 @@ mod tests {
     }
 
     #[test]
+    fn bsd_stamps_and_the_days_a_year_has() {
+        let read = |s: &str, y: i32| {
+            let ctx = Ctx {
+                year: super::super::stamp::Year::Fixed(y),
+                tz: 0,
+            };
+            let mut out = String::new();
+            bsd_stamp(s)
+                .filter(|st| st.write(&ctx, &mut out))
+                .map(|_| out)
+        };
+        assert_eq!(
+            read("Feb 13 20:07:26", 2019).as_deref(),
+            Some("2019-02-13T20:07:26Z")
+        );
+        assert_eq!(
+            read("Feb  3 20:07:26", 2026).as_deref(),
+            Some("2026-02-03T20:07:26Z")
+        );
+        assert_eq!(read("Fob 13 20:07:26", 2019), None);
+        assert_eq!(read("Feb 13 2007:26", 2019), None);
+        // Days the month does not have in that year.
+        assert_eq!(read("Feb 29 20:07:26", 2019), None);
+        assert_eq!(read("Apr 31 20:07:26", 2019), None);
+        assert_eq!(read("Feb 29 20:07:26", 1900), None);
+        assert_eq!(
+            read("Feb 29 20:07:26", 2000).as_deref(),
+            Some("2000-02-29T20:07:26Z")
+        );
+    }
+
+    #[test]
     fn facility_level() {
         assert!(is_facility_level("local0.info"));
         assert!(is_facility_level("user.err"));
