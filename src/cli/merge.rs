@@ -1,11 +1,10 @@
 //! `pulse-merge`: fragments from any number of receivers to snapshots, sharded by stat.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser as _;
@@ -13,6 +12,7 @@ use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
 
 use crate::clock::Clock;
 use crate::error::{exit_with, Diag, Error, Result, EXIT_FAILURE, EXIT_OK};
+use crate::io::listen::{self, Conns};
 use crate::io::{input, output};
 use crate::merge::{strip_shard_prefix, Config, Merger, Output, Reject};
 use crate::record::Fragment;
@@ -72,6 +72,24 @@ pub struct Args {
     /// what was left unread and exit 1.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub drain: f64,
+    /// With --listen: clients authenticate with a token from FILE (`NAME:TOKEN` lines) sent
+    /// first as `auth NAME:TOKEN`; the sources a client writes are taken as NAME/SOURCE.
+    #[arg(long, value_name = "FILE", requires = "listen")]
+    pub auth_file: Option<PathBuf>,
+    /// With --listen on an address other machines can reach, accept clients without
+    /// authentication (refused otherwise).
+    #[arg(long, requires = "listen", conflicts_with = "auth_file")]
+    pub no_auth: bool,
+    /// With --listen: at most N clients connected at once; more are refused with a message.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_clients: u64,
+    /// With --listen: close a connection that sends nothing for SECS (0: never).
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    pub idle_timeout: f64,
+    /// With --listen: the longest line a client may send; longer ones are skipped, reported
+    /// and counted.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1024..=(1 << 30)))]
+    pub max_line: u64,
     /// Use this fixed Unix time as "now" (testing).
     #[arg(long, value_name = "UNIX", hide = true)]
     pub now: Option<f64>,
@@ -80,84 +98,6 @@ pub struct Args {
 /// How long a stopped merger waits on files and FIFOs that send nothing more but have not
 /// ended (upstream stages write their last fragments as they end).
 const FILE_IDLE: Duration = Duration::from_millis(1500);
-
-/// How often a connection's reader wakes while it waits, to see whether the merger stops.
-const CONN_POLL: Duration = Duration::from_millis(50);
-
-/// The open client connections, for the bytes they hold unread when a stop's deadline
-/// passes.
-#[derive(Default)]
-struct Conns {
-    open: Mutex<Vec<(u64, TcpStream)>>,
-}
-
-impl Conns {
-    fn add(&self, id: u64, s: TcpStream) {
-        self.open
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((id, s));
-    }
-
-    fn remove(&self, id: u64) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        open.retain(|(i, _)| *i != id);
-    }
-
-    fn count(&self) -> usize {
-        self.open.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    /// (bytes the kernel holds unread, connections holding them or still open).
-    fn unread(&self) -> (u64, usize) {
-        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let bytes = open.iter().map(|(_, s)| pending_bytes(s)).sum();
-        (bytes, open.len())
-    }
-}
-
-/// Bytes received on `s` and not yet read (`FIONREAD`).
-fn pending_bytes(s: &TcpStream) -> u64 {
-    let mut n: libc::c_int = 0;
-    // SAFETY: the descriptor is open (owned by `s`) and `n` is a writable c_int, as FIONREAD
-    // requires.
-    let r = unsafe { libc::ioctl(s.as_raw_fd(), libc::FIONREAD, &mut n) };
-    if r == 0 {
-        n.max(0) as u64
-    } else {
-        0
-    }
-}
-
-/// A client connection read with a short timeout: while the merger runs, a timeout is
-/// waited through; once it stops, a read that finds nothing buffered ends the stream (all
-/// the kernel had accepted has been read).
-struct Draining {
-    stream: TcpStream,
-    stop: Arc<AtomicBool>,
-}
-
-impl Read for Draining {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        loop {
-            let stopping = self.stop.load(Ordering::Relaxed);
-            match self.stream.read(buf) {
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    if stopping && pending_bytes(&self.stream) == 0 {
-                        return Ok(0);
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                other => return other,
-            }
-        }
-    }
-}
 
 pub fn main() -> ! {
     // clap exits 2 on a usage error, 0 for --help and --version.
@@ -176,13 +116,18 @@ enum Msg {
     Failed(Error, bool),
     /// A file input ended.
     Eof,
+    /// A client turned away or cut off.
+    Refused(listen::Refusal),
 }
 
-/// Read one NDJSON fragment stream (records up to [`input::MAX_RECORD`], gzip decompressed),
-/// sending each parsed line.
+/// Read one NDJSON fragment stream (records up to `max_line` bytes, gzip decompressed),
+/// sending each parsed line. With an `identity` (an authenticated client), every source it
+/// names is taken as `IDENTITY/SOURCE`, so no client can write another's sources.
 fn read_stream(
     name: String,
+    identity: Option<Arc<str>>,
     mut r: input::ChunkReader<impl Read>,
+    max_line: usize,
     is_file: bool,
     tx: &Sender<Msg>,
 ) {
@@ -203,7 +148,7 @@ fn read_stream(
             let at = format!("{name}: line {}", r.first_overlong.unwrap_or(0));
             let msg = Msg::Bad {
                 at,
-                detail: "a record longer than 64 MiB, skipped".into(),
+                detail: format!("a record longer than {} bytes, skipped", max_line),
             };
             if tx.send(msg).is_err() {
                 return;
@@ -215,7 +160,12 @@ fn read_stream(
                 continue;
             }
             let msg = match serde_json::from_slice::<Fragment>(strip_shard_prefix(line)) {
-                Ok(f) => Msg::Frag(Box::new(f), Arc::clone(&shared), n),
+                Ok(mut f) => {
+                    if let Some(id) = &identity {
+                        f.src = format!("{id}/{}", f.src);
+                    }
+                    Msg::Frag(Box::new(f), Arc::clone(&shared), n)
+                }
                 Err(e) => Msg::Bad {
                     at: format!("{name}: line {n}"),
                     detail: format!("not a fragment: {e}"),
@@ -265,11 +215,26 @@ pub fn run(args: Args) -> Result<i32> {
             .clone()
             .unwrap_or_else(|| format!("merge-{}", std::process::id())),
     };
+    if !(args.idle_timeout.is_finite() && args.idle_timeout >= 0.0) {
+        return Err(Error::Usage(
+            "--idle-timeout must be a number of seconds >= 0".into(),
+        ));
+    }
+    let tokens = match &args.auth_file {
+        Some(p) => Some(listen::Tokens::load(p)?),
+        None => None,
+    };
     let listener = match &args.listen {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .map_err(|e| Error::Runtime(format!("cannot listen on {addr}: {e}")))?,
-        ),
+        Some(addr) => {
+            let l = TcpListener::bind(addr)
+                .map_err(|e| Error::Runtime(format!("cannot listen on {addr}: {e}")))?;
+            if tokens.is_none() && !args.no_auth && !listen::is_loopback(&l) {
+                return Err(Error::Usage(format!(
+                    "--listen {addr} is reachable from other machines: give --auth-file FILE (clients send a token), or --no-auth to take fragments from anyone who connects"
+                )));
+            }
+            Some(l)
+        }
         None => None,
     };
     if !(args.drain.is_finite() && args.drain >= 0.0) {
@@ -293,7 +258,7 @@ pub fn run(args: Args) -> Result<i32> {
         let tx = tx.clone();
         std::thread::spawn(move || {
             let name = inp.name.clone();
-            read_stream(name, inp.chunks(), true, &tx);
+            read_stream(name, None, inp.chunks(), input::MAX_RECORD, true, &tx);
             let _ = tx.send(Msg::Eof);
         });
     }
@@ -302,53 +267,31 @@ pub fn run(args: Args) -> Result<i32> {
     if let Some(l) = listener {
         l.set_nonblocking(true)
             .map_err(|e| Error::Runtime(format!("cannot listen: {e}")))?;
-        let tx = tx.clone();
-        let (conns, stop, accepting) = (conns.clone(), stop.clone(), accepting.clone());
+        listen::raise_fd_limit();
+        let acceptor = listen::Acceptor {
+            limits: listen::Limits {
+                max_clients: args.max_clients as usize,
+                idle: (args.idle_timeout > 0.0).then(|| Duration::from_secs_f64(args.idle_timeout)),
+            },
+            tokens: tokens.map(Arc::new),
+            stop: stop.clone(),
+            conns: conns.clone(),
+            accepting: accepting.clone(),
+        };
+        let max_line = args.max_line as usize;
+        let (serve_tx, refuse_tx) = (tx.clone(), tx.clone());
         std::thread::spawn(move || {
-            let mut id = 0u64;
-            loop {
-                // Once stopping, what is already queued is still taken (those clients were
-                // accepted by the kernel), then the listener closes.
-                let stopping = stop.load(Ordering::Relaxed);
-                let conn = match l.accept() {
-                    Ok((conn, _)) => conn,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        if stopping {
-                            break;
-                        }
-                        std::thread::sleep(Duration::from_millis(20));
-                        continue;
-                    }
-                    Err(_) => continue,
-                };
-                let name = conn
-                    .peer_addr()
-                    .map(|a| format!("tcp:{a}"))
-                    .unwrap_or_else(|_| "tcp".into());
-                let (Ok(()), Ok(()), Ok(kept)) = (
-                    conn.set_nonblocking(false),
-                    conn.set_read_timeout(Some(CONN_POLL)),
-                    conn.try_clone(),
-                ) else {
-                    continue;
-                };
-                id += 1;
-                conns.add(id, kept);
-                let tx = tx.clone();
-                let conns = conns.clone();
-                let reader = Draining {
-                    stream: conn,
-                    stop: stop.clone(),
-                };
-                let r = input::ChunkReader::with_sizes(reader, 1 << 16, input::MAX_RECORD)
-                    .drop_overlong(true);
-                std::thread::spawn(move || {
-                    read_stream(name, r, false, &tx);
-                    conns.remove(id);
-                });
-            }
-            drop(l);
-            accepting.store(false, Ordering::Relaxed);
+            acceptor.run(
+                l,
+                move |c: listen::Client| {
+                    let r = input::ChunkReader::with_sizes(c.reader, 1 << 16, max_line)
+                        .drop_overlong(true);
+                    read_stream(c.name, c.identity, r, max_line, false, &serve_tx);
+                },
+                move |r: listen::Refusal| {
+                    let _ = refuse_tx.send(Msg::Refused(r));
+                },
+            )
         });
     }
     let listening = args.listen.is_some();
@@ -439,6 +382,10 @@ pub fn run(args: Args) -> Result<i32> {
                 files_failed |= is_file;
             }
             Some(Msg::Eof) => pending_files -= 1,
+            Some(Msg::Refused(r)) => {
+                diag.show(r.kind, &r.peer, &r.detail);
+                diag.count(r.kind, 1);
+            }
             None => {}
         }
         if last_check.elapsed() >= check {

@@ -10,6 +10,7 @@
 
 pub mod input;
 pub mod lines;
+pub mod listen;
 pub mod output;
 pub mod pipeline;
 pub mod pool;

@@ -4,6 +4,7 @@ mod e2e;
 mod emit;
 mod fragment;
 mod inputs;
+mod listen;
 mod merge;
 mod parse;
 mod patterns;
