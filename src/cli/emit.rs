@@ -202,9 +202,10 @@ impl Outlet {
             .spawn(move || {
                 let mut sink: Box<dyn Sink> = match spec {
                     Spec::Built(s) => s,
-                    Spec::Stdout(f, prefix) => {
-                        Box::new(Text::new(f, crate::io::output::stdout(false), &prefix))
-                    }
+                    Spec::Stdout(f, prefix) => Box::new(
+                        Text::new(f, crate::io::output::stdout(false), &prefix)
+                            .streaming(plan.every.is_some()),
+                    ),
                 };
                 sink_loop(sink.as_mut(), &rx, plan, &closed_in)
             })
@@ -387,10 +388,10 @@ fn sink_loop(
     if let Some(e) = failed {
         return Err(e);
     }
-    if pending.is_empty() && bounded {
-        return Ok(());
+    if !(pending.is_empty() && bounded) {
+        sink.send(&pending.drain())?;
     }
-    sink.send(&pending.drain())
+    sink.end()
 }
 
 /// Parses incoming lines and hands each snapshot to every sink.

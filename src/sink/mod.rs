@@ -43,12 +43,17 @@ pub trait Sink {
     fn idempotent(&self) -> bool {
         false
     }
+
+    /// The input has ended and the last batch was sent: write what is still held.
+    fn end(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The identity of a snapshot: window start first so that output is in time order.
 pub type SnapKey = (i64, String, Option<String>, u32);
 
-fn snap_key(s: &Snapshot) -> SnapKey {
+pub fn snap_key(s: &Snapshot) -> SnapKey {
     (s.start, s.stat.clone(), s.key.clone(), s.secs)
 }
 

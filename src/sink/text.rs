@@ -7,15 +7,22 @@
 //!   aligned; times in RFC 3339 UTC;
 //! - `graphite`: the Graphite plaintext lines, for `| nc graphite 2003`.
 //!
-//! `csv` and `table` are written once, at the end of the input (a table needs all its rows
-//! to align them; a CSV file for `\copy` must not hold a window twice); `json` and
-//! `graphite` are written as batches arrive.
+//! `csv` is written once, at the end of the input (a CSV file for `\copy` must not hold a
+//! window twice); so is `table` when reading files (a table needs all its rows to align
+//! them). Streaming, `table` prints the rows of each window as it becomes final (one aligned
+//! section per stat and batch; a window corrected by late data is printed again), and at
+//! the end those that never became final. `json` and `graphite` are written as batches
+//! arrive.
+//!
+//! A `top` stat is shown in a table as ranked rows (rank, value, count, rate), not as a
+//! column per value ever seen: a snapshot whose value names are not the fixed ones of the
+//! other aggregates ([`is_plain_value`]) is a ranking.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 use super::graphite::{clean_prefix, write_lines};
-use super::Sink;
+use super::{snap_key, Sink, SnapKey};
 use crate::error::{Error, Result};
 use crate::record::{write_f64, write_json_str, Snapshot};
 use crate::time::format_rfc3339;
@@ -39,6 +46,10 @@ pub struct Text<W: Write> {
     out: W,
     prefix: String,
     header_done: bool,
+    /// Streaming: a table prints windows as they become final.
+    streaming: bool,
+    /// Streaming table: the latest provisional snapshot of each window not yet final.
+    held: BTreeMap<SnapKey, Snapshot>,
 }
 
 impl<W: Write> Text<W> {
@@ -49,7 +60,15 @@ impl<W: Write> Text<W> {
             out,
             prefix: clean_prefix(prefix),
             header_done: false,
+            streaming: false,
+            held: BTreeMap::new(),
         }
+    }
+
+    /// Streaming input: a table is printed window by window as they become final.
+    pub fn streaming(mut self, on: bool) -> Text<W> {
+        self.streaming = on;
+        self
     }
 
     pub fn into_inner(self) -> W {
@@ -133,6 +152,24 @@ impl<W: Write> Text<W> {
                 }
                 self.out.write_all(&into_bytes(w)?)?;
             }
+            Format::Table if self.streaming => {
+                let mut finals: Vec<Snapshot> = Vec::new();
+                for s in batch {
+                    if s.is_final {
+                        self.held.remove(&snap_key(s));
+                        finals.push(s.clone());
+                    } else {
+                        self.held.insert(snap_key(s), s.clone());
+                    }
+                }
+                if !finals.is_empty() {
+                    if self.header_done {
+                        writeln!(self.out)?;
+                    }
+                    self.header_done = true;
+                    write_table(&mut self.out, &finals)?;
+                }
+            }
             Format::Table => write_table(&mut self.out, batch)?,
         }
         self.out.flush()
@@ -149,8 +186,57 @@ impl<W: Write> Sink for Text<W> {
     }
 
     fn at_end_only(&self) -> bool {
-        matches!(self.format, Format::Csv | Format::Table)
+        match self.format {
+            Format::Csv => true,
+            Format::Table => !self.streaming,
+            Format::Json | Format::Graphite => false,
+        }
     }
+
+    fn end(&mut self) -> Result<()> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        // Windows that never became final: shown as they last stood (final "no").
+        let rest: Vec<Snapshot> = std::mem::take(&mut self.held).into_values().collect();
+        let r = (|| {
+            if self.header_done {
+                writeln!(self.out)?;
+            }
+            write_table(&mut self.out, &rest)?;
+            self.out.flush()
+        })();
+        r.map_err(|e| Error::io("stdout", e))
+    }
+}
+
+/// True for the value names of every aggregate but `top` (whose names are the values
+/// counted): `count`, `rate`, `sum`, `mean`, `min`, `max`, `stddev`, `unique`, `error`
+/// and quantiles `pNN`.
+pub fn is_plain_value(name: &str) -> bool {
+    matches!(
+        name,
+        "count" | "rate" | "sum" | "mean" | "min" | "max" | "stddev" | "unique" | "error"
+    ) || name
+        .strip_prefix('p')
+        .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The one value that stands for a snapshot in a sparkline: p95 for quantiles, the mean
+/// of a summary, unique, the sum (or mean, max) of `last`, and the count of counts and of
+/// rankings.
+pub fn headline(values: &BTreeMap<String, f64>) -> Option<(&str, f64)> {
+    let ranked = values.keys().any(|n| !is_plain_value(n));
+    let order: &[&str] = if ranked {
+        &["count"]
+    } else if values.contains_key("stddev") {
+        &["mean"]
+    } else {
+        &["p95", "unique", "sum", "mean", "max", "count"]
+    };
+    order
+        .iter()
+        .find_map(|n| values.get_key_value(*n).map(|(k, &v)| (k.as_str(), v)))
 }
 
 /// The I/O error inside a csv error, with its kind kept (a closed pipe must stay one).
@@ -248,6 +334,95 @@ fn write_table(out: &mut impl Write, batch: &[Snapshot]) -> std::io::Result<()> 
             .iter()
             .flat_map(|s| s.values.keys().map(String::as_str))
             .collect();
+        let ranked = names.iter().any(|n| !is_plain_value(n));
+        let cells = if ranked {
+            ranked_cells(&rows)
+        } else {
+            column_cells(&rows, &names)
+        };
+        // Text columns to the left, numbers to the right.
+        let left: &[usize] = if ranked { &[0, 1, 3, 5] } else { &[0, 1, 3] };
+        write_aligned(out, stat, &cells, left, i > 0)?;
+    }
+    Ok(())
+}
+
+/// A `top` stat: per snapshot, its values ranked by count (ties by value), then
+/// `(other)`, each row with its count and rate; the window's fields on its first row only.
+fn ranked_cells(rows: &[&Snapshot]) -> Vec<Vec<String>> {
+    let header = [
+        "key", "start", "secs", "final", "rank", "value", "count", "rate",
+    ];
+    let mut cells: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for s in rows {
+        let secs = f64::from(s.secs.max(1));
+        let mut listed: Vec<(&str, f64)> = s
+            .values
+            .iter()
+            .filter(|(n, _)| !is_plain_value(n) && n.as_str() != crate::stat::top::OTHER)
+            .map(|(n, &rate)| (n.as_str(), rate))
+            .collect();
+        listed.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+        let mut first = vec![
+            s.key
+                .as_deref()
+                .map_or_else(|| "-".into(), |k| escape(k).into_owned()),
+            format_rfc3339(s.start),
+            s.secs.to_string(),
+            if s.is_final { "yes" } else { "no" }.to_string(),
+        ];
+        let mut lead = |cells: &mut Vec<Vec<String>>, rest: [String; 4]| {
+            let mut row = std::mem::replace(&mut first, vec![String::new(); 4]);
+            row.extend(rest);
+            cells.push(row);
+        };
+        let count_of = |rate: f64| human_number((rate * secs * 1e6).round() / 1e6);
+        for (rank, (name, rate)) in listed.iter().enumerate() {
+            let rest = [
+                (rank + 1).to_string(),
+                shorten(&escape(name), VALUE_WIDTH),
+                count_of(*rate),
+                human_number(*rate),
+            ];
+            lead(&mut cells, rest);
+        }
+        if let Some(&rate) = s.values.get(crate::stat::top::OTHER) {
+            let rest = [
+                String::new(),
+                crate::stat::top::OTHER.to_string(),
+                count_of(rate),
+                human_number(rate),
+            ];
+            lead(&mut cells, rest);
+        }
+        let total = s.values.get("count").copied();
+        let rest = [
+            String::new(),
+            "(all)".to_string(),
+            total.map_or_else(|| "-".into(), human_number),
+            total.map_or_else(|| "-".into(), |n| human_number(n / secs)),
+        ];
+        lead(&mut cells, rest);
+    }
+    cells
+}
+
+/// The widest a ranked value is shown; longer ones end in `…`.
+const VALUE_WIDTH: usize = 60;
+
+/// `s` cut to at most `width` characters, the last one `…` when cut.
+fn shorten(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(width - 1).collect();
+    out.push('…');
+    out
+}
+
+/// A column per value name.
+fn column_cells(rows: &[&Snapshot], names: &BTreeSet<&str>) -> Vec<Vec<String>> {
+    {
         let mut cells: Vec<Vec<String>> = Vec::with_capacity(rows.len() + 1);
         let mut header: Vec<String> = ["key", "start", "secs", "final"]
             .iter()
@@ -255,7 +430,7 @@ fn write_table(out: &mut impl Write, batch: &[Snapshot]) -> std::io::Result<()> 
             .collect();
         header.extend(names.iter().map(|s| escape(s).into_owned()));
         cells.push(header);
-        for s in &rows {
+        for s in rows {
             let mut row = vec![
                 s.key
                     .as_deref()
@@ -270,6 +445,20 @@ fn write_table(out: &mut impl Write, batch: &[Snapshot]) -> std::io::Result<()> 
             }));
             cells.push(row);
         }
+        cells
+    }
+}
+
+/// One stat's section: its name, then the cells aligned in columns (those in `left` to
+/// the left), after a blank line unless it is the first.
+fn write_aligned(
+    out: &mut impl Write,
+    stat: &str,
+    cells: &[Vec<String>],
+    left: &[usize],
+    blank_before: bool,
+) -> std::io::Result<()> {
+    {
         let ncol = cells[0].len();
         let widths: Vec<usize> = (0..ncol)
             .map(|c| {
@@ -280,20 +469,19 @@ fn write_table(out: &mut impl Write, batch: &[Snapshot]) -> std::io::Result<()> 
                     .unwrap_or(0)
             })
             .collect();
-        if i > 0 {
+        if blank_before {
             writeln!(out)?;
         }
         writeln!(out, "{}", escape(stat))?;
         let mut line = String::new();
-        for row in &cells {
+        for row in cells {
             line.clear();
             for (c, cell) in row.iter().enumerate() {
                 if c > 0 {
                     line.push_str("  ");
                 }
                 let pad = widths[c] - cell.chars().count();
-                // Text columns (key, start, final) to the left, numbers to the right.
-                if c == 0 || c == 1 || c == 3 {
+                if left.contains(&c) {
                     line.push_str(cell);
                     line.extend(std::iter::repeat_n(' ', pad));
                 } else {
@@ -408,6 +596,101 @@ mod tests {
         assert!(out.contains("evil\\x1b]0;pwned\\x07"), "{out}");
         assert!(out.contains("a\\rb\\u{9b}c\\\\"), "{out}");
         assert!(out.contains("n\\x1b[2J"), "{out}");
+    }
+
+    fn top_snap(start: i64, is_final: bool, vals: &[(&str, f64)]) -> Snapshot {
+        Snapshot {
+            stat: "http.paths".into(),
+            key: None,
+            start,
+            secs: 60,
+            is_final,
+            values: vals.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        }
+    }
+
+    #[test]
+    fn a_top_stat_is_ranked_rows_not_a_column_per_value() {
+        let s = top_snap(
+            0,
+            true,
+            &[
+                ("/a", 0.05),
+                ("/b", 0.1),
+                ("/c", 0.05),
+                ("(other)", 0.5),
+                ("count", 42.0),
+            ],
+        );
+        let mut t = Text::new(Format::Table, Vec::new(), "");
+        t.send(&[s]).unwrap();
+        let out = String::from_utf8(t.into_inner()).unwrap();
+        assert_eq!(
+            out,
+            "http.paths\n\
+             key  start                 secs  final  rank  value    count  rate\n\
+             -    1970-01-01T00:00:00Z    60  yes       1  /b           6   0.1\n\
+             \x20                                          2  /a           3  0.05\n\
+             \x20                                          3  /c           3  0.05\n\
+             \x20                                             (other)     30   0.5\n\
+             \x20                                             (all)       42   0.7\n"
+        );
+    }
+
+    #[test]
+    fn streaming_table_prints_windows_as_they_become_final() {
+        let count = |start, is_final, n: f64| Snapshot {
+            stat: "events".into(),
+            key: None,
+            start,
+            secs: 60,
+            is_final,
+            values: [("count".to_string(), n)].into_iter().collect(),
+        };
+        let mut t = Text::new(Format::Table, Vec::new(), "").streaming(true);
+        assert!(!t.at_end_only());
+        t.send(&[count(0, false, 1.0)]).unwrap();
+        assert!(t.out.is_empty(), "a provisional window is not printed");
+        t.send(&[count(0, true, 2.0), count(60, false, 5.0)])
+            .unwrap();
+        let first = String::from_utf8(t.out.clone()).unwrap();
+        assert!(
+            first.contains("1970-01-01T00:00:00Z    60  yes        2"),
+            "{first}"
+        );
+        assert!(!first.contains("00:01:00"), "{first}");
+        t.end().unwrap();
+        let out = String::from_utf8(t.into_inner()).unwrap();
+        let rest = &out[first.len()..];
+        assert!(
+            rest.contains("1970-01-01T00:01:00Z    60  no         5"),
+            "{rest}"
+        );
+    }
+
+    #[test]
+    fn headline_values() {
+        let v = |pairs: &[(&str, f64)]| -> BTreeMap<String, f64> {
+            pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+        };
+        let q = v(&[("count", 9.0), ("p50", 1.0), ("p95", 2.0), ("mean", 1.5)]);
+        assert_eq!(headline(&q), Some(("p95", 2.0)));
+        let s = v(&[
+            ("count", 9.0),
+            ("mean", 3.0),
+            ("stddev", 1.0),
+            ("sum", 27.0),
+        ]);
+        assert_eq!(headline(&s), Some(("mean", 3.0)));
+        let top = v(&[("/x", 0.5), ("count", 30.0)]);
+        assert_eq!(headline(&top), Some(("count", 30.0)));
+        let last = v(&[("count", 3.0), ("sum", 12.0)]);
+        assert_eq!(headline(&last), Some(("sum", 12.0)));
+        assert_eq!(
+            headline(&v(&[("count", 4.0), ("rate", 0.1)])),
+            Some(("count", 4.0))
+        );
+        assert!(is_plain_value("p999") && !is_plain_value("p") && !is_plain_value("/p95"));
     }
 
     #[test]
