@@ -12,7 +12,9 @@
 //!   last run is read, and the checkpoint advances only once every sink accepted it (see
 //!   [`crate::sink::state`]).
 //!
-//! `csv` and `table` on stdout are always written once, at the end.
+//! `csv` on stdout is written once, at the end, and so is `table` when reading files;
+//! streaming, `table` prints each window as it becomes final, and `live` redraws a
+//! full-screen view.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -173,6 +175,8 @@ struct Plan {
 enum Spec {
     Built(Box<dyn Sink + Send>),
     Stdout(Format, String),
+    /// The live view, which takes over the terminal from the sink's own thread.
+    Live,
 }
 
 /// One sink on its own thread, fed through a bounded channel.
@@ -193,6 +197,7 @@ impl Outlet {
         let (name, idempotent) = match &spec {
             Spec::Built(s) => (s.name(), s.idempotent()),
             Spec::Stdout(..) => ("stdout".to_string(), false),
+            Spec::Live => ("live view".to_string(), false),
         };
         let (tx, rx) = crossbeam_channel::bounded::<ToSink>(CHANNEL);
         let closed = Arc::new(AtomicBool::new(false));
@@ -202,6 +207,7 @@ impl Outlet {
             .spawn(move || {
                 let mut sink: Box<dyn Sink> = match spec {
                     Spec::Built(s) => s,
+                    Spec::Live => Box::new(crate::sink::live::Live::start(plan.every.is_some())?),
                     Spec::Stdout(f, prefix) => Box::new(
                         Text::new(f, crate::io::output::stdout(false), &prefix)
                             .streaming(plan.every.is_some()),
@@ -492,8 +498,14 @@ fn sinks(args: &Args) -> Result<Vec<Spec>> {
         None if out.is_empty() => Some(Format::Table),
         None => None,
     };
-    if let Some(f) = format {
-        out.push(Spec::Stdout(f, args.prefix.clone()));
+    match format {
+        // The live view needs a terminal; elsewhere (a pipe, a file) it is a table.
+        Some(Format::Live) if std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
+            out.push(Spec::Live)
+        }
+        Some(Format::Live) => out.push(Spec::Stdout(Format::Table, args.prefix.clone())),
+        Some(f) => out.push(Spec::Stdout(f, args.prefix.clone())),
+        None => {}
     }
     Ok(out)
 }
@@ -540,7 +552,9 @@ pub fn run(args: Args) -> Result<i32> {
         return run_cron(&mut em, path, &args.inputs, prev, args.resend.0, lock);
     }
     let mut em = Emitter::start(specs, plan, &args);
-    run_inputs(&mut em, &args.inputs, plan.every)
+    // The live view has the terminal: no progress bar under it.
+    let progress = args.format != Some(Format::Live);
+    run_inputs(&mut em, &args.inputs, plan.every, progress)
 }
 
 impl Emitter {
@@ -612,13 +626,18 @@ const DRAIN: Duration = Duration::from_secs(3);
 
 /// Read the inputs on a thread (so that a signal is noticed while input is quiet) and feed
 /// the sinks; each sink flushes on its own, every `every` when streaming.
-fn run_inputs(em: &mut Emitter, paths: &[PathBuf], every: Option<Duration>) -> Result<i32> {
+fn run_inputs(
+    em: &mut Emitter,
+    paths: &[PathBuf],
+    every: Option<Duration>,
+    progress: bool,
+) -> Result<i32> {
     let inputs = open_all(paths, Kind::Records);
     let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
     let total = inputs.iter().map(|i| i.len).sum::<Option<u64>>();
     let (tx, rx) = crossbeam_channel::bounded::<Msg>(8);
     let reader = std::thread::spawn(move || {
-        let progress = if every.is_none() {
+        let progress = if every.is_none() && progress {
             Progress::new(total)
         } else {
             Progress::hidden()

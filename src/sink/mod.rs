@@ -21,6 +21,7 @@ use crate::record::Snapshot;
 
 pub mod graphite;
 pub mod http;
+pub mod live;
 pub mod state;
 pub mod text;
 

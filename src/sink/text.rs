@@ -38,6 +38,9 @@ pub enum Format {
     Table,
     /// Graphite plaintext lines (path value timestamp), for `| nc graphite 2003`.
     Graphite,
+    /// A full-screen view with a sparkline per stat and key, redrawn in place (on a
+    /// terminal; otherwise table).
+    Live,
 }
 
 /// Writes snapshots in a [`Format`].
@@ -152,7 +155,7 @@ impl<W: Write> Text<W> {
                 }
                 self.out.write_all(&into_bytes(w)?)?;
             }
-            Format::Table if self.streaming => {
+            Format::Table | Format::Live if self.streaming => {
                 let mut finals: Vec<Snapshot> = Vec::new();
                 for s in batch {
                     if s.is_final {
@@ -170,7 +173,7 @@ impl<W: Write> Text<W> {
                     write_table(&mut self.out, &finals)?;
                 }
             }
-            Format::Table => write_table(&mut self.out, batch)?,
+            Format::Table | Format::Live => write_table(&mut self.out, batch)?,
         }
         self.out.flush()
     }
@@ -188,7 +191,7 @@ impl<W: Write> Sink for Text<W> {
     fn at_end_only(&self) -> bool {
         match self.format {
             Format::Csv => true,
-            Format::Table => !self.streaming,
+            Format::Table | Format::Live => !self.streaming,
             Format::Json | Format::Graphite => false,
         }
     }

@@ -5,6 +5,7 @@ mod emit;
 mod fragment;
 mod inputs;
 mod listen;
+mod live;
 mod merge;
 mod parse;
 mod patterns;
