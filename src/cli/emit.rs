@@ -30,6 +30,7 @@ use crate::io::progress::Progress;
 use crate::record::Snapshot;
 use crate::sink::graphite::{parse_addr, Graphite};
 use crate::sink::http::{Http, Target};
+use crate::sink::postgres::Postgres;
 use crate::sink::state::{self, State};
 use crate::sink::text::{escape, Format, Text};
 use crate::sink::{parse_snapshot, Backoff, Latest, Sink};
@@ -46,7 +47,7 @@ was appended since the last run and advances its checkpoint once every sink acce
 
 Examples:
   pulse-merge | pulse-emit --graphite graphite:2003 --prefix pulse
-  pulse-emit -f csv day.ndjson | psql -c \"\\copy metrics FROM STDIN CSV HEADER\"
+  pulse-emit --postgres=postgresql://pulse@db/metrics day.ndjson
 A crontab line, sending each minute what was appended since the last run:
   * * * * * pulse-emit --state emit.state --graphite graphite:2003 snaps.ndjson";
 
@@ -58,7 +59,7 @@ pub struct Args {
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 
-    /// Write to stdout in this format. Default: table, unless --graphite or --metrics-url is
+    /// Write to stdout in this format. Default: table, unless --graphite, --metrics-url or --postgres is
     /// given (then nothing is written to stdout unless asked).
     #[arg(long, short = 'f', value_enum, value_name = "FORMAT")]
     pub format: Option<Format>,
@@ -87,6 +88,22 @@ pub struct Args {
         value_name = "URL"
     )]
     pub metrics_urls: Vec<String>,
+
+    /// Upsert into PostgreSQL, one row per stat, key, window and value (see POSTGRESQL in
+    /// pulse-emit(1)). `--postgres` alone reads the connection string from DATABASE_URL;
+    /// `--postgres=URL` gives it (postgresql://user:password@host:port/db or host=... dbname=...).
+    #[arg(
+        long,
+        value_name = "URL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = ""
+    )]
+    pub postgres: Option<String>,
+
+    /// The table --postgres writes (NAME or SCHEMA.NAME), created when missing.
+    #[arg(long, value_name = "NAME", default_value = crate::sink::postgres::DEFAULT_TABLE, requires = "postgres")]
+    pub pg_table: String,
 
     /// Checkpoint file for runs from cron: read only what was appended to the INPUT files
     /// since the last run, and advance it once the sinks accepted the data.
@@ -493,6 +510,22 @@ fn sinks(args: &Args) -> Result<Vec<Spec>> {
             timeout,
         ))));
     }
+    if let Some(url) = &args.postgres {
+        let url = if url.is_empty() {
+            std::env::var("DATABASE_URL")
+                .ok()
+                .filter(|u| !u.trim().is_empty())
+                .ok_or_else(|| {
+                    Error::Usage(
+                        "--postgres without =URL takes the connection string from DATABASE_URL, which is not set"
+                            .into(),
+                    )
+                })?
+        } else {
+            url.clone()
+        };
+        out.push(Spec::Built(Box::new(Postgres::new(&url, &args.pg_table)?)));
+    }
     let format = match args.format {
         Some(f) => Some(f),
         None if out.is_empty() => Some(Format::Table),
@@ -536,6 +569,18 @@ pub fn run(args: Args) -> Result<i32> {
     }
     if args.queue == 0 {
         return Err(Error::Usage("--queue must be at least 1".into()));
+    }
+    if args.postgres.is_some() {
+        // `--postgres URL` (with a space) leaves the URL among the inputs.
+        if let Some(p) = args.inputs.iter().find(|p| {
+            let s = p.to_string_lossy();
+            s.starts_with("postgres://") || s.starts_with("postgresql://")
+        }) {
+            return Err(Error::Usage(format!(
+                "{}: a connection string among the inputs; write --postgres=URL (with =)",
+                crate::sink::http::redact(&p.to_string_lossy())
+            )));
+        }
     }
     let specs = sinks(&args)?;
     let streaming =

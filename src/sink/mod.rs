@@ -22,6 +22,7 @@ use crate::record::Snapshot;
 pub mod graphite;
 pub mod http;
 pub mod live;
+pub mod postgres;
 pub mod state;
 pub mod text;
 

@@ -9,5 +9,6 @@ mod live;
 mod merge;
 mod parse;
 mod patterns;
+mod postgres;
 mod servers;
 mod util;

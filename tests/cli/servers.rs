@@ -396,17 +396,24 @@ impl Postgres {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        pg.pg_ctl_start();
+        pg.running = true;
+        Some(pg)
+    }
+
+    fn pg_ctl_start(&mut self) {
+        let data = self.dir.path().join("data");
         let opts = format!(
             "-k {} -p {} -c listen_addresses='' -c fsync=off",
-            pg.dir.path().display(),
-            pg.port
+            self.dir.path().display(),
+            self.port
         );
-        let out = pg
-            .cmd(&pg.bin.join("pg_ctl"))
+        let out = self
+            .cmd(&self.bin.join("pg_ctl"))
             .arg("-D")
             .arg(&data)
             .arg("-l")
-            .arg(pg.dir.path().join("log"))
+            .arg(self.dir.path().join("log"))
             .args(["-w", "-t", "60", "-o", &opts, "start"])
             .output()
             .unwrap();
@@ -414,10 +421,35 @@ impl Postgres {
             out.status.success(),
             "pg_ctl start: {}{}",
             String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(pg.dir.path().join("log")).unwrap_or_default()
+            std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
         );
-        pg.running = true;
-        Some(pg)
+        self.running = true;
+    }
+
+    /// A libpq connection string for this cluster's Unix socket.
+    pub fn url(&self) -> String {
+        format!(
+            "host={} port={} user=postgres dbname=postgres",
+            self.dir.path().display(),
+            self.port
+        )
+    }
+
+    /// Stop the server (clients see it go away); [`Postgres::restart`] brings it back.
+    pub fn stop(&mut self) {
+        let out = self
+            .cmd(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "fast", "-w", "stop"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_ctl stop");
+        self.running = false;
+    }
+
+    pub fn restart(&mut self) {
+        self.pg_ctl_start();
     }
 
     fn cmd(&self, program: &Path) -> Command {
