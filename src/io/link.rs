@@ -503,7 +503,7 @@ fn connect(sh: &Shared, down_since: Instant, first: bool) -> std::result::Result
                 match got {
                     Some(s) => {
                         let _ = s.set_nodelay(true);
-                        if told {
+                        if told && first {
                             sh.say("reachable");
                         }
                         return Ok(s);
