@@ -380,3 +380,34 @@ fn connect_on_a_merger_needs_fragment_output() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--output fragments"));
 }
+
+#[test]
+fn a_refusal_reaches_a_client_that_reads_late() {
+    // A client that sends a wrong token and more data, and reads only later: the merger
+    // must not close with that data unread (a reset, which would destroy its error line).
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let auth = secret(dir.path(), "auth", AUTH);
+    let addr = free_addr();
+    let m = merger(&addr, &["--auth-file", &auth.display().to_string()]);
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut data = b"auth web1:wrong-token-0123456789\n".to_vec();
+    data.extend(std::iter::repeat_n(b'x', 100_000));
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = w.write_all(&data);
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let mut got = Vec::new();
+    let r = s.read_to_end(&mut got);
+    writer.join().unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("error: authentication failed\n"),
+        "{r:?}: {text:?}"
+    );
+    // Closed with a FIN, not a reset (a reset can destroy the line still in flight).
+    assert!(r.is_ok(), "{r:?}");
+    let _ = stop(m);
+}
