@@ -349,7 +349,15 @@ pub fn run(args: Args) -> Result<i32> {
         |step| {
             if let Some(l) = &link {
                 if let Some(broke) = l.take_resend() {
-                    resend(l, &forgotten, broke, &engine.stats, &mut windows, &mut done, &mut buf);
+                    resend(
+                        l,
+                        &forgotten,
+                        broke,
+                        &engine.stats,
+                        &mut windows,
+                        &mut done,
+                        &mut buf,
+                    );
                 }
             }
             match step {

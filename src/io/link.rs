@@ -22,6 +22,8 @@
 //! - **Refusals.** A line `error: REASON` from the merger is printed on stderr; an
 //!   authentication refusal is fatal (retrying cannot help), others (too many clients, out
 //!   of descriptors) are retried.
+//! - **Kept alive.** After [`KEEPALIVE`] with nothing to send, an empty line is sent (the
+//!   merger skips it), so its `--idle-timeout` does not close a quiet link.
 //! - **Closing.** [`Link::close`] waits until everything queued is written, shuts the write
 //!   side down and waits (at most [`CLOSE_WAIT`]) for the merger to close its side, which it
 //!   does once it has read everything: then all was taken. A connection lost while closing is
@@ -51,6 +53,10 @@ pub const SUSPECT: Duration = Duration::from_secs(2);
 
 /// How long a closing link waits for the merger to close its side.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// An empty line is sent after this long with nothing to send, so the merger's
+/// `--idle-timeout` (default 300 s) does not close a quiet link.
+pub const KEEPALIVE: Duration = Duration::from_secs(30);
 
 /// The longest connect attempt.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -152,7 +158,10 @@ impl Shared {
     }
 
     fn say(&self, what: &str) {
-        warn(self.opts.tool, &format!("merger {}: {what}", self.opts.addr));
+        warn(
+            self.opts.tool,
+            &format!("merger {}: {what}", self.opts.addr),
+        );
     }
 }
 
@@ -343,7 +352,10 @@ fn read_side(mut s: TcpStream, heard: Arc<(Mutex<Heard>, AtomicBool)>) {
     let text = String::from_utf8_lossy(&got);
     let refusal = text
         .lines()
-        .find_map(|l| l.strip_prefix("error: ").or_else(|| l.strip_prefix("error:")))
+        .find_map(|l| {
+            l.strip_prefix("error: ")
+                .or_else(|| l.strip_prefix("error:"))
+        })
         .map(|r| r.trim().to_string());
     let mut h = heard.0.lock().unwrap_or_else(|e| e.into_inner());
     h.ended = true;
@@ -403,6 +415,7 @@ fn run(sh: &Shared) {
         first = false;
         // Write until the connection breaks or the link is closed.
         let mut clean = false;
+        let mut last_write = Instant::now();
         while ok {
             let mut st = sh.lock();
             if heard.1.load(Ordering::Relaxed) {
@@ -414,10 +427,17 @@ fn run(sh: &Shared) {
                     clean = finish(&stream, &heard);
                     break;
                 }
+                if last_write.elapsed() >= KEEPALIVE {
+                    drop(st);
+                    last_write = Instant::now();
+                    ok = s.write_all(b"\n").is_ok();
+                    continue;
+                }
                 let _ = sh.cond.wait_timeout(st, POLL);
                 continue;
             };
             drop(st);
+            last_write = Instant::now();
             if s.write_all(&batch).is_ok() {
                 let mut st = sh.lock();
                 st.queued -= batch.len();
@@ -447,7 +467,10 @@ fn run(sh: &Shared) {
             }
             sh.say(&format!("refused: {reason}; trying again"));
         } else {
-            let why = h.error.clone().unwrap_or_else(|| "closed by the merger".into());
+            let why = h
+                .error
+                .clone()
+                .unwrap_or_else(|| "closed by the merger".into());
             sh.say(&format!("connection lost ({why}); reconnecting"));
         }
         let now = Instant::now();
@@ -480,7 +503,11 @@ fn finish(stream: &TcpStream, heard: &Arc<(Mutex<Heard>, AtomicBool)>) -> bool {
 }
 
 /// Connect with exponential backoff, for at most `wait` since `down_since`.
-fn connect(sh: &Shared, down_since: Instant, first: bool) -> std::result::Result<TcpStream, String> {
+fn connect(
+    sh: &Shared,
+    down_since: Instant,
+    first: bool,
+) -> std::result::Result<TcpStream, String> {
     let o = &sh.opts;
     let mut backoff = BACKOFF_MIN;
     let mut told = false;
@@ -627,7 +654,10 @@ mod tests {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::fs::write(&p, "no-colon-secret\n").unwrap();
         let e = read_token_file(&p).unwrap_err().to_string();
-        assert!(e.contains("expected NAME:TOKEN") && !e.contains("secret"), "{e}");
+        assert!(
+            e.contains("expected NAME:TOKEN") && !e.contains("secret"),
+            "{e}"
+        );
     }
 
     #[test]

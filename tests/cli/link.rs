@@ -18,7 +18,9 @@ fn free_addr() -> String {
 
 /// `n` router lines from 2026-01-01T00:00:00Z, 500 a second, deterministic.
 fn router_log(n: usize, seed: u64) -> Vec<String> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut next = move || {
         x = x
             .wrapping_mul(6364136223846793005)
@@ -62,7 +64,8 @@ fn secret(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
-const AUTH: &str = "web1:0123456789abcdef0123\nweb2:fedcba9876543210fedc\nmid:00112233445566778899\n";
+const AUTH: &str =
+    "web1:0123456789abcdef0123\nweb2:fedcba9876543210fedc\nmid:00112233445566778899\n";
 
 /// `pulse-merge --listen ADDR --every 0 --retain inf ARGS`, waited for until it accepts.
 fn merger(addr: &str, args: &[&str]) -> Child {
@@ -125,14 +128,22 @@ fn reference(dir: &Path, parts: &[Vec<u8>], stats: &[&str]) -> Finals {
     let mut files = Vec::new();
     for (i, p) in parts.iter().enumerate() {
         let out = crate::util::run("pulse-fragment", &[&["--raw"], stats].concat(), p);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let f = dir.join(format!("ref{i}.ndjson"));
         std::fs::write(&f, out.stdout).unwrap();
         files.push(f.display().to_string());
     }
     let args: Vec<&str> = files.iter().map(String::as_str).collect();
     let out = crate::util::run("pulse-merge", &args, b"");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     finals(&ndjson(&out.stdout))
 }
 
@@ -238,7 +249,10 @@ fn windows_forgotten_before_a_break_are_reported_and_fail_the_run() {
     let _ = stop(m2);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("cannot be re-sent"), "{err}");
-    assert!(err.contains("windows may not have reached the merger"), "{err}");
+    assert!(
+        err.contains("windows may not have reached the merger"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -272,7 +286,9 @@ fn nobody_listening_fails_within_the_connect_wait() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains(&format!("merger {addr}: never reachable for 1500ms (--connect-wait)")),
+        err.contains(&format!(
+            "merger {addr}: never reachable for 1500ms (--connect-wait)"
+        )),
         "{err}"
     );
     assert!(err.contains("Connection refused"), "{err}");
@@ -307,7 +323,10 @@ fn a_bad_token_is_told_to_the_client_which_exits_1() {
         err.contains(&format!("merger {addr}: refused: authentication failed")),
         "{err}"
     );
-    assert!(!err.contains("not-the-right-token"), "the token is never shown: {err}");
+    assert!(
+        !err.contains("not-the-right-token"),
+        "the token is never shown: {err}"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
     let (_, merr, _) = stop(m);
     // The probe of `merger` and this client.
@@ -318,7 +337,12 @@ fn a_bad_token_is_told_to_the_client_which_exits_1() {
     std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = crate::util::run(
         "pulse-fragment",
-        &["--connect", &addr, "--token-file", &bad.display().to_string()],
+        &[
+            "--connect",
+            &addr,
+            "--token-file",
+            &bad.display().to_string(),
+        ],
         b"",
     );
     assert_eq!(out.status.code(), Some(2));
@@ -356,7 +380,14 @@ fn a_tree_of_mergers_over_links_equals_the_single_pipe() {
     );
     let rs: Vec<(Child, ChildStdin)> = [&t1, &t2]
         .iter()
-        .map(|t| receiver(&["--connect", &mid_addr, "--token-file", &t.display().to_string()]))
+        .map(|t| {
+            receiver(&[
+                "--connect",
+                &mid_addr,
+                "--token-file",
+                &t.display().to_string(),
+            ])
+        })
         .collect();
     for ((child, mut stdin), input) in rs.into_iter().zip(&halves) {
         stdin.write_all(input).unwrap();
@@ -410,4 +441,31 @@ fn a_refusal_reaches_a_client_that_reads_late() {
     // Closed with a FIN, not a reset (a reset can destroy the line still in flight).
     assert!(r.is_ok(), "{r:?}");
     let _ = stop(m);
+}
+
+#[test]
+fn sigterm_sends_the_finals_and_closes_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("stats");
+    std::fs::write(&stats, STATS5).unwrap();
+    let stats_arg = stats.display().to_string();
+    let lines = part(&router_log(6000, 9), 0, 6000);
+    let want = reference(
+        dir.path(),
+        std::slice::from_ref(&lines),
+        &["--stats", &stats_arg],
+    );
+    let addr = free_addr();
+    let m = merger(&addr, &[]);
+    let (child, mut stdin) = receiver(&["--connect", &addr, "--stats", &stats_arg]);
+    stdin.write_all(&lines).unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    // Input still open: the signal ends the run as the end of input would.
+    terminate(child.id());
+    let (_, err, code) = finish(child);
+    drop(stdin);
+    assert_eq!(code, Some(0), "{err}");
+    let (out, merr, _) = stop(m);
+    assert!(!merr.contains("reset"), "{merr}");
+    assert_eq!(finals_of(&[&out]), want);
 }
