@@ -20,6 +20,7 @@ use crate::clock::Clock;
 use crate::error::{exit_with, Diag, Error, Result, EXIT_FAILURE, EXIT_OK};
 use crate::fragment::window::Windows;
 use crate::fragment::{Engine, FieldsSeen, InputKind, Own};
+use crate::io::link::{self, Forgotten, Link};
 use crate::io::{input, output, pipeline, pool::Pool, progress::Progress};
 use crate::parse::{Format, Options as ParseOptions};
 use crate::spec::StatSet;
@@ -32,7 +33,7 @@ const TOOL: &str = "pulse-fragment";
 #[command(
     name = "pulse-fragment",
     version,
-    after_help = "Examples:\n  pulse-parse app.log | pulse-fragment | pulse-merge\n  pulse-fragment --raw app.log > fragments.ndjson\n  nc aorta 5000 | pulse-fragment --raw | nc merger 7000\n\nSee pulse-fragment(1), pulse.stats(5) and pulse(7)."
+    after_help = "Examples:\n  pulse-parse app.log | pulse-fragment | pulse-merge\n  pulse-fragment --raw app.log > fragments.ndjson\n  nc aorta 5000 | pulse-fragment --raw --connect merger:7000 --token-file /etc/pulse/token\n\nSee pulse-fragment(1), pulse.stats(5) and pulse(7)."
 )]
 pub struct Args {
     /// Files of events (or raw log lines with --raw); `-` or none reads stdin.
@@ -96,6 +97,20 @@ pub struct Args {
     /// Flush output after every line written.
     #[arg(long)]
     pub line_buffered: bool,
+    /// Send the fragments to a listening merger (`pulse-merge --listen`) over a connection
+    /// kept open instead of stdout: reconnected with backoff, every window still held
+    /// re-sent after a reconnect, input held while the merger is down (see LINK in
+    /// pulse-fragment(1)).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub connect: Option<String>,
+    /// With --connect: a file holding one `NAME:TOKEN` line (as in the merger's
+    /// --auth-file), sent first; not readable by others.
+    #[arg(long, value_name = "FILE", requires = "connect")]
+    pub token_file: Option<PathBuf>,
+    /// With --connect: give up (exit 1) when the merger cannot be reached for this long,
+    /// from the start or after the connection was lost (ms, s, m or h).
+    #[arg(long, value_name = "DURATION", default_value = crate::io::link::DEFAULT_WAIT, value_parser = crate::io::link::parse_duration)]
+    pub connect_wait: Duration,
     /// Use this fixed Unix time as "now" (events without a time; testing).
     #[arg(long, value_name = "UNIX", hide = true)]
     pub now: Option<f64>,
@@ -290,7 +305,28 @@ pub fn run(args: Args) -> Result<i32> {
     };
     let mut windows = windows_of(0);
     let mut diag = Diag::new(TOOL, args.strict);
-    let mut out = output::stdout(args.line_buffered || live);
+    let link = match &args.connect {
+        Some(addr) => Some(Link::start(link::Options {
+            addr: addr.clone(),
+            auth: match &args.token_file {
+                Some(p) => Some(link::read_token_file(p)?),
+                None => None,
+            },
+            wait: args.connect_wait,
+            tool: TOOL,
+            budget: link::BUDGET,
+        })),
+        None => None,
+    };
+    let mut out: Box<dyn Write> = match &link {
+        Some(l) => Box::new(l.writer()),
+        None => output::stdout(args.line_buffered || live),
+    };
+    // With a link: the windows of inputs already ended (re-sent after a reconnect too), and
+    // when windows were forgotten (those just before a break cannot be re-sent).
+    let mut done: Vec<Windows> = Vec::new();
+    let mut forgotten = Forgotten::default();
+    let mut forgotten_seen = 0u64;
     let mut buf = Vec::with_capacity(1 << 16);
     let mut line_base = 0u64;
     let mut exact = engine.scratch();
@@ -311,6 +347,19 @@ pub fn run(args: Args) -> Result<i32> {
             engine.process_owned(scratch, chunk)
         },
         |step| {
+            if let Some(l) = &link {
+                if let Some(broke) = l.take_resend() {
+                    resend(
+                        l,
+                        &forgotten,
+                        broke,
+                        &engine.stats,
+                        &mut windows,
+                        &mut done,
+                        &mut buf,
+                    );
+                }
+            }
             match step {
                 pipeline::Step::Chunk {
                     bytes,
@@ -400,7 +449,12 @@ pub fn run(args: Args) -> Result<i32> {
                     // The input's stream ends: its windows are written final and dropped.
                     if input + 1 < n_inputs {
                         windows.finish(&engine.stats, &mut buf)?;
-                        windows = windows_of(input + 1);
+                        forgotten.add(windows.forgotten - forgotten_seen);
+                        forgotten_seen = 0;
+                        let ended = std::mem::replace(&mut windows, windows_of(input + 1));
+                        if link.is_some() {
+                            done.push(ended);
+                        }
                     }
                 }
                 pipeline::Step::Tick { .. }
@@ -419,12 +473,17 @@ pub fn run(args: Args) -> Result<i32> {
                     drop_pending(&engine, &mut windows, &mut diag, name, line_base, max_ahead);
                     out.write_all(&buf)?;
                     buf.clear();
-                    windows.finish(&engine.stats, &mut out)?;
-                    out.flush()?;
+                    let closed = windows
+                        .finish(&engine.stats, &mut out)
+                        .and_then(|()| Ok(out.flush()?))
+                        .and_then(|()| close_link(&link, &engine.stats, &mut windows, &mut done));
                     progress.finish();
+                    if let Err(e) = closed {
+                        return Err(link_error(&link, e, &windows, &done));
+                    }
                     warn_never_seen(&engine, &seen, &origins);
                     diag.finish();
-                    std::process::exit(exit_status(&diag));
+                    std::process::exit(exit_status(&diag, &link));
                 }
                 pipeline::Step::Tick { .. } => {
                     if last_flush.elapsed() >= flush_every {
@@ -433,6 +492,8 @@ pub fn run(args: Args) -> Result<i32> {
                     }
                 }
             }
+            forgotten.add(windows.forgotten - forgotten_seen);
+            forgotten_seen = windows.forgotten;
             if !buf.is_empty() {
                 out.write_all(&buf)?;
                 buf.clear();
@@ -447,18 +508,88 @@ pub fn run(args: Args) -> Result<i32> {
     if let Err(e) = result {
         // Stopped early (`--strict`, an unreadable input): what was read up to there is
         // still written, its open windows as they stand (not final: the watermark stays).
+        if link.as_ref().is_some_and(|l| l.fatal().is_some()) {
+            return Err(link_error(&link, e, &windows, &done));
+        }
         if !e.is_broken_pipe() {
             windows.flush_all(&engine.stats, &mut buf, false);
-            out.write_all(&buf)?;
-            out.flush()?;
+            let written = out
+                .write_all(&buf)
+                .and_then(|()| out.flush())
+                .map_err(Error::from)
+                .and_then(|()| close_link(&link, &engine.stats, &mut windows, &mut done));
+            if let Err(e) = written {
+                return Err(link_error(&link, e, &windows, &done));
+            }
         }
         return Err(e);
     }
-    windows.finish(&engine.stats, &mut out)?;
-    out.flush()?;
+    let closed = windows
+        .finish(&engine.stats, &mut out)
+        .and_then(|()| Ok(out.flush()?))
+        .and_then(|()| close_link(&link, &engine.stats, &mut windows, &mut done));
+    if let Err(e) = closed {
+        return Err(link_error(&link, e, &windows, &done));
+    }
     warn_never_seen(&engine, &seen, &origins);
     diag.finish();
-    Ok(exit_status(&diag))
+    Ok(exit_status(&diag, &link))
+}
+
+/// After a reconnect: every window held is written again; windows forgotten shortly before
+/// the connection broke cannot be, and are counted and reported.
+fn resend(
+    link: &Link,
+    forgotten: &Forgotten,
+    broke: std::time::Instant,
+    stats: &StatSet,
+    windows: &mut Windows,
+    done: &mut [Windows],
+    buf: &mut Vec<u8>,
+) {
+    let lost = forgotten.before(broke);
+    if lost > 0 {
+        link.add_lost(lost);
+        eprintln!(
+            "{TOOL}: {lost} windows were forgotten (past --lateness) less than {} s before the connection broke and cannot be re-sent: the merger may not have them",
+            link::SUSPECT.as_secs()
+        );
+    }
+    for w in done.iter_mut() {
+        w.resend(stats, buf, true);
+    }
+    windows.resend(stats, buf, false);
+}
+
+/// Everything written: wait for the link to deliver it (re-sending after a reconnect).
+fn close_link(
+    link: &Option<Link>,
+    stats: &StatSet,
+    windows: &mut Windows,
+    done: &mut [Windows],
+) -> Result<()> {
+    let Some(l) = link else {
+        return Ok(());
+    };
+    l.close(|buf| {
+        for w in done.iter_mut() {
+            w.resend(stats, buf, true);
+        }
+        windows.resend(stats, buf, true);
+    })
+}
+
+/// An error while the link had given up says why, and what it could not deliver.
+fn link_error(link: &Option<Link>, e: Error, windows: &Windows, done: &[Windows]) -> Error {
+    match link.as_ref().and_then(Link::fatal) {
+        Some(why) => {
+            let held = windows.open() + done.iter().map(Windows::open).sum::<usize>();
+            Error::Runtime(format!(
+                "{why}, nor the {held} windows held (their latest state)"
+            ))
+        }
+        None => e,
+    }
 }
 
 fn stamp(t: f64) -> String {
@@ -507,10 +638,14 @@ fn drop_pending(
     }
 }
 
-/// The exit status of a run that went to its end: 1 if input lines were malformed or an
-/// input could not be read.
-fn exit_status(diag: &Diag) -> i32 {
-    if diag.total("malformed") > 0 || diag.failed() {
+/// The exit status of a run that went to its end: 1 if input lines were malformed, an
+/// input could not be read, or windows may not have reached the merger of `--connect`.
+fn exit_status(diag: &Diag, link: &Option<Link>) -> i32 {
+    let lost = link.as_ref().map_or(0, Link::lost);
+    if lost > 0 {
+        eprintln!("{TOOL}: {lost} windows may not have reached the merger (see above)");
+    }
+    if diag.total("malformed") > 0 || diag.failed() || lost > 0 {
         EXIT_FAILURE
     } else {
         EXIT_OK

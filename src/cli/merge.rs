@@ -12,6 +12,7 @@ use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
 
 use crate::clock::Clock;
 use crate::error::{exit_with, Diag, Error, Result, EXIT_FAILURE, EXIT_OK};
+use crate::io::link::{self, Forgotten, Link};
 use crate::io::listen::{self, Conns};
 use crate::io::{input, output};
 use crate::merge::{strip_shard_prefix, Config, Merger, Output, Reject};
@@ -90,9 +91,34 @@ pub struct Args {
     /// and counted.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1024..=(1 << 30)))]
     pub max_line: u64,
+    /// With --output fragments: send them to a listening merger (`pulse-merge --listen`
+    /// above this one) over a connection kept open, instead of stdout: reconnected with
+    /// backoff, every window held re-sent after a reconnect, input held while it is down
+    /// (see LINK in pulse-merge(1)).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub connect: Option<String>,
+    /// With --connect: a file holding one `NAME:TOKEN` line (as in the upper merger's
+    /// --auth-file), sent first; not readable by others.
+    #[arg(long, value_name = "FILE", requires = "connect")]
+    pub token_file: Option<PathBuf>,
+    /// With --connect: give up (exit 1) when the merger above cannot be reached for this
+    /// long, from the start or after the connection was lost (ms, s, m or h).
+    #[arg(long, value_name = "DURATION", default_value = link::DEFAULT_WAIT, value_parser = link::parse_duration)]
+    pub connect_wait: Duration,
     /// Use this fixed Unix time as "now" (testing).
     #[arg(long, value_name = "UNIX", hide = true)]
     pub now: Option<f64>,
+}
+
+/// An error while the link had given up says why, and what it could not deliver.
+fn link_error(link: &Option<Link>, e: Error, merger: &Merger) -> Error {
+    match link.as_ref().and_then(Link::fatal) {
+        Some(why) => Error::Runtime(format!(
+            "{why}, nor the {} windows held (their latest state)",
+            merger.open()
+        )),
+        None => e,
+    }
 }
 
 /// How long a stopped merger waits on files and FIFOs that send nothing more but have not
@@ -215,6 +241,15 @@ pub fn run(args: Args) -> Result<i32> {
             .clone()
             .unwrap_or_else(|| format!("merge-{}", std::process::id())),
     };
+    if args.connect.is_some() && output_kind != Output::Fragments {
+        return Err(Error::Usage(
+            "--connect sends fragments to a merger above: give --output fragments".into(),
+        ));
+    }
+    let auth = match &args.token_file {
+        Some(p) => Some(link::read_token_file(p)?),
+        None => None,
+    };
     if !(args.idle_timeout.is_finite() && args.idle_timeout >= 0.0) {
         return Err(Error::Usage(
             "--idle-timeout must be a number of seconds >= 0".into(),
@@ -299,7 +334,21 @@ pub fn run(args: Args) -> Result<i32> {
 
     let mut merger = Merger::new(cfg, clock);
     let mut diag = Diag::new(TOOL, args.strict);
-    let mut out = output::stdout(true);
+    let link = args.connect.as_ref().map(|addr| {
+        Link::start(link::Options {
+            addr: addr.clone(),
+            auth,
+            wait: args.connect_wait,
+            tool: TOOL,
+            budget: link::BUDGET,
+        })
+    });
+    let mut out: Box<dyn Write> = match &link {
+        Some(l) => Box::new(l.writer()),
+        None => output::stdout(true),
+    };
+    let mut forgotten = Forgotten::default();
+    let mut forgotten_seen = 0u64;
     let mut buf = Vec::with_capacity(1 << 16);
     let every = (args.every > 0.0).then(|| Duration::from_secs_f64(args.every));
     let check = Duration::from_millis(200);
@@ -394,18 +443,45 @@ pub fn run(args: Args) -> Result<i32> {
             if provisional {
                 last_provisional = Instant::now();
             }
+            if let Some(l) = &link {
+                if let Some(broke) = l.take_resend() {
+                    let lost = forgotten.before(broke);
+                    if lost > 0 {
+                        l.add_lost(lost);
+                        eprintln!(
+                            "{TOOL}: {lost} windows were forgotten (past --retain) less than {} s before the connection broke and cannot be re-sent: the merger above may not have them",
+                            link::SUSPECT.as_secs()
+                        );
+                    }
+                    merger.resend(&mut buf, false);
+                }
+            }
             merger.poll(provisional, &mut buf);
+            forgotten.add(merger.forgotten - forgotten_seen);
+            forgotten_seen = merger.forgotten;
             if !buf.is_empty() {
-                out.write_all(&buf)?;
-                out.flush()?;
+                let written = out.write_all(&buf).and_then(|()| out.flush());
+                written.map_err(|e| link_error(&link, e.into(), &merger))?;
                 buf.clear();
             }
         }
     }
     merger.finish(&mut buf);
-    out.write_all(&buf)?;
-    out.flush()?;
+    let written = out
+        .write_all(&buf)
+        .and_then(|()| out.flush())
+        .map_err(Error::from)
+        .and_then(|()| match &link {
+            Some(l) => l.close(|b| merger.resend(b, true)),
+            None => Ok(()),
+        });
+    written.map_err(|e| link_error(&link, e, &merger))?;
     diag.finish();
+    let lost = link.as_ref().map_or(0, Link::lost);
+    if lost > 0 {
+        eprintln!("{TOOL}: {lost} windows may not have reached the merger above (see above)");
+        return Ok(EXIT_FAILURE);
+    }
     if let Some((bytes, open)) = unread {
         let files = if pending_files > 0 {
             format!(" and {pending_files} file inputs not read to their end")

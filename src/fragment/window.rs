@@ -76,6 +76,8 @@ pub struct Windows {
     /// An event held as too far ahead, waiting for the next timed event (see
     /// [`super::Pending`]).
     pub pending: Option<super::Pending>,
+    /// Windows forgotten so far (past the lateness horizon): they can no longer be re-sent.
+    pub forgotten: u64,
 }
 
 impl Windows {
@@ -98,6 +100,7 @@ impl Windows {
             l2met_aggs: FastMap::default(),
             l2met_taken: Vec::new(),
             pending: None,
+            forgotten: 0,
         }
     }
 
@@ -295,8 +298,10 @@ impl Windows {
             (start + secs as i64) as f64 + grace <= due_at
         });
         let horizon = self.front() - self.lateness;
+        let before = self.slots.len();
         self.slots
             .retain(|(_, _, start), slot| ((*start + slot.secs as i64) as f64) > horizon);
+        self.forgotten += (before - self.slots.len()) as u64;
         self.keys.retain(|(stat, start), _| match stat {
             StatId::Def(i) => ((*start + stats.stats[*i as usize].secs as i64) as f64) > horizon,
             _ => false,
@@ -405,6 +410,16 @@ impl Windows {
             let _ = serde_json::to_writer(&mut *out, &frag);
             out.push(b'\n');
         }
+    }
+
+    /// Write every window held again, in its current state and with a new `rev` (after a
+    /// link reconnects: the merger may have lost what it had). `at_end`: the input has
+    /// ended, and the watermark is past every window, as [`Windows::finish`] wrote it.
+    pub fn resend(&mut self, stats: &StatSet, out: &mut Vec<u8>, at_end: bool) {
+        for slot in self.slots.values_mut() {
+            slot.dirty = true;
+        }
+        self.flush_all(stats, out, at_end);
     }
 
     /// Write everything not yet written, as at end of input.

@@ -236,11 +236,59 @@ impl Read for Draining {
     }
 }
 
-/// Tell a client why it is turned away, as far as a short write can, and close.
-fn turn_away(mut s: &TcpStream, reason: &str) {
+/// How long, and how many bytes, a turned-away client's input is read and discarded after
+/// its `error:` line, before the connection is closed.
+const DRAIN_WAIT: Duration = Duration::from_millis(500);
+const DRAIN_MAX: usize = 1 << 20;
+
+/// Tell a client why it is turned away, as far as a short write can, and close. The write
+/// side is shut first and what the client sent is read (for at most [`DRAIN_WAIT`] and
+/// [`DRAIN_MAX`] bytes) before closing: closing with unread input sends a reset, which can
+/// destroy the `error:` line before the client reads it.
+fn turn_away(s: &TcpStream, reason: &str) {
+    turn_away_for(s, reason, DRAIN_WAIT);
+}
+
+/// [`turn_away`], from the acceptor: on a thread of its own, so the acceptor does not wait
+/// for the drain; without threads to be had, at once (what the client already sent is
+/// still read).
+fn turn_away_aside(conn: TcpStream, reason: &'static str) {
+    let conn = Arc::new(conn);
+    let mine = Arc::clone(&conn);
+    let started = std::thread::Builder::new()
+        .name("pulse-refuse".into())
+        .stack_size(64 << 10)
+        .spawn(move || turn_away(&mine, reason));
+    if started.is_err() {
+        turn_away_for(&conn, reason, Duration::ZERO);
+    }
+}
+
+fn turn_away_for(mut s: &TcpStream, reason: &str, wait: Duration) {
     let _ = s.set_nonblocking(false);
     let _ = s.set_write_timeout(Some(POLL));
     let _ = s.write_all(format!("error: {reason}\n").as_bytes());
+    let _ = s.shutdown(Shutdown::Write);
+    let until = Instant::now() + wait.max(Duration::from_millis(1));
+    let mut buf = [0u8; 16 << 10];
+    let mut drained = 0;
+    while drained < DRAIN_MAX {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() || s.set_read_timeout(Some(left.min(POLL))).is_err() {
+            break;
+        }
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => drained += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
     let _ = s.shutdown(Shutdown::Both);
 }
 
@@ -340,7 +388,7 @@ impl Acceptor {
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
                     drop(reserve.take());
                     if let Ok((conn, addr)) = listener.accept() {
-                        turn_away(&conn, "the merger is out of file descriptors");
+                        turn_away_aside(conn, "the merger is out of file descriptors");
                         refused(Refusal {
                             kind: "refused: out of descriptors",
                             peer: format!("tcp:{addr}"),
@@ -360,7 +408,7 @@ impl Acceptor {
             };
             let open = self.conns.count();
             if open >= self.limits.max_clients {
-                turn_away(&conn, "too many clients");
+                turn_away_aside(conn, "too many clients");
                 refused(Refusal {
                     kind: "refused: too many clients",
                     peer,
@@ -375,7 +423,7 @@ impl Acceptor {
             ) {
                 (Ok(()), Ok(()), Ok(kept)) => kept,
                 (.., Err(e)) | (_, Err(e), _) | (Err(e), ..) => {
-                    turn_away(&conn, "the merger is out of file descriptors");
+                    turn_away_aside(conn, "the merger is out of file descriptors");
                     refused(Refusal {
                         kind: "refused: out of descriptors",
                         peer,
@@ -445,7 +493,11 @@ impl Acceptor {
                 let open = self.conns.lock().iter().position(|(i, _)| *i == conn_id);
                 if let Some(i) = open {
                     let (_, s) = self.conns.lock().remove(i);
-                    turn_away(&s, "the merger cannot start a reader (out of threads)");
+                    turn_away_for(
+                        &s,
+                        "the merger cannot start a reader (out of threads)",
+                        Duration::ZERO,
+                    );
                 }
                 refused(Refusal {
                     kind: "refused: out of threads",

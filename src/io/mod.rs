@@ -3,6 +3,7 @@
 //! - [`input`]: the files or stdin a tool reads, and [`input::ChunkReader`], which cuts a byte
 //!   stream into chunks of whole lines with a documented line-size limit;
 //! - [`lines`]: splitting a chunk into lines with memchr;
+//! - [`link`]: `--connect`, the kept, re-sending connection from a sender to a merger;
 //! - [`output`]: locked stdout, block-buffered unless it is a terminal;
 //! - [`pipeline`]: chunks spread over worker threads, results handed back in input order;
 //! - [`pool`]: spare buffers handed back for reuse;
@@ -10,6 +11,7 @@
 
 pub mod input;
 pub mod lines;
+pub mod link;
 pub mod listen;
 pub mod output;
 pub mod pipeline;

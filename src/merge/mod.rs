@@ -101,6 +101,8 @@ pub struct Merger {
     wms: HashMap<String, (i64, f64, f64)>,
     rev: u64,
     max_wm: i64,
+    /// Windows forgotten so far (past `retain`): they can no longer be re-sent.
+    pub forgotten: u64,
 }
 
 impl Merger {
@@ -112,6 +114,7 @@ impl Merger {
             wms: HashMap::new(),
             rev: 0,
             max_wm: i64::MIN,
+            forgotten: 0,
         }
     }
 
@@ -238,9 +241,11 @@ impl Merger {
         }
         self.write(out, |acc| acc.is_final || provisional, min_wm);
         let horizon = min_wm as f64 - self.cfg.retain;
+        let before = self.windows.len();
         self.windows.retain(|k, acc| {
             !(acc.is_final && !acc.dirty && ((k.start + k.secs as i64) as f64) < horizon)
         });
+        self.forgotten += (before - self.windows.len()) as u64;
     }
 
     /// The slowest watermark of the sources still counted (`i64::MIN` before any).
@@ -252,6 +257,31 @@ impl Merger {
             .unwrap_or(i64::MIN)
     }
 
+    /// Write every window held again, final or not (with `Output::Fragments`, after the
+    /// link to the merger above reconnects: it may have lost what it had). `at_end`: after
+    /// [`Merger::finish`], with its watermark.
+    pub fn resend(&mut self, out: &mut Vec<u8>, at_end: bool) {
+        for acc in self.windows.values_mut() {
+            acc.dirty = true;
+        }
+        let wm = if at_end {
+            self.end_watermark()
+        } else {
+            self.slowest()
+        };
+        self.write(out, |_| true, wm);
+    }
+
+    /// The watermark once all input has ended: past every window.
+    fn end_watermark(&self) -> i64 {
+        self.windows
+            .keys()
+            .map(|k| k.start + k.secs as i64)
+            .max()
+            .unwrap_or(i64::MIN)
+            .max(self.max_wm)
+    }
+
     /// End of all input: everything is final.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
         for acc in self.windows.values_mut() {
@@ -260,13 +290,7 @@ impl Merger {
                 acc.dirty = true;
             }
         }
-        let max_end = self
-            .windows
-            .keys()
-            .map(|k| k.start + k.secs as i64)
-            .max()
-            .unwrap_or(i64::MIN)
-            .max(self.max_wm);
+        let max_end = self.end_watermark();
         self.write(out, |_| true, max_end);
     }
 

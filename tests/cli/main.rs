@@ -4,6 +4,7 @@ mod e2e;
 mod emit;
 mod fragment;
 mod inputs;
+mod link;
 mod listen;
 mod live;
 mod merge;

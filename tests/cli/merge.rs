@@ -10,7 +10,7 @@ use crate::util::{bin, fixture, ndjson, run, sh, terminate};
 
 const APACHE: &str = "real/elastic-examples/apache_logs";
 
-type Finals = BTreeMap<(String, String, i64, u64), Value>;
+pub type Finals = BTreeMap<(String, String, i64, u64), Value>;
 
 /// The latest final snapshot per (stat, key, start, secs).
 pub fn finals(snaps: &[Value]) -> Finals {
