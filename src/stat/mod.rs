@@ -19,23 +19,53 @@ pub mod summary;
 pub mod top;
 pub mod unique;
 
-/// The longest text a state keeps (a `top` value, a `last` partition) and the longest group
-/// key: 1 KiB. A longer one is cut to its first 1,024 bytes (at a character boundary), so
-/// that a fragment or snapshot of 10,000 such texts stays within what the next stage reads
+/// The longest value text `pulse-fragment` keeps whole (a group key, a `top` value, a
+/// `last` partition): 1 KiB, the default and the most of `--max-value-len`. A longer one is
+/// cut by [`cut_marked`] to a prefix and a marker, at most [`MARK_MAX`] bytes more, so that a
+/// fragment or snapshot of 10,000 such texts stays within what the next stage reads
 /// ([`crate::io::input::MAX_RECORD`]).
 pub const MAX_TEXT: usize = 1024;
 
-/// `s` cut to at most [`MAX_TEXT`] bytes, at a character boundary.
+/// The most bytes [`cut_marked`] adds after the prefix it keeps.
+pub const MARK_MAX: usize = 64;
+
+/// The longest text a state holds ([`MAX_TEXT`] and a marker): a longer one (from a
+/// fragment written by something else) is cut with [`cut_marked`] to [`MAX_TEXT`].
+pub const STATE_TEXT: usize = MAX_TEXT + MARK_MAX;
+
+/// `s` as a state holds it: whole up to [`STATE_TEXT`] bytes, else cut with [`cut_marked`].
 #[inline]
-pub fn cut_text(s: &str) -> &str {
-    if s.len() <= MAX_TEXT {
-        return s;
+pub fn cut_text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.len() <= STATE_TEXT {
+        return std::borrow::Cow::Borrowed(s);
     }
-    let mut end = MAX_TEXT;
+    let mut out = String::new();
+    cut_marked(s, MAX_TEXT, &mut out);
+    std::borrow::Cow::Owned(out)
+}
+
+/// Write `s`, longer than `max` bytes, cut into `out` (cleared first): its first `max`
+/// bytes (fewer, to end at a character boundary), then `…[cut from LEN bytes #HASH]`, where
+/// LEN is the length of `s` and HASH the 16 hex digits of [`unique::hash64`] of the whole
+/// of `s`. So distinct long values stay distinct (but for a 64-bit hash collision), and a
+/// cut text is always longer than `max`, which no text kept whole is: a cut one is never
+/// taken for a value as written.
+#[cold]
+#[inline(never)]
+pub fn cut_marked(s: &str, max: usize, out: &mut String) {
+    use std::fmt::Write as _;
+    let mut end = max.min(s.len());
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    &s[..end]
+    out.clear();
+    out.push_str(&s[..end]);
+    let _ = write!(
+        out,
+        "\u{2026}[cut from {} bytes #{:016x}]",
+        s.len(),
+        unique::hash64(s)
+    );
 }
 
 /// Which aggregate a stat uses, with its parameters. Its [`fmt::Display`] form is the
