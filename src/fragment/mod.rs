@@ -910,6 +910,7 @@ fn cut_note(
     def: &crate::spec::StatDef,
     what: &str,
     len: usize,
+    max: usize,
     was_cut: &mut bool,
 ) {
     *was_cut = true;
@@ -917,7 +918,7 @@ fn cut_note(
         *first = Some((
             line,
             format!(
-                "the {what} of stat {:?} (line {}) is {len} bytes, longer than --max-value-len: kept as its first bytes and a marker, \"\u{2026}[cut from {len} bytes #HASH]\"; counted in pulse.value.cut",
+                "the {what} of stat {:?} (line {}) is {len} bytes, longer than --max-value-len ({max}): kept as its first bytes and a marker, \"\u{2026}[cut from {len} bytes #HASH]\"; counted in pulse.value.cut",
                 def.name, def.line
             ),
         ));
@@ -1433,13 +1434,29 @@ impl Engine {
                 Input::Text(s) if s.len() > self.max_value_len && def.agg != AggSpec::Unique => {
                     crate::stat::cut_marked(s, self.max_value_len, cut);
                     let line = out.lines.saturating_sub(1);
-                    cut_note(&mut out.first_cut, line, def, "value", s.len(), &mut was_cut);
+                    cut_note(
+                        &mut out.first_cut,
+                        line,
+                        def,
+                        "value",
+                        s.len(),
+                        self.max_value_len,
+                        &mut was_cut,
+                    );
                     input = Input::Text(cut);
                 }
                 Input::Last { part, time, value } if part.len() > self.max_value_len => {
                     crate::stat::cut_marked(part, self.max_value_len, cut);
                     let line = out.lines.saturating_sub(1);
-                    cut_note(&mut out.first_cut, line, def, "partition", part.len(), &mut was_cut);
+                    cut_note(
+                        &mut out.first_cut,
+                        line,
+                        def,
+                        "partition",
+                        part.len(),
+                        self.max_value_len,
+                        &mut was_cut,
+                    );
                     input = Input::Last {
                         part: cut,
                         time,
@@ -1452,10 +1469,19 @@ impl Engine {
                 Some(id) => id,
                 None => {
                     let fields = &self.groupings[g as usize];
-                    let whole = write_group_key(fields.iter().map(|&f| get(f)), self.max_value_len, key);
+                    let whole =
+                        write_group_key(fields.iter().map(|&f| get(f)), self.max_value_len, key);
                     if let Some(len) = whole {
                         let line = out.lines.saturating_sub(1);
-                        cut_note(&mut out.first_cut, line, def, "group key", len, &mut was_cut);
+                        cut_note(
+                            &mut out.first_cut,
+                            line,
+                            def,
+                            "group key",
+                            len,
+                            self.max_value_len,
+                            &mut was_cut,
+                        );
                     }
                     let id = p.key_id(g, key);
                     gkeys[g as usize] = Some(id);

@@ -258,8 +258,7 @@ impl Windows {
                         }
                         return;
                     }
-                    if self.l2met_aggs.len() >= self.max_l2met || name.len() > self.max_name_len
-                    {
+                    if self.l2met_aggs.len() >= self.max_l2met || name.len() > self.max_name_len {
                         self.drop_l2met(name, start, adds, line, diag);
                         return;
                     }
