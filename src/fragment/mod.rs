@@ -275,10 +275,16 @@ impl Partial {
         input: Input<'_>,
         line: u64,
     ) {
+        // The same name used with two kinds (count#x, measure#x) makes two entries, so the
+        // merging side keeps the first kind and drops the other (see `Windows`).
+        let entries = &self.entries;
         let found = self
             .l2met
             .get(name)
-            .and_then(|ws| ws.iter().find(|(s, _)| *s == start))
+            .and_then(|ws| {
+                ws.iter()
+                    .find(|&&(s, i)| s == start && entries[i as usize].agg == *agg)
+            })
             .map(|&(_, i)| i);
         let i = match found {
             Some(i) => i,
@@ -1782,6 +1788,96 @@ mod tests {
             assert_eq!(
                 counts_in_chunks(&engine, &lines, size),
                 want,
+                "chunks of {size}"
+            );
+        }
+    }
+
+    /// The fragments of `lines` in chunks of `size` lines, at most `names` l2met names, as
+    /// (stat, start, state), and the contributions dropped.
+    fn l2met_in_chunks(lines: &[String], size: usize, names: usize) -> (Vec<String>, f64) {
+        let stats = StatSet::parse("l2met on\nall count 60s\n", "test").unwrap();
+        let engine = Engine::new(stats, InputKind::Events, 300.0, Clock::Fixed(0.0));
+        let mut windows =
+            window::Windows::new("t".into(), engine.clock, 0.0, 300.0, None).max_l2met(names, 8);
+        let mut diag = Diag::new("test", false).quiet();
+        let (mut scratch, mut exact) = (engine.scratch(), engine.scratch());
+        let mut out = Vec::new();
+        let mut first = None;
+        for chunk in lines.chunks(size) {
+            let text: String = chunk.iter().map(|l| format!("{l}\n")).collect();
+            let got = engine.process(&mut scratch, text.as_bytes(), None);
+            let got = engine.settle(&mut exact, &mut windows, got, &mut diag, &mut out);
+            first = first.or(got.first_l2met_dropped);
+        }
+        windows.finish(&engine.stats, &mut out).unwrap();
+        let mut frags: Vec<String> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let f: serde_json::Value = serde_json::from_str(l).unwrap();
+                format!("{} {} {}", f["stat"], f["start"], f["state"])
+            })
+            .collect();
+        frags.sort();
+        assert!(first.is_some());
+        (frags, diag.total("l2met dropped") as f64)
+    }
+
+    #[test]
+    fn the_l2met_names_admitted_do_not_depend_on_chunking() {
+        // Names a..g over two minutes, each several times, and names too long (9 bytes)
+        // or of the tool's own, which take no place.
+        let names = [
+            "a",
+            "b",
+            "a",
+            "c",
+            "d",
+            "a",
+            "e",
+            "b",
+            "f",
+            "toolongxx",
+            "pulse.x",
+            "g",
+        ];
+        let lines: Vec<String> = (0..40)
+            .map(|i| {
+                let n = names[i % names.len()];
+                format!("{{\"time\":{},\"count#{n}\":1,\"measure#d\":{i}}}", i * 3)
+            })
+            .collect();
+        let (want, dropped) = l2met_in_chunks(&lines, lines.len(), 4);
+        // d, a, b, c admitted (in order of first use); e, f, g and the long name dropped.
+        for stat in ["\"a\"", "\"b\"", "\"c\"", "\"d\""] {
+            assert!(want.iter().any(|f| f.starts_with(stat)), "{stat} {want:?}");
+        }
+        for stat in ["\"e\"", "\"f\"", "\"g\"", "\"toolongxx\"", "\"pulse.x\""] {
+            assert!(!want.iter().any(|f| f.starts_with(stat)), "{stat} {want:?}");
+        }
+        let uses = |n: &str| (0..40).filter(|i| names[i % names.len()] == n).count() as f64;
+        assert_eq!(
+            dropped,
+            uses("e") + uses("f") + uses("g") + uses("toolongxx")
+        );
+        assert!(want
+            .iter()
+            .any(|f| f.starts_with("\"pulse.l2met.dropped\"")));
+        // `count#d` clashes with `measure#d` (the first kind): its values never reach d's.
+        assert!(
+            want.iter().any(|f| f.starts_with("\"d\" 0 {\"count\":20,")),
+            "{want:?}"
+        );
+        assert!(
+            want.iter()
+                .any(|f| f.starts_with("\"d\" 60 {\"count\":20,")),
+            "{want:?}"
+        );
+        for size in 1..lines.len() {
+            assert_eq!(
+                l2met_in_chunks(&lines, size, 4),
+                (want.clone(), dropped),
                 "chunks of {size}"
             );
         }

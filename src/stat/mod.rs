@@ -385,6 +385,35 @@ fn expect_fields(v: &Value, allowed: &[&str]) -> Result<(), String> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_cut_text_keeps_its_prefix_is_longer_than_the_bound_and_stays_distinct() {
+        let a = format!("{}a", "é".repeat(700)); // 1401 bytes, 2-byte characters
+        let b = format!("{}b", "é".repeat(700));
+        let (mut ca, mut cb) = (String::new(), String::new());
+        cut_marked(&a, 1023, &mut ca);
+        cut_marked(&b, 1023, &mut cb);
+        assert_ne!(ca, cb);
+        // At a character boundary at or below the bound, then the marker.
+        assert!(ca.starts_with(&"é".repeat(511)) && !ca.starts_with(&"é".repeat(512)));
+        let mark = format!("\u{2026}[cut from 1401 bytes #{:016x}]", unique::hash64(&a));
+        assert_eq!(&ca[1022..], mark);
+        assert!(ca.len() > 1023 && ca.len() <= 1023 + MARK_MAX);
+        // The same text cuts the same way; a cut text passes a state's bound whole.
+        let mut again = String::new();
+        cut_marked(&a, 1023, &mut again);
+        assert_eq!(again, ca);
+        assert_eq!(cut_text(&ca), ca.as_str());
+        // The longest marker fits in MARK_MAX.
+        let mut longest = String::new();
+        cut_marked(&"x".repeat(64 << 20), 0, &mut longest);
+        assert!(longest.len() <= MARK_MAX, "{longest}");
+        // A state holds a longer text cut at MAX_TEXT.
+        let long = "y".repeat(STATE_TEXT + 1);
+        let held = cut_text(&long);
+        assert!(held.starts_with(&"y".repeat(MAX_TEXT)) && held.len() <= STATE_TEXT);
+        assert!(held.contains("[cut from 1089 bytes #"), "{held}");
+    }
     use serde_json::json;
 
     #[test]
