@@ -111,6 +111,15 @@ pub struct Args {
     /// from the start or after the connection was lost (ms, s, m or h).
     #[arg(long, value_name = "DURATION", default_value = crate::io::link::DEFAULT_WAIT, value_parser = crate::io::link::parse_duration)]
     pub connect_wait: Duration,
+    /// At most N distinct l2met names (count#X, measure#X, sample#X, unique#X) per input;
+    /// the values of further new names are dropped and counted in pulse.l2met.dropped.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_l2met: usize,
+    /// Group keys, top values and last partitions longer than this are cut to their first
+    /// BYTES and a marker (counted in pulse.value.cut); longer l2met names are dropped
+    /// (at most 1024).
+    #[arg(long, value_name = "BYTES", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=crate::stat::MAX_TEXT as u64))]
+    pub max_value_len: u64,
     /// Use this fixed Unix time as "now" (events without a time; testing).
     #[arg(long, value_name = "UNIX", hide = true)]
     pub now: Option<f64>,
@@ -290,7 +299,8 @@ pub fn run(args: Args) -> Result<i32> {
         .max_ahead(max_ahead, live)
         .strict(args.strict)
         .track_fields(!args.stats.is_empty())
-        .patterns(patterns);
+        .patterns(patterns)
+        .max_value_len(args.max_value_len as usize);
     let mut seen = FieldsSeen::default();
     let src = args.source.clone().unwrap_or_else(default_source);
     // Each input its own stream, under its own source name.
@@ -301,7 +311,9 @@ pub fn run(args: Args) -> Result<i32> {
         } else {
             src.clone()
         };
-        Windows::new(src, clock, args.grace, args.lateness, args.shards).idle_advance(live)
+        Windows::new(src, clock, args.grace, args.lateness, args.shards)
+            .idle_advance(live)
+            .max_l2met(args.max_l2met, args.max_value_len as usize)
     };
     let mut windows = windows_of(0);
     let mut diag = Diag::new(TOOL, args.strict);
@@ -376,6 +388,13 @@ pub fn run(args: Args) -> Result<i32> {
                         diag.show("no value", &at_line(*line), what);
                     }
                     diag.count("no value", got.novalue);
+                    if let Some((line, what)) = &got.first_cut {
+                        diag.show("value cut", &at_line(*line), what);
+                    }
+                    diag.count("value cut", got.cuts);
+                    if let Some((line, what)) = &got.first_l2met_dropped {
+                        diag.show("l2met dropped", &at_line(*line), what);
+                    }
                     for b in &got.bad {
                         diag.bad(b.kind, &at_line(b.line), &b.detail)?;
                     }

@@ -55,10 +55,16 @@ pub enum Own {
     /// Events far ahead of the stream's time that the events after them did not confirm
     /// (or, live, far ahead of the clock), dropped.
     Future,
+    /// l2met contributions dropped: their name was new past `--max-l2met`, or longer than
+    /// `--max-value-len`.
+    L2metDropped,
+    /// Events with a group key, `top` value or `last` partition longer than
+    /// `--max-value-len`, cut (see [`crate::stat::cut_marked`]).
+    Cut,
 }
 
 impl Own {
-    pub const ALL: [Own; 7] = [
+    pub const ALL: [Own; 9] = [
         Own::Events,
         Own::Unparsed,
         Own::Malformed,
@@ -66,6 +72,8 @@ impl Own {
         Own::Overflow,
         Own::NoValue,
         Own::Future,
+        Own::L2metDropped,
+        Own::Cut,
     ];
 
     pub fn name(self) -> &'static str {
@@ -77,6 +85,8 @@ impl Own {
             Own::Overflow => "pulse.overflow",
             Own::NoValue => "pulse.novalue",
             Own::Future => "pulse.future",
+            Own::L2metDropped => "pulse.l2met.dropped",
+            Own::Cut => "pulse.value.cut",
         }
     }
 
@@ -92,6 +102,12 @@ impl Own {
             Own::NoValue => "events that matched a stat but had no usable value",
             Own::Future => {
                 "events more than --max-ahead ahead of the stream, not confirmed by the next, dropped"
+            }
+            Own::L2metDropped => {
+                "l2met values whose name was new past --max-l2met names or longer than --max-value-len, dropped"
+            }
+            Own::Cut => {
+                "events with a group key, top value or last partition longer than --max-value-len, cut with a marker"
             }
         }
     }
@@ -123,6 +139,10 @@ pub struct Entry {
     pub secs: u32,
     pub agg: AggSpec,
     pub state: State,
+    /// l2met entries: the contributions folded in (what `pulse.l2met.dropped` counts if the
+    /// name is refused), and the chunk line of the first. Zero for the others.
+    pub adds: u64,
+    pub line: u64,
 }
 
 pub use crate::stat::hash::{FastHasher, FastMap};
@@ -177,6 +197,8 @@ impl Partial {
             secs,
             agg: agg.clone(),
             state: State::new(agg),
+            adds: 0,
+            line: 0,
         });
         i
     }
@@ -243,22 +265,39 @@ impl Partial {
         self.entries[i as usize].state.add(input);
     }
 
-    /// Fold one contribution to the l2met stat `name` (60 s windows, no key).
-    pub fn add_l2met(&mut self, name: &str, start: i64, agg: &AggSpec, input: Input<'_>) {
+    /// Fold one contribution to the l2met stat `name` (60 s windows, no key), of chunk line
+    /// `line`.
+    pub fn add_l2met(
+        &mut self,
+        name: &str,
+        start: i64,
+        agg: &AggSpec,
+        input: Input<'_>,
+        line: u64,
+    ) {
+        // The same name used with two kinds (count#x, measure#x) makes two entries, so the
+        // merging side keeps the first kind and drops the other (see `Windows`).
+        let entries = &self.entries;
         let found = self
             .l2met
             .get(name)
-            .and_then(|ws| ws.iter().find(|(s, _)| *s == start))
+            .and_then(|ws| {
+                ws.iter()
+                    .find(|&&(s, i)| s == start && entries[i as usize].agg == *agg)
+            })
             .map(|&(_, i)| i);
         let i = match found {
             Some(i) => i,
             None => {
                 let i = self.push(StatId::L2met(name.into()), None, start, OWN_SECS, agg);
+                self.entries[i as usize].line = line;
                 self.l2met.entry(name.into()).or_default().push((start, i));
                 i
             }
         };
-        self.entries[i as usize].state.add(input);
+        let e = &mut self.entries[i as usize];
+        e.adds += 1;
+        e.state.add(input);
     }
 
     /// Count one occurrence of an own stat at time `t`.
@@ -410,6 +449,13 @@ pub struct ChunkOut {
     /// of them: (line index in the chunk, what was missing).
     pub novalue: u64,
     pub first_novalue: Option<(u64, String)>,
+    /// Events with a text cut at `--max-value-len` (as counted in `pulse.value.cut`), and
+    /// the first cut: (line index in the chunk, what was cut).
+    pub cuts: u64,
+    pub first_cut: Option<(u64, String)>,
+    /// The first l2met contribution of the chunk dropped by `--max-l2met` or
+    /// `--max-value-len` (set by [`Engine::settle`]): (line index in the chunk, why).
+    pub first_l2met_dropped: Option<(u64, String)>,
 }
 
 impl ChunkOut {
@@ -602,6 +648,9 @@ pub struct Engine {
     watched: Vec<u16>,
     /// `--patterns`, for the parsers of raw lines.
     patterns: Option<std::sync::Arc<crate::pattern::Patterns>>,
+    /// `--max-value-len`: group keys, `top` values and `last` partitions longer than this
+    /// are cut (see [`crate::stat::cut_marked`]).
+    pub max_value_len: usize,
 }
 
 impl Engine {
@@ -708,7 +757,15 @@ impl Engine {
             strict: false,
             watched: Vec::new(),
             patterns: None,
+            max_value_len: crate::stat::MAX_TEXT,
         }
+    }
+
+    /// Cut group keys, `top` values and `last` partitions longer than `bytes` (at most
+    /// [`crate::stat::MAX_TEXT`], the default).
+    pub fn max_value_len(mut self, bytes: usize) -> Engine {
+        self.max_value_len = bytes.min(crate::stat::MAX_TEXT);
+        self
     }
 
     /// Hold events more than `secs` ahead of the stream's newest time (default: the
@@ -849,6 +906,31 @@ fn note_seen<'e>(
     });
 }
 
+/// Note that a text of stat `def` (`what`: its group key, value or partition) of `len` bytes
+/// was cut at chunk line `line`, describing the first of the chunk in `first`.
+#[cold]
+#[inline(never)]
+fn cut_note(
+    first: &mut Option<(u64, String)>,
+    line: u64,
+    def: &crate::spec::StatDef,
+    what: &str,
+    len: usize,
+    max: usize,
+    was_cut: &mut bool,
+) {
+    *was_cut = true;
+    if first.is_none() {
+        *first = Some((
+            line,
+            format!(
+                "the {what} of stat {:?} (line {}) is {len} bytes, longer than --max-value-len ({max}): kept as its first bytes and a marker, \"\u{2026}[cut from {len} bytes #HASH]\"; counted in pulse.value.cut",
+                def.name, def.line
+            ),
+        ));
+    }
+}
+
 /// Why the value of l2met key `k` is no number.
 #[cold]
 #[inline(never)]
@@ -963,6 +1045,8 @@ pub struct Scratch {
 struct Work {
     key: String,
     text: String,
+    /// A `top` value or `last` partition cut to `--max-value-len`.
+    cut: String,
     /// Per condition of [`Engine::conds`]: whether the current event meets it, one bit each.
     bits: Vec<u64>,
     /// Per field id: its value in the current event. Only the allocation outlives an event:
@@ -1006,6 +1090,7 @@ impl Engine {
             work: Work {
                 key: String::new(),
                 text: String::new(),
+                cut: String::new(),
                 // At least one word, for `Pass::Word0`.
                 bits: vec![0; self.conds.len().div_ceil(64).max(1)],
                 vals: Vec::with_capacity(self.fields.names.len()),
@@ -1095,6 +1180,9 @@ impl Engine {
             seen: Vec::new(),
             novalue: 0,
             first_novalue: None,
+            cuts: 0,
+            first_cut: None,
+            first_l2met_dropped: None,
         };
         let Scratch {
             event,
@@ -1211,6 +1299,7 @@ impl Engine {
             partial.own_n(own, if t.is_finite() { t } else { got.now }, n as f64);
         }
         windows.absorb(&self.stats, partial, got.max_time, got.clock_used, diag);
+        got.first_l2met_dropped = windows.take_l2met_dropped();
         windows.flush_due(&self.stats, out);
         got
     }
@@ -1260,6 +1349,7 @@ impl Engine {
         let Work {
             key,
             text,
+            cut,
             bits,
             gkeys,
             numbers,
@@ -1327,6 +1417,8 @@ impl Engine {
         numbers.fill(None);
         // Most stats share one window length: divide once per length met in a row.
         let mut win = (0u32, 0i64);
+        // Some text of this event was longer than --max-value-len, and cut.
+        let mut was_cut = false;
         let stats = self.stats.stats.iter().zip(&self.plans).zip(&self.filters);
         for (i, ((def, plan), filter)) in stats.enumerate() {
             if !filter.holds(bits) {
@@ -1338,17 +1430,65 @@ impl Engine {
                 Some(n) => *numbers[n as usize].get_or_insert_with(|| def.number(v)),
                 None => def.number(v),
             };
-            let Some(input) = def.input_with(value, number, parts, t, text) else {
+            let Some(mut input) = def.input_with(value, number, parts, t, text) else {
                 p.own(Own::NoValue, t);
                 let line = out.lines.saturating_sub(1);
                 self.missed(i, get, &mut out.novalue, &mut out.first_novalue, line);
                 continue;
             };
+            match input {
+                Input::Text(s) if s.len() > self.max_value_len && def.agg != AggSpec::Unique => {
+                    crate::stat::cut_marked(s, self.max_value_len, cut);
+                    let line = out.lines.saturating_sub(1);
+                    cut_note(
+                        &mut out.first_cut,
+                        line,
+                        def,
+                        "value",
+                        s.len(),
+                        self.max_value_len,
+                        &mut was_cut,
+                    );
+                    input = Input::Text(cut);
+                }
+                Input::Last { part, time, value } if part.len() > self.max_value_len => {
+                    crate::stat::cut_marked(part, self.max_value_len, cut);
+                    let line = out.lines.saturating_sub(1);
+                    cut_note(
+                        &mut out.first_cut,
+                        line,
+                        def,
+                        "partition",
+                        part.len(),
+                        self.max_value_len,
+                        &mut was_cut,
+                    );
+                    input = Input::Last {
+                        part: cut,
+                        time,
+                        value,
+                    };
+                }
+                _ => {}
+            }
             let key_id = plan.grouping.map(|g| match gkeys[g as usize] {
                 Some(id) => id,
                 None => {
                     let fields = &self.groupings[g as usize];
-                    write_group_key(fields.iter().map(|&f| get(f)), key);
+                    let whole =
+                        write_group_key(fields.iter().map(|&f| get(f)), self.max_value_len, key);
+                    if let Some(len) = whole {
+                        let line = out.lines.saturating_sub(1);
+                        cut_note(
+                            &mut out.first_cut,
+                            line,
+                            def,
+                            "group key",
+                            len,
+                            self.max_value_len,
+                            &mut was_cut,
+                        );
+                    }
                     let id = p.key_id(g, key);
                     gkeys[g as usize] = Some(id);
                     id
@@ -1359,6 +1499,10 @@ impl Engine {
             }
             let start = win.1;
             p.add_def(i as u32, key_id, start, def.secs, &def.agg, input);
+        }
+        if was_cut {
+            p.own(Own::Cut, t);
+            out.cuts += 1;
         }
         if self.stats.l2met && maybe_l2met {
             for (k, v) in ev.iter() {
@@ -1398,7 +1542,7 @@ impl Engine {
                     },
                 };
                 let start = window_start(t, OWN_SECS);
-                p.add_l2met(name, start, &agg, input);
+                p.add_l2met(name, start, &agg, input, out.lines.saturating_sub(1));
             }
         }
         if hold {
@@ -1644,6 +1788,96 @@ mod tests {
             assert_eq!(
                 counts_in_chunks(&engine, &lines, size),
                 want,
+                "chunks of {size}"
+            );
+        }
+    }
+
+    /// The fragments of `lines` in chunks of `size` lines, at most `names` l2met names, as
+    /// (stat, start, state), and the contributions dropped.
+    fn l2met_in_chunks(lines: &[String], size: usize, names: usize) -> (Vec<String>, f64) {
+        let stats = StatSet::parse("l2met on\nall count 60s\n", "test").unwrap();
+        let engine = Engine::new(stats, InputKind::Events, 300.0, Clock::Fixed(0.0));
+        let mut windows =
+            window::Windows::new("t".into(), engine.clock, 0.0, 300.0, None).max_l2met(names, 8);
+        let mut diag = Diag::new("test", false).quiet();
+        let (mut scratch, mut exact) = (engine.scratch(), engine.scratch());
+        let mut out = Vec::new();
+        let mut first = None;
+        for chunk in lines.chunks(size) {
+            let text: String = chunk.iter().map(|l| format!("{l}\n")).collect();
+            let got = engine.process(&mut scratch, text.as_bytes(), None);
+            let got = engine.settle(&mut exact, &mut windows, got, &mut diag, &mut out);
+            first = first.or(got.first_l2met_dropped);
+        }
+        windows.finish(&engine.stats, &mut out).unwrap();
+        let mut frags: Vec<String> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let f: serde_json::Value = serde_json::from_str(l).unwrap();
+                format!("{} {} {}", f["stat"], f["start"], f["state"])
+            })
+            .collect();
+        frags.sort();
+        assert!(first.is_some());
+        (frags, diag.total("l2met dropped") as f64)
+    }
+
+    #[test]
+    fn the_l2met_names_admitted_do_not_depend_on_chunking() {
+        // Names a..g over two minutes, each several times, and names too long (9 bytes)
+        // or of the tool's own, which take no place.
+        let names = [
+            "a",
+            "b",
+            "a",
+            "c",
+            "d",
+            "a",
+            "e",
+            "b",
+            "f",
+            "toolongxx",
+            "pulse.x",
+            "g",
+        ];
+        let lines: Vec<String> = (0..40)
+            .map(|i| {
+                let n = names[i % names.len()];
+                format!("{{\"time\":{},\"count#{n}\":1,\"measure#d\":{i}}}", i * 3)
+            })
+            .collect();
+        let (want, dropped) = l2met_in_chunks(&lines, lines.len(), 4);
+        // d, a, b, c admitted (in order of first use); e, f, g and the long name dropped.
+        for stat in ["\"a\"", "\"b\"", "\"c\"", "\"d\""] {
+            assert!(want.iter().any(|f| f.starts_with(stat)), "{stat} {want:?}");
+        }
+        for stat in ["\"e\"", "\"f\"", "\"g\"", "\"toolongxx\"", "\"pulse.x\""] {
+            assert!(!want.iter().any(|f| f.starts_with(stat)), "{stat} {want:?}");
+        }
+        let uses = |n: &str| (0..40).filter(|i| names[i % names.len()] == n).count() as f64;
+        assert_eq!(
+            dropped,
+            uses("e") + uses("f") + uses("g") + uses("toolongxx")
+        );
+        assert!(want
+            .iter()
+            .any(|f| f.starts_with("\"pulse.l2met.dropped\"")));
+        // `count#d` clashes with `measure#d` (the first kind): its values never reach d's.
+        assert!(
+            want.iter().any(|f| f.starts_with("\"d\" 0 {\"count\":20,")),
+            "{want:?}"
+        );
+        assert!(
+            want.iter()
+                .any(|f| f.starts_with("\"d\" 60 {\"count\":20,")),
+            "{want:?}"
+        );
+        for size in 1..lines.len() {
+            assert_eq!(
+                l2met_in_chunks(&lines, size, 4),
+                (want.clone(), dropped),
                 "chunks of {size}"
             );
         }

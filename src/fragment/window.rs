@@ -71,8 +71,19 @@ pub struct Windows {
     /// l2met names whose aggregate disagreed with an earlier use, reported once.
     l2met_clash: Vec<Box<str>>,
     l2met_aggs: FastMap<Box<str>, AggSpec>,
-    /// l2met names that are a declared or own stat's, ignored (reported once).
+    /// l2met names that are a declared stat's, ignored (reported once; at most as many as
+    /// the declared stats).
     l2met_taken: Vec<Box<str>>,
+    /// An l2met name of the tool's own stats has been reported.
+    l2met_own_told: bool,
+    /// `--max-l2met`: the most distinct l2met names of this stream (the keys of
+    /// `l2met_aggs`), and `--max-value-len`, the longest.
+    max_l2met: usize,
+    max_name_len: usize,
+    /// The first l2met contribution dropped by those bounds in the chunk being absorbed, as
+    /// (its line in the chunk, why), once per stream (see [`Windows::take_l2met_dropped`]).
+    l2met_dropped: Option<(u64, String)>,
+    l2met_dropped_told: bool,
     /// An event held as too far ahead, waiting for the next timed event (see
     /// [`super::Pending`]).
     pub pending: Option<super::Pending>,
@@ -99,9 +110,29 @@ impl Windows {
             l2met_clash: Vec::new(),
             l2met_aggs: FastMap::default(),
             l2met_taken: Vec::new(),
+            l2met_own_told: false,
+            max_l2met: usize::MAX,
+            max_name_len: usize::MAX,
+            l2met_dropped: None,
+            l2met_dropped_told: false,
             pending: None,
             forgotten: 0,
         }
+    }
+
+    /// At most `names` distinct l2met names in this stream (`--max-l2met`), none longer than
+    /// `len` bytes (`--max-value-len`); the contributions of others are dropped and counted
+    /// in `pulse.l2met.dropped`.
+    pub fn max_l2met(mut self, names: usize, len: usize) -> Self {
+        self.max_l2met = names;
+        self.max_name_len = len;
+        self
+    }
+
+    /// The first l2met contribution dropped by [`Windows::max_l2met`] since the last call,
+    /// once per stream: (its line in the chunk absorbed, why).
+    pub fn take_l2met_dropped(&mut self) -> Option<(u64, String)> {
+        self.l2met_dropped.take()
     }
 
     /// On live input, let event time run on with the clock while no event comes.
@@ -185,6 +216,8 @@ impl Windows {
             secs,
             agg,
             state,
+            adds,
+            line,
         } = e;
         if let StatId::L2met(name) = &stat {
             if self.l2met_taken.contains(name) {
@@ -213,12 +246,23 @@ impl Windows {
                         } else {
                             "pulse-fragment's own stats"
                         };
-                        diag.note(
-                            "l2met clash",
-                            &format!("stat {name}"),
-                            &format!("the name of {whose}; the l2met key is ignored"),
-                        );
-                        self.l2met_taken.push(name.clone());
+                        if declared || !self.l2met_own_told {
+                            diag.note(
+                                "l2met clash",
+                                &format!("stat {name}"),
+                                &format!("the name of {whose}; the l2met key is ignored"),
+                            );
+                        }
+                        // Own names are told once, not kept: there is no end to them.
+                        if declared {
+                            self.l2met_taken.push(name.clone());
+                        } else {
+                            self.l2met_own_told = true;
+                        }
+                        return;
+                    }
+                    if self.l2met_aggs.len() >= self.max_l2met || name.len() > self.max_name_len {
+                        self.drop_l2met(name, start, adds, line, diag);
                         return;
                     }
                     self.l2met_aggs.insert(name.clone(), agg.clone());
@@ -271,6 +315,34 @@ impl Windows {
         // Same stat, same spec: merge cannot fail.
         let _ = slot.state.merge(&state);
         slot.dirty = true;
+    }
+
+    /// Drop the `adds` contributions to l2met stat `name` in the window at `start`, the first
+    /// at chunk line `line`: count them in `pulse.l2met.dropped`, and note the first.
+    #[cold]
+    #[inline(never)]
+    fn drop_l2met(&mut self, name: &str, start: i64, adds: u64, line: u64, diag: &mut Diag) {
+        self.add_own(Own::L2metDropped, start, adds as f64);
+        diag.count("l2met dropped", adds);
+        if self.l2met_dropped_told {
+            return;
+        }
+        self.l2met_dropped_told = true;
+        let why = if name.len() > self.max_name_len {
+            let mut shown = String::new();
+            crate::stat::cut_marked(name, 64, &mut shown);
+            format!(
+                "l2met name {shown:?} is {} bytes, longer than --max-value-len ({}); its values are dropped",
+                name.len(),
+                self.max_name_len
+            )
+        } else {
+            format!(
+                "l2met name {name:?} is past --max-l2met ({} distinct l2met names in this input); its values and those of every further new name are dropped",
+                self.max_l2met
+            )
+        };
+        self.l2met_dropped = Some((line, format!("{why}, counted in pulse.l2met.dropped")));
     }
 
     fn add_own(&mut self, own: Own, start: i64, n: f64) {

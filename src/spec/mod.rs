@@ -159,7 +159,11 @@ impl StatDef {
     /// Write the group key (group-by values joined by `,`; a missing or empty field is
     /// written as `-`) into `out`, cleared first. False, with `out` empty, without group-by.
     pub fn group_key(&self, ev: &Event, out: &mut String) -> bool {
-        write_group_key(self.group_by.iter().map(|f| ev.get(f)), out);
+        write_group_key(
+            self.group_by.iter().map(|f| ev.get(f)),
+            crate::stat::MAX_TEXT,
+            out,
+        );
         !self.group_by.is_empty()
     }
 
@@ -235,9 +239,14 @@ impl StatDef {
 }
 
 /// Write a group key from the group-by fields' values in order (joined by `,`; a missing or
-/// null value is written as `-`) into `out`, cleared first; cut at [`crate::stat::MAX_TEXT`] bytes.
+/// null value is written as `-`) into `out`, cleared first. A key longer than `max` bytes is
+/// cut with [`crate::stat::cut_marked`], and the result is its whole length.
 #[inline]
-pub fn write_group_key<'a>(values: impl Iterator<Item = Option<ValRef<'a>>>, out: &mut String) {
+pub fn write_group_key<'a>(
+    values: impl Iterator<Item = Option<ValRef<'a>>>,
+    max: usize,
+    out: &mut String,
+) -> Option<usize> {
     out.clear();
     for (i, v) in values.enumerate() {
         if i > 0 {
@@ -248,11 +257,13 @@ pub fn write_group_key<'a>(values: impl Iterator<Item = Option<ValRef<'a>>>, out
             Some(v) => v.write_text(out),
         }
     }
-    // A long key is cut (see `crate::stat::MAX_TEXT`).
-    if out.len() > crate::stat::MAX_TEXT {
-        let end = crate::stat::cut_text(out).len();
-        out.truncate(end);
+    // A long key is cut, with a marker (see `crate::stat::cut_marked`).
+    if out.len() > max {
+        let whole = std::mem::take(out);
+        crate::stat::cut_marked(&whole, max, out);
+        return Some(whole.len());
     }
+    None
 }
 
 /// The partition text from the partition fields' values ("a" or "a,b"); borrowed from the

@@ -674,3 +674,18 @@ fn windows_take_seconds_minutes_hours_and_days() {
         }
     );
 }
+
+#[test]
+fn a_long_group_key_is_cut_with_a_marker_and_its_length_returned() {
+    use crate::record::ValRef;
+    let long = "p".repeat(50);
+    let mut out = String::new();
+    let got = write_group_key([Some(ValRef::Str(&long)), None].into_iter(), 20, &mut out);
+    assert_eq!(got, Some(52));
+    assert!(
+        out.starts_with(&"p".repeat(20)) && out.contains("[cut from 52 bytes #"),
+        "{out}"
+    );
+    let got = write_group_key([Some(ValRef::Str("a")), None].into_iter(), 20, &mut out);
+    assert_eq!((got, out.as_str()), (None, "a,-"));
+}

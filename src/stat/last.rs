@@ -6,7 +6,8 @@
 //! At most [`MAX_PARTITIONS`] (10,000) partitions are held per state; events of further new
 //! partitions are dropped (merge is exact while the union stays within the cap). Memory:
 //! about the partition name's length plus ~60 bytes per partition; a name longer than
-//! [`super::MAX_TEXT`] (1 KiB) is cut to its first 1,024 bytes.
+//! [`super::STATE_TEXT`] is held in its cut form ([`super::cut_marked`]; pulse-fragment cuts
+//! longer ones before, at `--max-value-len`).
 //!
 //! Snapshot values for the window `[start, start + secs)`, over the partitions whose latest
 //! time is at least `start + secs − recency`: `count` (how many partitions), and by `func`
@@ -61,7 +62,7 @@ impl Last {
         if !time.is_finite() || !value.is_finite() {
             return;
         }
-        let part = super::cut_text(part);
+        let part = &*super::cut_text(part);
         if let Some(tv) = self.parts.get_mut(part) {
             if newer(time, value, tv.0, tv.1) {
                 *tv = (time, value);

@@ -19,23 +19,53 @@ pub mod summary;
 pub mod top;
 pub mod unique;
 
-/// The longest text a state keeps (a `top` value, a `last` partition) and the longest group
-/// key: 1 KiB. A longer one is cut to its first 1,024 bytes (at a character boundary), so
-/// that a fragment or snapshot of 10,000 such texts stays within what the next stage reads
+/// The longest value text `pulse-fragment` keeps whole (a group key, a `top` value, a
+/// `last` partition): 1 KiB, the default and the most of `--max-value-len`. A longer one is
+/// cut by [`cut_marked`] to a prefix and a marker, at most [`MARK_MAX`] bytes more, so that a
+/// fragment or snapshot of 10,000 such texts stays within what the next stage reads
 /// ([`crate::io::input::MAX_RECORD`]).
 pub const MAX_TEXT: usize = 1024;
 
-/// `s` cut to at most [`MAX_TEXT`] bytes, at a character boundary.
+/// The most bytes [`cut_marked`] adds after the prefix it keeps.
+pub const MARK_MAX: usize = 64;
+
+/// The longest text a state holds ([`MAX_TEXT`] and a marker): a longer one (from a
+/// fragment written by something else) is cut with [`cut_marked`] to [`MAX_TEXT`].
+pub const STATE_TEXT: usize = MAX_TEXT + MARK_MAX;
+
+/// `s` as a state holds it: whole up to [`STATE_TEXT`] bytes, else cut with [`cut_marked`].
 #[inline]
-pub fn cut_text(s: &str) -> &str {
-    if s.len() <= MAX_TEXT {
-        return s;
+pub fn cut_text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.len() <= STATE_TEXT {
+        return std::borrow::Cow::Borrowed(s);
     }
-    let mut end = MAX_TEXT;
+    let mut out = String::new();
+    cut_marked(s, MAX_TEXT, &mut out);
+    std::borrow::Cow::Owned(out)
+}
+
+/// Write `s`, longer than `max` bytes, cut into `out` (cleared first): its first `max`
+/// bytes (fewer, to end at a character boundary), then `…[cut from LEN bytes #HASH]`, where
+/// LEN is the length of `s` and HASH the 16 hex digits of [`unique::hash64`] of the whole
+/// of `s`. So distinct long values stay distinct (but for a 64-bit hash collision), and a
+/// cut text is always longer than `max`, which no text kept whole is: a cut one is never
+/// taken for a value as written.
+#[cold]
+#[inline(never)]
+pub fn cut_marked(s: &str, max: usize, out: &mut String) {
+    use std::fmt::Write as _;
+    let mut end = max.min(s.len());
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    &s[..end]
+    out.clear();
+    out.push_str(&s[..end]);
+    let _ = write!(
+        out,
+        "\u{2026}[cut from {} bytes #{:016x}]",
+        s.len(),
+        unique::hash64(s)
+    );
 }
 
 /// Which aggregate a stat uses, with its parameters. Its [`fmt::Display`] form is the
@@ -355,6 +385,35 @@ fn expect_fields(v: &Value, allowed: &[&str]) -> Result<(), String> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_cut_text_keeps_its_prefix_is_longer_than_the_bound_and_stays_distinct() {
+        let a = format!("{}a", "é".repeat(700)); // 1401 bytes, 2-byte characters
+        let b = format!("{}b", "é".repeat(700));
+        let (mut ca, mut cb) = (String::new(), String::new());
+        cut_marked(&a, 1023, &mut ca);
+        cut_marked(&b, 1023, &mut cb);
+        assert_ne!(ca, cb);
+        // At a character boundary at or below the bound, then the marker.
+        assert!(ca.starts_with(&"é".repeat(511)) && !ca.starts_with(&"é".repeat(512)));
+        let mark = format!("\u{2026}[cut from 1401 bytes #{:016x}]", unique::hash64(&a));
+        assert_eq!(&ca[1022..], mark);
+        assert!(ca.len() > 1023 && ca.len() <= 1023 + MARK_MAX);
+        // The same text cuts the same way; a cut text passes a state's bound whole.
+        let mut again = String::new();
+        cut_marked(&a, 1023, &mut again);
+        assert_eq!(again, ca);
+        assert_eq!(cut_text(&ca), ca.as_str());
+        // The longest marker fits in MARK_MAX.
+        let mut longest = String::new();
+        cut_marked(&"x".repeat(64 << 20), 0, &mut longest);
+        assert!(longest.len() <= MARK_MAX, "{longest}");
+        // A state holds a longer text cut at MAX_TEXT.
+        let long = "y".repeat(STATE_TEXT + 1);
+        let held = cut_text(&long);
+        assert!(held.starts_with(&"y".repeat(MAX_TEXT)) && held.len() <= STATE_TEXT);
+        assert!(held.contains("[cut from 1089 bytes #"), "{held}");
+    }
     use serde_json::json;
 
     #[test]

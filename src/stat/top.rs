@@ -15,7 +15,8 @@
 //! `(other)` is no value: it takes none of the `k` places, and is given after them (as
 //! `(other)`, its rate) when there is one.
 //! (A value spelled `count` is overshadowed by the total.) A value longer than
-//! [`super::MAX_TEXT`] (1 KiB) is counted under its first 1,024 bytes. JSON state:
+//! [`super::STATE_TEXT`] is counted under its cut form ([`super::cut_marked`]; pulse-fragment
+//! cuts longer values before, at `--max-value-len`). JSON state:
 //! `{"counts": {"value": n, ...}}`.
 
 use std::collections::BTreeMap;
@@ -55,7 +56,7 @@ impl Top {
     }
 
     fn add_n(&mut self, value: &str, n: u64) {
-        let value = super::cut_text(value);
+        let value = &*super::cut_text(value);
         if let Some(c) = self.counts.get_mut(value) {
             *c += n;
             return;

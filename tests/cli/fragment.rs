@@ -912,3 +912,289 @@ fn a_live_stream_drops_events_far_ahead_of_the_clock() {
     assert_eq!(total(&s, "pulse.future"), 2.0);
     assert_eq!(total(&s, "pulse.events"), 1.0);
 }
+
+/// Events over three minutes: a declared stat's status, a stable l2met name (`measure#db`) on
+/// every line, and `count#nI` with 30 distinct names, each used 1 + I % 3 times in turn.
+fn l2met_flood() -> (Vec<u8>, Vec<String>) {
+    let mut text = String::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut line = 0;
+    for round in 0..3 {
+        for i in 0..30 {
+            if round > i % 3 {
+                continue;
+            }
+            let name = format!("n{i}");
+            if !order.contains(&name) {
+                order.push(name.clone());
+            }
+            let secs = line % 180;
+            text.push_str(&format!(
+                "{{\"time\":\"2026-01-01T00:{:02}:{:02}Z\",\"status\":{},\"measure#db\":\"{}ms\",\"count#{name}\":2}}\n",
+                secs / 60,
+                secs % 60,
+                200 + line % 3,
+                line % 17
+            ));
+            line += 1;
+        }
+    }
+    (text.into_bytes(), order)
+}
+
+#[test]
+fn l2met_names_past_the_cap_are_dropped_counted_and_told_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = stats_file(&dir, &format!("l2met on\n{COUNT_BY_STATUS}"));
+    let (input, order) = l2met_flood();
+    let with = |cap: &str| {
+        let out = run(
+            "pulse-fragment",
+            &["--stats", &stats, "--now", "0", "--max-l2met", cap],
+            &input,
+        );
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{err}");
+        (latest_states(&ndjson(&out.stdout)), err)
+    };
+    let (all, quiet) = with("1000000");
+    assert!(!quiet.contains("l2met dropped"), "{quiet}");
+    assert!(!all.keys().any(|k| k.0 == "pulse.l2met.dropped"));
+    // `db` is the first name, then n0, n1, ...: a cap of 11 admits db and n0..n9.
+    let (capped, err) = with("11");
+    let admitted: Vec<&str> = std::iter::once("db")
+        .chain(order.iter().take(10).map(String::as_str))
+        .collect();
+    let refused = &order[10..];
+    let l2met_names: std::collections::BTreeSet<&str> = capped
+        .keys()
+        .map(|k| k.0.as_str())
+        .filter(|s| *s != "req" && !s.starts_with("pulse."))
+        .collect();
+    assert_eq!(
+        l2met_names,
+        admitted.iter().copied().collect(),
+        "{capped:?}"
+    );
+    // Every contribution of a refused name is counted, in the minute it came in.
+    let refused_uses: f64 = all
+        .iter()
+        .filter(|(k, _)| refused.contains(&k.0))
+        .map(|(_, v)| v["count"].as_f64().unwrap())
+        .sum();
+    assert!(refused_uses >= 20.0, "{refused_uses}");
+    assert_eq!(total(&capped, "pulse.l2met.dropped"), refused_uses);
+    for ((stat, _, start, _), v) in &capped {
+        if stat == "pulse.l2met.dropped" {
+            let here: f64 = all
+                .iter()
+                .filter(|(k, _)| refused.contains(&k.0) && k.2 == *start)
+                .map(|(_, v)| v["count"].as_f64().unwrap())
+                .sum();
+            assert_eq!(v["count"].as_f64().unwrap(), here, "minute {start}");
+        }
+    }
+    // Every other stat's numbers are those of the uncapped run.
+    let others = |m: &BTreeMap<(String, String, i64, u64), Value>| {
+        m.iter()
+            .filter(|(k, _)| !refused.contains(&k.0) && k.0 != "pulse.l2met.dropped")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    assert_eq!(others(&capped), others(&all));
+    // Told once, with the first name refused and its line (line 11: db and n0..n9 before).
+    assert_eq!(err.matches("l2met dropped:").count(), 1, "{err}");
+    assert!(
+        err.contains("stdin: line 11: l2met dropped: l2met name \"n10\" is past --max-l2met (11"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{refused_uses} l2met dropped")),
+        "{err}"
+    );
+}
+
+#[test]
+fn l2met_names_longer_than_max_value_len_are_dropped() {
+    let long = "x".repeat(2000);
+    let input = format!(
+        "{{\"time\":\"2026-01-01T00:00:01Z\",\"count#{long}\":1,\"count#ok\":1}}\n{{\"time\":\"2026-01-01T00:00:02Z\",\"count#{long}\":1}}\n"
+    );
+    let out = run("pulse-fragment", &["--now", "0"], input.as_bytes());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let states = latest_states(&ndjson(&out.stdout));
+    assert!(!states.keys().any(|k| k.0 == long));
+    assert_eq!(total(&states, "pulse.l2met.dropped"), 2.0);
+    assert!(states.keys().any(|k| k.0 == "ok"));
+    assert!(
+        err.contains("stdin: line 1: l2met dropped: l2met name \"xxx")
+            && err.contains("is 2000 bytes, longer than --max-value-len (1024)"),
+        "{err}"
+    );
+}
+
+/// `by path`, `top path`, `last per path` and `unique path` over 5 distinct 3,000-byte paths
+/// (their first 2,999 bytes the same), 4 times each, and two short paths.
+const PATH_STATS: &str = "\
+hits count 60s path? by path
+paths top 10 path 60s path?
+latest last n per path sum 60s n?
+distinct unique path 60s path?
+all count 60s
+";
+
+fn long_paths() -> Vec<u8> {
+    let prefix = "/".to_string() + &"a".repeat(2998);
+    let mut text = String::new();
+    for i in 0..24 {
+        let path = if i < 20 {
+            format!("{prefix}{}", i % 5)
+        } else {
+            format!("/short{}", i % 2)
+        };
+        text.push_str(&format!(
+            "{{\"time\":\"2026-01-01T00:00:{i:02}Z\",\"path\":\"{path}\",\"n\":{i}}}\n"
+        ));
+    }
+    text.into_bytes()
+}
+
+/// The marker ending a text cut by --max-value-len, if any: (whole length, hash).
+fn marker(text: &str) -> Option<(usize, String)> {
+    let at = text.rfind("\u{2026}[cut from ")?;
+    let rest = text[at..].strip_prefix("\u{2026}[cut from ")?;
+    let (len, hash) = rest.strip_suffix(']')?.split_once(" bytes #")?;
+    Some((len.parse().ok()?, hash.to_string()))
+}
+
+#[test]
+fn long_values_are_cut_with_a_marker_counted_and_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = stats_file(&dir, PATH_STATS);
+    let input = long_paths();
+    let with = |max: &str| {
+        let out = run(
+            "pulse-fragment",
+            &["--stats", &stats, "--now", "0", "--max-value-len", max],
+            &input,
+        );
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{err}");
+        (latest_states(&ndjson(&out.stdout)), err)
+    };
+    let (states, err) = with("1024");
+    let t0 = 1767225600i64;
+    // By path: each long path its own key, cut, marked with its length and a hash.
+    let hits: Vec<(String, f64)> = states
+        .iter()
+        .filter(|(k, _)| k.0 == "hits")
+        .map(|(k, v)| {
+            let key: String = serde_json::from_str(&k.1).unwrap();
+            (key, v["count"].as_f64().unwrap())
+        })
+        .collect();
+    assert_eq!(hits.len(), 7, "{hits:?}");
+    let mut hashes = std::collections::BTreeSet::new();
+    for (key, n) in &hits {
+        if key.starts_with("/short") {
+            assert_eq!(*n, 2.0);
+            assert!(marker(key).is_none());
+            continue;
+        }
+        assert_eq!(*n, 4.0, "{key}");
+        assert!(key.len() > 1024 && key.len() <= 1024 + 64, "{}", key.len());
+        assert!(key.starts_with(&("/".to_string() + &"a".repeat(1023))));
+        let (len, hash) = marker(key).unwrap_or_else(|| panic!("no marker: {key}"));
+        assert_eq!(len, 3000);
+        hashes.insert(hash);
+    }
+    assert_eq!(hashes.len(), 5);
+    // Top values and last partitions the same way; unique values are hashed whole.
+    let top = &states[&("paths".to_string(), "null".to_string(), t0, 60)]["counts"];
+    let top = top.as_object().unwrap();
+    assert_eq!(top.len(), 7, "{top:?}");
+    assert_eq!(
+        top.keys().filter(|v| marker(v).is_some()).count(),
+        5,
+        "{top:?}"
+    );
+    assert!(top
+        .values()
+        .all(|n| n.as_u64() == Some(4) || n.as_u64() == Some(2)));
+    let parts = &states[&("latest".to_string(), "null".to_string(), t0, 60)]["parts"];
+    let parts = parts.as_object().unwrap();
+    assert_eq!(parts.len(), 7);
+    assert_eq!(parts.keys().filter(|v| marker(v).is_some()).count(), 5);
+    let unique = run("pulse-merge", &["--every", "0"], &{
+        let out = run("pulse-fragment", &["--stats", &stats, "--now", "0"], &input);
+        out.stdout
+    });
+    let snaps = ndjson(&unique.stdout);
+    let distinct = snaps
+        .iter()
+        .find(|s| s["stat"] == "distinct")
+        .expect("a unique snapshot");
+    assert_eq!(distinct["values"]["unique"].as_f64(), Some(7.0));
+    // Each event with a cut text counted once; the first told with its line.
+    assert_eq!(total(&states, "pulse.value.cut"), 20.0);
+    assert_eq!(err.matches("value cut:").count(), 1, "{err}");
+    assert!(
+        err.contains("stdin: line 1: value cut: the group key of stat \"hits\" (line 1) is 3000 bytes, longer than --max-value-len (1024): kept as its first bytes and a marker"),
+        "{err}"
+    );
+    assert!(err.contains("20 value cut"), "{err}");
+
+    // A smaller bound cuts the same values shorter, with the same markers, and changes
+    // nothing else: the short keys, the counts and the stats without texts.
+    let (short, _) = with("100");
+    let strip = |m: &BTreeMap<(String, String, i64, u64), Value>| {
+        let mut out = BTreeMap::new();
+        for (k, v) in m {
+            let key = match serde_json::from_str::<Option<String>>(&k.1).unwrap() {
+                Some(key) => match marker(&key) {
+                    Some((len, hash)) => format!("cut {len} {hash}"),
+                    None => key,
+                },
+                None => "null".into(),
+            };
+            let v = match (v.get("counts"), v.get("parts")) {
+                (Some(c), _) => Value::from(
+                    c.as_object()
+                        .unwrap()
+                        .iter()
+                        .map(|(t, n)| {
+                            format!("{:?} {n}", marker(t).map(|m| m.1).unwrap_or(t.clone()))
+                        })
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect::<Vec<_>>(),
+                ),
+                (_, Some(p)) => Value::from(
+                    p.as_object()
+                        .unwrap()
+                        .iter()
+                        .map(|(t, n)| {
+                            format!("{:?} {n}", marker(t).map(|m| m.1).unwrap_or(t.clone()))
+                        })
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect::<Vec<_>>(),
+                ),
+                _ => v.clone(),
+            };
+            out.insert((k.0.clone(), key, k.2), v);
+        }
+        out
+    };
+    assert!(short
+        .keys()
+        .filter(|k| k.0 == "hits")
+        .all(|k| k.1.len() < 200));
+    assert_eq!(strip(&short), strip(&states));
+
+    for bad in ["0", "1025"] {
+        let out = run("pulse-fragment", &["--max-value-len", bad], b"");
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+    }
+}
