@@ -18,7 +18,13 @@ fn recent_minute(minutes_ago: i64) -> i64 {
     (now / 60 - minutes_ago) * 60
 }
 
-fn snap(stat: &str, key: Option<&str>, start: i64, fin: bool, values: &[(&str, f64)]) -> String {
+pub(crate) fn snap(
+    stat: &str,
+    key: Option<&str>,
+    start: i64,
+    fin: bool,
+    values: &[(&str, f64)],
+) -> String {
     serde_json::json!({
         "stat": stat,
         "key": key,
@@ -31,7 +37,7 @@ fn snap(stat: &str, key: Option<&str>, start: i64, fin: bool, values: &[(&str, f
         + "\n"
 }
 
-fn stderr(out: &std::process::Output) -> String {
+pub(crate) fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -39,7 +45,7 @@ fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn append(path: &Path, s: &str) {
+pub(crate) fn append(path: &Path, s: &str) {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

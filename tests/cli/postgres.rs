@@ -1,42 +1,18 @@
 //! `pulse-emit --postgres` against a real PostgreSQL server (a throwaway cluster per test).
 
-use std::collections::BTreeMap;
-use std::io::Write;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::emit::{append, snap, stderr};
 use crate::servers::Postgres;
 use crate::util::{bin, run};
-
-fn snap(stat: &str, key: Option<&str>, start: i64, fin: bool, values: &[(&str, f64)]) -> String {
-    serde_json::json!({
-        "stat": stat, "key": key, "start": start, "secs": 60, "final": fin,
-        "values": values.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>(),
-    })
-    .to_string()
-        + "\n"
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 fn emit(pg: &Postgres, extra: &[&str], input: &str) -> std::process::Output {
     let url = format!("--postgres={}", pg.url());
     let mut args = vec![url.as_str()];
     args.extend_from_slice(extra);
     run("pulse-emit", &args, input.as_bytes())
-}
-
-fn append(path: &Path, s: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    f.write_all(s.as_bytes()).unwrap();
 }
 
 const ROWS: &str = "SELECT stat, key, extract(epoch FROM start)::bigint, secs, name, value, final \
