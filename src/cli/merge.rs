@@ -1,5 +1,6 @@
 //! `pulse-merge`: fragments from any number of receivers to snapshots, sharded by stat.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -65,6 +66,19 @@ pub struct Args {
     /// merge-PID, unique per process].
     #[arg(long = "source", value_name = "NAME")]
     pub source: Option<String>,
+    /// The stats file(s) the receivers use: each stat's aggregate is taken from them, and a
+    /// fragment of a stat with another is refused for its source. Without, a stat's
+    /// aggregate is that of its first fragment.
+    #[arg(short, long = "stats", value_name = "FILE")]
+    pub stats: Vec<PathBuf>,
+    /// Keys one stat may have in one window; a fragment opening one more is refused and
+    /// counted in pulse.merge.refused.
+    #[arg(long, value_name = "N", default_value_t = crate::merge::DEFAULT_MAX_KEYS, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u64).range(1..), |n| n as usize))]
+    pub max_keys: usize,
+    /// Windows one source may hold (open, or final and not yet forgotten); a fragment
+    /// opening one more is refused and counted in pulse.merge.refused.
+    #[arg(long, value_name = "N", default_value_t = crate::merge::DEFAULT_MAX_WINDOWS, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u64).range(1..), |n| n as usize))]
+    pub max_windows: usize,
     /// Stop at the first malformed line or aggregate mismatch (exit status 1).
     #[arg(long)]
     pub strict: bool,
@@ -240,7 +254,17 @@ pub fn run(args: Args) -> Result<i32> {
             .source
             .clone()
             .unwrap_or_else(|| format!("merge-{}", std::process::id())),
+        aggs: HashMap::new(),
+        max_keys: args.max_keys,
+        max_windows: args.max_windows,
     };
+    let mut cfg = cfg;
+    if !args.stats.is_empty() {
+        let set = crate::cli::fragment::load_stats(&args.stats)?;
+        for def in set.stats {
+            cfg.aggs.insert(def.name, def.agg.to_string());
+        }
+    }
     if args.connect.is_some() && output_kind != Output::Fragments {
         return Err(Error::Usage(
             "--connect sends fragments to a merger above: give --output fragments".into(),
@@ -399,24 +423,48 @@ pub fn run(args: Args) -> Result<i32> {
             Err(RecvTimeoutError::Disconnected) => break,
         };
         match msg {
-            Some(Msg::Frag(f, name, line)) => match merger.add(*f) {
-                Ok(()) | Err(Reject::OtherShard) | Err(Reject::Stale) => {}
-                Err(Reject::TooOld) => {
-                    if !too_old_reported {
-                        too_old_reported = true;
-                        eprintln!(
-                            "{TOOL}: fragments for windows already forgotten (older than --retain) are dropped and counted"
-                        );
+            Some(Msg::Frag(f, name, line)) => {
+                if let Err(rejected) = merger.add(*f) {
+                    if let Some(reason) = rejected.reason() {
+                        merger.count_refused(reason, 1);
                     }
-                    diag.count("too old", 1);
+                    let at = || format!("{name}: line {line}");
+                    match rejected {
+                        Reject::OtherShard | Reject::Stale => {}
+                        Reject::TooOld => {
+                            if !too_old_reported {
+                                too_old_reported = true;
+                                eprintln!(
+                                "{TOOL}: fragments for windows already forgotten (older than --retain) are dropped and counted"
+                            );
+                            }
+                            diag.count("too old", 1);
+                        }
+                        Reject::Bad(m) => diag.bad("malformed", &at(), &m)?,
+                        // Reported once per source and stat (each is its own mistake, or its
+                        // own attacker), counted always.
+                        Reject::Mismatch(m, first) => {
+                            if args.strict {
+                                diag.bad("mismatch", &at(), &m)?;
+                            }
+                            if first {
+                                crate::error::warn(TOOL, &format!("{}: mismatch: {m}", at()));
+                            }
+                            diag.count("mismatch", 1);
+                        }
+                        Reject::RevAhead(m) => diag.bad("rev ahead", &at(), &m)?,
+                        Reject::Bound(kind, m) => {
+                            let kind = if kind == "keys" {
+                                "over --max-keys"
+                            } else {
+                                "over --max-windows"
+                            };
+                            diag.show(kind, &at(), &m);
+                            diag.count(kind, 1);
+                        }
+                    }
                 }
-                Err(Reject::Bad(m)) => {
-                    diag.bad("malformed", &format!("{name}: line {line}"), &m)?
-                }
-                Err(Reject::Mismatch(m)) => {
-                    diag.bad("mismatch", &format!("{name}: line {line}"), &m)?
-                }
-            },
+            }
             Some(Msg::Bad { at, detail }) => diag.bad("malformed", &at, &detail)?,
             // One input failing (a client's connection reset, an unreadable file) ends that
             // input only: the others go on, and what was merged is still written.
@@ -434,6 +482,8 @@ pub fn run(args: Args) -> Result<i32> {
             Some(Msg::Refused(r)) => {
                 diag.show(r.kind, &r.peer, &r.detail);
                 diag.count(r.kind, 1);
+                let reason = r.kind.split_once(": ").map_or(r.kind, |(_, why)| why);
+                merger.count_refused(&reason.replace(' ', "_"), 1);
             }
             None => {}
         }
@@ -497,7 +547,7 @@ pub fn run(args: Args) -> Result<i32> {
     // A file that could not be read fails the run; a network client's failure does not, nor
     // do bad lines of a listening merger (a service whose stop would otherwise look like a
     // failure after one stray connection): they are reported on stderr as they come.
-    let bad_lines = diag.total("malformed") + diag.total("mismatch") > 0;
+    let bad_lines = diag.total("malformed") + diag.total("mismatch") + diag.total("rev ahead") > 0;
     Ok(if files_failed || (bad_lines && args.listen.is_none()) {
         EXIT_FAILURE
     } else {

@@ -7,8 +7,10 @@
 //!
 //! A window becomes final when every source heard from has a watermark (`wm`) at or past the
 //! window's end; or `max_wait` seconds of wall clock after the first source passed it, once
-//! the watermark of every source still behind has not moved for `max_wait` seconds; or at
-//! end of input. A fragment that changes a final window makes it emit an updated final
+//! no source still behind it is both live (its watermark moved in the last `max_wait`
+//! seconds) and in it (it sent a fragment for the window), and in any case one window length
+//! after that (so a source whose watermark creeps, on purpose or not, holds back at most
+//! its own windows, and those only so long); or at end of input. A fragment that changes a final window makes it emit an updated final
 //! snapshot. Final windows are forgotten once they are `retain` seconds of event time behind
 //! the slowest source's watermark; fragments for forgotten windows are counted as too old.
 //! A source whose watermark has not moved for `retain` seconds of wall clock no longer
@@ -16,14 +18,40 @@
 //! window forever).
 //! (A source first heard of after that, with old windows, finds them forgotten: so the CLI
 //! forgets nothing unless it runs unbounded, with `--listen`.)
+//!
+//! No source can make another's fragments be refused or change their result:
+//! - each stat has one aggregate, from the stats file ([`Config::aggs`]) or else the first
+//!   fragment of the stat; a fragment with another is refused, for its source only;
+//! - a `rev` more than [`AHEAD`] seconds ahead of this merger's clock (revisions are
+//!   microseconds of the sender's clock) is refused, and a watermark that far ahead counts
+//!   only as far as that;
+//! - a source holds at most `max_windows` windows, and a stat at most `max_keys` keys per
+//!   window: past them a fragment opening a new one is refused.
+//!
+//! Refusals are counted in the stat [`REFUSED`], keyed by reason, in the window of the newest
+//! watermark, and merged and written like any other.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::clock::Clock;
 use crate::record::{Fragment, Snapshot};
 use crate::shard::Shard;
-use crate::stat::{AggSpec, State};
+use crate::stat::{AggSpec, Input, State};
+
+/// The merger's own count of refused fragments and clients, keyed by reason.
+pub const REFUSED: &str = "pulse.merge.refused";
+
+/// How far (seconds) a fragment's `rev` may be ahead of the merger's clock, and how far a
+/// watermark counts ahead of it (with the system clock only).
+pub const AHEAD: f64 = 600.0;
+
+/// Default of [`Config::max_keys`] and [`Config::max_windows`].
+pub const DEFAULT_MAX_KEYS: usize = 100_000;
+pub const DEFAULT_MAX_WINDOWS: usize = 100_000;
+
+/// Mismatches are reported once per source and stat, for this many pairs.
+const REPORTED_MAX: usize = 10_000;
 
 /// What the merger writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +71,43 @@ pub struct Config {
     pub output: Output,
     /// The merger's own source name (for `Output::Fragments`).
     pub src: String,
+    /// Each stat's aggregate known in advance (`--stats FILE`): name → aggregate text.
+    pub aggs: HashMap<String, String>,
+    /// Keys per stat and window.
+    pub max_keys: usize,
+    /// Windows (per original window start, with a rollup) one source may hold.
+    pub max_windows: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            shard: None,
+            rollup: None,
+            max_wait: 10.0,
+            retain: f64::INFINITY,
+            output: Output::Snapshots,
+            src: "merge".into(),
+            aggs: HashMap::new(),
+            max_keys: DEFAULT_MAX_KEYS,
+            max_windows: DEFAULT_MAX_WINDOWS,
+        }
+    }
+}
+
+/// A stat's aggregate, and where it came from (for messages).
+struct Pin {
+    agg: String,
+    spec: AggSpec,
+    /// The source that sent it first; `None` from the stats file.
+    first_src: Option<String>,
+}
+
+/// What the merger knows of one source.
+struct Source {
+    wm: i64,
+    /// Wall-clock time its watermark last moved on.
+    moved: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -56,8 +121,6 @@ struct WKey {
 struct Acc {
     agg: String,
     spec: AggSpec,
-    /// The first source seen for this window (named in mismatch messages).
-    first_src: String,
     /// (src, original window start) → (rev, state).
     parts: HashMap<(String, i64), (u64, State)>,
     dirty: bool,
@@ -88,17 +151,49 @@ pub enum Reject {
     TooOld,
     /// The fragment is unusable (bad agg or state, window not a divisor of the rollup).
     Bad(String),
-    /// Same stat with a different aggregate from another source.
-    Mismatch(String),
+    /// Same stat with a different aggregate than the stats file's or the first source's;
+    /// `true` the first time for this source and stat (to report it).
+    Mismatch(String, bool),
+    /// A `rev` far ahead of this merger's clock.
+    RevAhead(String),
+    /// A bound reached: `"keys"` or `"windows"`, with a message.
+    Bound(&'static str, String),
+}
+
+impl Reject {
+    /// The key under which [`REFUSED`] counts it (`None`: not counted).
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            Reject::OtherShard | Reject::Stale => None,
+            Reject::TooOld => Some("too_old"),
+            Reject::Bad(_) => Some("malformed"),
+            Reject::Mismatch(..) => Some("mismatch"),
+            Reject::RevAhead(_) => Some("rev_ahead"),
+            Reject::Bound(kind, _) => Some(if *kind == "keys" {
+                "max_keys"
+            } else {
+                "max_windows"
+            }),
+        }
+    }
 }
 
 pub struct Merger {
     cfg: Config,
     clock: Clock,
     windows: BTreeMap<WKey, Acc>,
-    /// Per source: its watermark, the wall-clock time it was last heard from, and the
-    /// wall-clock time its watermark last moved on.
-    wms: HashMap<String, (i64, f64, f64)>,
+    /// The sources still counted for finality.
+    wms: HashMap<String, Source>,
+    /// Their watermarks as a multiset (watermark → sources), for the slowest in log time.
+    wm_set: BTreeMap<i64, usize>,
+    /// Every stat's aggregate.
+    aggs: HashMap<String, Pin>,
+    /// Windows held per source (parts, with a rollup).
+    held: HashMap<String, usize>,
+    /// Keys held per stat and window.
+    keys: HashMap<(String, i64, u32), usize>,
+    /// (source, stat) pairs whose mismatch was reported.
+    reported: HashSet<(String, String)>,
     rev: u64,
     max_wm: i64,
     /// Windows forgotten so far (past `retain`): they can no longer be re-sent.
@@ -107,11 +202,32 @@ pub struct Merger {
 
 impl Merger {
     pub fn new(cfg: Config, clock: Clock) -> Merger {
+        let mut aggs = HashMap::new();
+        let known = cfg
+            .aggs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain([(REFUSED, "count")]);
+        for (stat, agg) in known {
+            if let Ok(spec) = agg.parse() {
+                let pin = Pin {
+                    agg: agg.to_string(),
+                    spec,
+                    first_src: None,
+                };
+                aggs.insert(stat.to_string(), pin);
+            }
+        }
         Merger {
             cfg,
             clock,
             windows: BTreeMap::new(),
             wms: HashMap::new(),
+            wm_set: BTreeMap::new(),
+            aggs,
+            held: HashMap::new(),
+            keys: HashMap::new(),
+            reported: HashSet::new(),
             rev: 0,
             max_wm: i64::MIN,
             forgotten: 0,
@@ -134,19 +250,40 @@ impl Merger {
             return Err(Reject::Bad("window of 0 seconds".into()));
         }
         let now = self.clock.now();
-        match self.wms.get_mut(&f.src) {
-            Some((wm, heard, moved)) => {
-                if f.wm > *wm {
-                    *wm = f.wm;
-                    *moved = now;
-                }
-                *heard = now;
+        let mut wm = f.wm;
+        if let Clock::System = self.clock {
+            let ahead = f.rev as f64 / 1e6 - now;
+            if ahead > AHEAD {
+                return Err(Reject::RevAhead(format!(
+                    "source {}: rev {} is {ahead:.0} s ahead of this merger's clock (more than {AHEAD} s): refused (is the sender's clock right?)",
+                    f.src, f.rev
+                )));
             }
-            None => {
-                self.wms.insert(f.src.clone(), (f.wm, now, now));
-            }
+            wm = wm.min((now + AHEAD) as i64);
         }
-        self.max_wm = self.max_wm.max(f.wm);
+        if !self.aggs.contains_key(&f.stat) {
+            let pin = Pin {
+                spec: f.agg.parse().map_err(Reject::Bad)?,
+                agg: f.agg.clone(),
+                first_src: Some(f.src.clone()),
+            };
+            self.aggs.insert(f.stat.clone(), pin);
+        }
+        let pin = &self.aggs[&f.stat];
+        if pin.agg != f.agg {
+            let from = match &pin.first_src {
+                Some(src) => format!("as source {src} sent it first"),
+                None => "as the stats file says".to_string(),
+            };
+            let msg = format!(
+                "source {} sends stat {} as {:?}, but it is {:?} ({from}): refused",
+                f.src, f.stat, f.agg, pin.agg
+            );
+            let first = self.reported.len() < REPORTED_MAX
+                && self.reported.insert((f.src.clone(), f.stat.clone()));
+            return Err(Reject::Mismatch(msg, first));
+        }
+        let spec = pin.spec.clone();
         let (start, secs) = match self.cfg.rollup {
             Some(r) => {
                 if r % f.secs != 0 {
@@ -159,51 +296,127 @@ impl Merger {
             }
             None => (f.start, f.secs),
         };
+        let state = State::from_json(&spec, &f.state)
+            .map_err(|e| Reject::Bad(format!("stat {}: bad state: {e}", f.stat)))?;
+        self.heard(&f.src, wm, now);
         let wkey = WKey {
             start,
             stat: f.stat,
             key: f.key,
             secs,
         };
-        // Only a window not held can be too old (the slowest watermark is looked up then
-        // only: once per window, not once per fragment).
-        let held = self.windows.get(&wkey);
-        if held.is_none() {
+        let window = self.windows.get(&wkey);
+        // A source at its bound may only revise the windows it holds.
+        if self
+            .held
+            .get(&f.src)
+            .is_some_and(|&n| n >= self.cfg.max_windows)
+            && window.is_none_or(|acc| !acc.parts.contains_key(&(f.src.clone(), f.start)))
+        {
+            return Err(Reject::Bound(
+                "windows",
+                format!(
+                    "source {} holds {} windows: one more refused (--max-windows)",
+                    f.src, self.cfg.max_windows
+                ),
+            ));
+        }
+        // Only a window not held can be too old, or past a bound.
+        if window.is_none() {
             let min_known = self.slowest();
             if ((start + secs as i64) as f64) < min_known as f64 - self.cfg.retain {
                 return Err(Reject::TooOld);
             }
+            if wkey.key.is_some() {
+                let n = self
+                    .keys
+                    .entry((wkey.stat.clone(), start, secs))
+                    .or_insert(0);
+                if *n >= self.cfg.max_keys {
+                    return Err(Reject::Bound(
+                        "keys",
+                        format!(
+                            "stat {} has {} keys in the window at {start}: a new key from source {} refused (--max-keys)",
+                            wkey.stat, self.cfg.max_keys, f.src
+                        ),
+                    ));
+                }
+                *n += 1;
+            }
         }
-        let spec: AggSpec = match held {
-            Some(acc) if acc.agg == f.agg => acc.spec.clone(),
-            _ => f.agg.parse().map_err(Reject::Bad)?,
-        };
-        let state = State::from_json(&spec, &f.state)
-            .map_err(|e| Reject::Bad(format!("stat {}: bad state: {e}", wkey.stat)))?;
-        let acc = self.windows.entry(wkey).or_insert_with_key(|_| Acc {
-            agg: f.agg.clone(),
+        let acc = self.windows.entry(wkey).or_insert_with(|| Acc {
+            agg: f.agg,
             spec,
-            first_src: f.src.clone(),
             parts: HashMap::new(),
             dirty: false,
             is_final: false,
             due_since: None,
         });
-        if acc.agg != f.agg {
-            return Err(Reject::Mismatch(format!(
-                "aggregate mismatch: source {} sends {:?} but source {} sends {:?}",
-                acc.first_src, acc.agg, f.src, f.agg
-            )));
-        }
         match acc.parts.entry((f.src, f.start)) {
             Entry::Occupied(o) if o.get().0 >= f.rev => return Err(Reject::Stale),
             Entry::Occupied(mut o) => *o.get_mut() = (f.rev, state),
             Entry::Vacant(v) => {
+                *self.held.entry(v.key().0.clone()).or_insert(0) += 1;
                 v.insert((f.rev, state));
             }
         }
         acc.dirty = true;
         Ok(())
+    }
+
+    /// A source was heard from with watermark `wm`.
+    fn heard(&mut self, src: &str, wm: i64, now: f64) {
+        match self.wms.get_mut(src) {
+            Some(s) => {
+                if wm > s.wm {
+                    multiset_remove(&mut self.wm_set, s.wm);
+                    *self.wm_set.entry(wm).or_insert(0) += 1;
+                    s.wm = wm;
+                    s.moved = now;
+                }
+            }
+            None => {
+                *self.wm_set.entry(wm).or_insert(0) += 1;
+                self.wms.insert(src.to_string(), Source { wm, moved: now });
+            }
+        }
+        self.max_wm = self.max_wm.max(wm);
+    }
+
+    /// Count `n` refusals for `reason` in [`REFUSED`] (with a shard, the key names it).
+    pub fn count_refused(&mut self, reason: &str, n: u64) {
+        let secs = self.cfg.rollup.unwrap_or(60);
+        let at = if self.max_wm == i64::MIN {
+            self.clock.now() as i64
+        } else {
+            self.max_wm
+        };
+        let start = at.div_euclid(secs as i64) * secs as i64;
+        let key = match self.cfg.shard {
+            Some(s) => format!("{reason} {}/{}", s.index, s.count),
+            None => reason.to_string(),
+        };
+        let wkey = WKey {
+            start,
+            stat: REFUSED.to_string(),
+            key: Some(key),
+            secs,
+        };
+        let acc = self.windows.entry(wkey).or_insert_with(|| Acc {
+            agg: "count".into(),
+            spec: AggSpec::Count,
+            parts: HashMap::new(),
+            dirty: false,
+            is_final: false,
+            due_since: None,
+        });
+        let part = acc
+            .parts
+            .entry((self.cfg.src.clone(), start))
+            .or_insert_with(|| (0, State::new(&AggSpec::Count)));
+        part.0 += 1;
+        part.1.add(Input::Num(n as f64));
+        acc.dirty = true;
     }
 
     /// Mark windows final that are due, then write: final snapshots of windows that became
@@ -212,7 +425,14 @@ impl Merger {
         let now = self.clock.now();
         let retain = self.cfg.retain;
         // A source silent, or stuck, that long no longer holds anything back.
-        self.wms.retain(|_, (_, _, moved)| now - *moved <= retain);
+        let wm_set = &mut self.wm_set;
+        self.wms.retain(|_, s| {
+            let keep = now - s.moved <= retain;
+            if !keep {
+                multiset_remove(wm_set, s.wm);
+            }
+            keep
+        });
         let min_wm = self.slowest();
         let max_wait = self.cfg.max_wait;
         for (k, acc) in self.windows.iter_mut() {
@@ -224,16 +444,23 @@ impl Merger {
                 acc.is_final = true;
                 acc.dirty = true;
             } else if self.max_wm >= end {
-                let since = *acc.due_since.get_or_insert(now);
-                // Only stalled sources are waited for at most `max_wait`: one whose
-                // watermark still moves on is behind in event time, not gone (another
-                // source at end of input, or with a clock ahead, must not cut its window
-                // short). One still sending but stuck does not hold windows for ever.
-                let live_behind = self
-                    .wms
-                    .values()
-                    .any(|&(wm, _, moved)| wm < end && now - moved < max_wait);
-                if now - since >= max_wait && !live_behind {
+                let waited = now - *acc.due_since.get_or_insert(now);
+                if waited < max_wait {
+                    continue;
+                }
+                // Past max_wait, only a source behind that is live (its watermark moves
+                // on) and in this window (it sent for it) holds it: behind in event time,
+                // not gone (another source at end of input, or with a clock ahead, must not
+                // cut its window short); and that for one window length more at most, so
+                // that no source, however slowly its watermark creeps, holds finality
+                // beyond that.
+                let wms = &self.wms;
+                let held = waited < max_wait + k.secs as f64
+                    && acc.parts.keys().any(|(src, _)| {
+                        wms.get(src)
+                            .is_some_and(|s| s.wm < end && now - s.moved < max_wait)
+                    });
+                if !held {
                     acc.is_final = true;
                     acc.dirty = true;
                 }
@@ -242,19 +469,36 @@ impl Merger {
         self.write(out, |acc| acc.is_final || provisional, min_wm);
         let horizon = min_wm as f64 - self.cfg.retain;
         let before = self.windows.len();
+        let (held, keys) = (&mut self.held, &mut self.keys);
         self.windows.retain(|k, acc| {
-            !(acc.is_final && !acc.dirty && ((k.start + k.secs as i64) as f64) < horizon)
+            let forget = acc.is_final && !acc.dirty && ((k.start + k.secs as i64) as f64) < horizon;
+            if forget {
+                for (src, _) in acc.parts.keys() {
+                    if let Some(n) = held.get_mut(src) {
+                        *n -= 1;
+                        if *n == 0 {
+                            held.remove(src);
+                        }
+                    }
+                }
+                if k.key.is_some() {
+                    let id = (k.stat.clone(), k.start, k.secs);
+                    if let Some(n) = keys.get_mut(&id) {
+                        *n -= 1;
+                        if *n == 0 {
+                            keys.remove(&id);
+                        }
+                    }
+                }
+            }
+            !forget
         });
         self.forgotten += (before - self.windows.len()) as u64;
     }
 
     /// The slowest watermark of the sources still counted (`i64::MIN` before any).
     fn slowest(&self) -> i64 {
-        self.wms
-            .values()
-            .map(|&(wm, _, _)| wm)
-            .min()
-            .unwrap_or(i64::MIN)
+        self.wm_set.keys().next().copied().unwrap_or(i64::MIN)
     }
 
     /// Write every window held again, final or not (with `Output::Fragments`, after the
@@ -335,6 +579,16 @@ impl Merger {
                 }
             }
             out.push(b'\n');
+        }
+    }
+}
+
+/// Take one `v` out of a multiset.
+fn multiset_remove(set: &mut BTreeMap<i64, usize>, v: i64) {
+    if let Some(n) = set.get_mut(&v) {
+        *n -= 1;
+        if *n == 0 {
+            set.remove(&v);
         }
     }
 }

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
-use super::{strip_shard_prefix, Config, Merger, Output, Reject};
+use super::{strip_shard_prefix, Config, Merger, Output, Reject, REFUSED};
 use crate::clock::Clock;
 use crate::error::Diag;
 use crate::fragment::window::Windows;
@@ -251,6 +251,7 @@ fn sharded(
             retain: f64::INFINITY,
             output,
             src: format!("{name}.{i}"),
+            ..Config::default()
         };
         let input = deliver(inputs, rng);
         all.extend(merger(cfg, &input, rng));
@@ -325,6 +326,7 @@ fn reference(engine: &Engine, lines: &[String], rollup: Option<u32>) -> Finals {
         retain: f64::INFINITY,
         output: Output::Snapshots,
         src: "root".into(),
+        ..Config::default()
     };
     let mut m = Merger::new(cfg, engine.clock);
     let mut out = Vec::new();
@@ -413,6 +415,7 @@ proptest! {
                 retain: f64::INFINITY,
                 output: Output::Snapshots,
                 src: "root".into(),
+                ..Config::default()
             },
             &frags,
             &mut rng,
@@ -431,6 +434,7 @@ fn waiting(max_wait: f64, retain: f64) -> Config {
         retain,
         output: Output::Snapshots,
         src: "m".into(),
+        ..Config::default()
     }
 }
 
@@ -512,4 +516,194 @@ fn a_silent_source_stops_holding_windows_after_retain() {
     m.poll(false, &mut out);
     assert!(m.open() <= 3, "{} windows held", m.open());
     assert_eq!(m.add(count_fragment("b", 0, 6060, 3)), Err(Reject::TooOld));
+}
+
+fn keyed_fragment(src: &str, key: &str, start: i64, wm: i64, rev: u64) -> Fragment {
+    Fragment {
+        key: Some(key.into()),
+        ..count_fragment(src, start, wm, rev)
+    }
+}
+
+/// The final snapshots' text of a merger, without its own `pulse.merge.refused` counts.
+fn finals_of(m: &mut Merger) -> Vec<String> {
+    let mut out = Vec::new();
+    m.finish(&mut out);
+    let mut lines: Vec<String> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains(REFUSED))
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// A client sending every window first with another aggregate changes nothing for the
+/// honest sources: with the stats file it is refused from its first fragment; without, the
+/// first fragment of the stat decides, and conflicts are reported once per source and stat.
+#[test]
+fn a_forged_aggregate_is_refused_for_its_source_only() {
+    let honest = |m: &mut Merger| {
+        for i in 0..10 {
+            m.add(count_fragment("a", i * 60, i * 60 + 60, 1)).unwrap();
+            m.add(count_fragment("b", i * 60, i * 60 + 60, 1)).unwrap();
+        }
+    };
+    let forged = |i: i64| Fragment {
+        agg: "unique".into(),
+        state: serde_json::json!({"hll": "AAAA"}),
+        ..count_fragment("evil", i * 60, i * 60 + 60, 1)
+    };
+    let mut alone = Merger::new(waiting(10.0, 3600.0), Clock::Fixed(1000.0));
+    honest(&mut alone);
+    let want = finals_of(&mut alone);
+    assert_eq!(want.len(), 10);
+
+    let mut cfg = waiting(10.0, 3600.0);
+    cfg.aggs.insert("c".into(), "count".into());
+    let mut m = Merger::new(cfg, Clock::Fixed(1000.0));
+    for i in 0..10 {
+        let r = m.add(forged(i));
+        assert!(matches!(r, Err(Reject::Mismatch(_, first)) if first == (i == 0)), "{r:?}");
+    }
+    honest(&mut m);
+    assert_eq!(finals_of(&mut m), want);
+
+    // Without the stats file, the stat's first fragment decides for the whole run.
+    let mut m = Merger::new(waiting(10.0, 3600.0), Clock::Fixed(1000.0));
+    m.add(count_fragment("a", -60, 0, 1)).unwrap();
+    for i in 0..10 {
+        let r = m.add(forged(i));
+        match r {
+            Err(Reject::Mismatch(msg, _)) => assert!(
+                msg.contains("source evil sends stat c as \"unique\", but it is \"count\" (as source a sent it first)"),
+                "{msg}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+    honest(&mut m);
+    assert_eq!(finals_of(&mut m).len(), 11);
+}
+
+/// A `rev` far ahead of the clock cannot freeze another source's windows at its values.
+#[test]
+fn a_rev_far_ahead_is_refused() {
+    let mut m = Merger::new(waiting(10.0, 3600.0), Clock::System);
+    let now = (Clock::System.now() * 1e6) as u64;
+    m.add(count_fragment("a", 0, 60, now)).unwrap();
+    let frozen = Fragment {
+        state: serde_json::json!({"count": 1000}),
+        ..count_fragment("a", 0, 60, u64::MAX)
+    };
+    assert!(matches!(m.add(frozen), Err(Reject::RevAhead(_))));
+    // Within a few minutes of skew, a later rev still replaces the earlier.
+    let next = Fragment {
+        state: serde_json::json!({"count": 2}),
+        ..count_fragment("a", 0, 60, now + 60_000_000)
+    };
+    m.add(next).unwrap();
+    let text = finals_of(&mut m).join("\n");
+    assert!(text.contains("\"count\":2"), "{text}");
+}
+
+/// A source whose watermark creeps up (live, but never past the window) holds back only the
+/// windows it sends to, and those at most one window length beyond `max_wait`.
+#[test]
+fn a_creeping_watermark_holds_finality_no_longer_than_max_wait() {
+    let mut m = Merger::new(waiting(10.0, 3600.0), Clock::Fixed(1000.0));
+    let mut out = Vec::new();
+    // Honest a has passed [0, 60) of stat c; slow sends to its own stat and to c's next
+    // window, its watermark moving 1 s per second of wall clock from 0.
+    m.add(count_fragment("a", 0, 60, 1)).unwrap();
+    for t in 0..=80 {
+        m.clock = Clock::Fixed(1000.0 + f64::from(t));
+        let own = Fragment {
+            stat: "slow".into(),
+            ..count_fragment("slow", 0, i64::from(t) / 4, t as u64 + 1)
+        };
+        m.add(own).unwrap();
+        m.poll(false, &mut out);
+        let text = String::from_utf8_lossy(&out);
+        let c_final = text
+            .lines()
+            .any(|l| l.contains("\"stat\":\"c\"") && l.contains("\"final\":true"));
+        let slow_final = text
+            .lines()
+            .any(|l| l.contains("\"stat\":\"slow\"") && l.contains("\"final\":true"));
+        // c: max_wait after a passed it, whatever slow does.
+        assert_eq!(c_final, t >= 10, "at {t}: {text}");
+        // slow's own window: held while slow is in it, for max_wait + 60 s at most.
+        assert_eq!(slow_final, t >= 70, "at {t}: {text}");
+    }
+}
+
+#[test]
+fn keys_per_stat_and_window_are_bounded() {
+    let mut cfg = waiting(10.0, 3600.0);
+    cfg.max_keys = 3;
+    let mut m = Merger::new(cfg, Clock::Fixed(1000.0));
+    for k in ["k1", "k2", "k3"] {
+        m.add(keyed_fragment("a", k, 0, 0, 1)).unwrap();
+    }
+    let r = m.add(keyed_fragment("b", "k4", 0, 0, 1));
+    assert!(matches!(r, Err(Reject::Bound("keys", _))), "{r:?}");
+    // Keys held still take fragments from every source, and other windows are their own.
+    m.add(keyed_fragment("b", "k1", 0, 0, 1)).unwrap();
+    m.add(keyed_fragment("b", "k4", 60, 0, 1)).unwrap();
+    m.count_refused(r.unwrap_err().reason().unwrap(), 1);
+    let mut out = Vec::new();
+    m.finish(&mut out);
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains(r#"{"stat":"pulse.merge.refused","key":"max_keys","start":0,"secs":60,"final":true,"values":{"count":1,"#),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 5, "{text}");
+}
+
+/// A source is bounded in the windows it holds; revising one it holds is still allowed, and
+/// once windows are forgotten it may open new ones.
+#[test]
+fn windows_per_source_are_bounded() {
+    let mut cfg = waiting(10.0, 120.0);
+    cfg.max_windows = 5;
+    let mut m = Merger::new(cfg, Clock::Fixed(1000.0));
+    for i in 0..5 {
+        m.add(count_fragment("a", i * 60, 0, 1)).unwrap();
+    }
+    let r = m.add(count_fragment("a", 300, 0, 1));
+    assert!(matches!(r, Err(Reject::Bound("windows", _))), "{r:?}");
+    m.add(count_fragment("a", 0, 0, 2)).unwrap();
+    m.add(count_fragment("b", 300, 0, 1)).unwrap();
+    assert_eq!(m.open(), 6);
+    // The watermark moves on, the first windows are forgotten: room again.
+    m.add(count_fragment("a", 240, 600, 3)).unwrap();
+    m.add(count_fragment("b", 300, 600, 3)).unwrap();
+    let mut out = Vec::new();
+    m.poll(false, &mut out);
+    assert_eq!(m.open(), 0, "{}", String::from_utf8_lossy(&out));
+    for i in 10..15 {
+        m.add(count_fragment("a", i * 60, 600, 4)).unwrap();
+    }
+}
+
+/// The slowest watermark is kept in a multiset: many distinct sources cost linear time, and
+/// a source that goes is taken out of it.
+#[test]
+fn the_slowest_watermark_follows_sources_coming_and_going() {
+    let mut m = Merger::new(waiting(10.0, 60.0), Clock::Fixed(1000.0));
+    for i in 0..100_000 {
+        m.add(count_fragment(&format!("s{i}"), 0, 60 + i, 1)).unwrap();
+    }
+    assert_eq!(m.slowest(), 60);
+    m.add(count_fragment("s0", 0, 1_000_000, 2)).unwrap();
+    assert_eq!(m.slowest(), 61);
+    let mut out = Vec::new();
+    m.clock = Clock::Fixed(1061.0);
+    m.add(count_fragment("late", 0, 5, 1)).unwrap();
+    m.poll(false, &mut out);
+    // Everyone but "late" was silent for over `retain`.
+    assert_eq!(m.slowest(), 5);
 }
