@@ -215,13 +215,13 @@ pub fn headline(names: &[String]) -> Option<&str> {
     Some(pick)
 }
 
-/// Whether a stat is a `top`: its value names are not the fixed names of other aggregates.
+/// Whether a stat is a `top`: it has value names besides the fixed names of other aggregates.
 pub fn is_top(names: &[String]) -> bool {
     const FIXED: &[&str] = &[
         "count", "rate", "sum", "mean", "min", "max", "stddev", "p50", "p90", "p95", "p99",
         "unique",
     ];
-    !names.is_empty() && names.iter().all(|n| !FIXED.contains(&n.as_str()))
+    names.iter().any(|n| !FIXED.contains(&n.as_str()))
 }
 
 #[cfg(test)]
