@@ -69,7 +69,12 @@ pub struct Args {
     pub dashboard: Option<PathBuf>,
 
     /// HTTP basic auth for every route: USER:PASSWORD (the password at least 16 bytes).
-    #[arg(long, env = "WEB_AUTH", hide_env_values = true, value_name = "USER:PASSWORD")]
+    #[arg(
+        long,
+        env = "WEB_AUTH",
+        hide_env_values = true,
+        value_name = "USER:PASSWORD"
+    )]
     pub web_auth: Option<String>,
 
     /// HTTP basic auth from a file of USER:PASSWORD lines (# comments).
@@ -153,7 +158,9 @@ pub fn run(args: Args) -> Result<i32> {
         dashboard,
         auth,
     ));
-    let addr = listener.local_addr().map_err(|e| Error::io("--listen", e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("--listen", e))?;
     crate::error::warn(TOOL, &format!("serving http://{addr}/"));
     let s = shared.clone();
     std::thread::Builder::new()

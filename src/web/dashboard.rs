@@ -81,6 +81,15 @@ impl Dashboard {
                 ..Panel::default()
             };
             while let Some(opt) = c.word().map_err(|e| at(&c, e))? {
+                const OPTIONS: &[&str] = &["title", "value", "unit", "key", "warning", "critical"];
+                if !OPTIONS.contains(&opt.as_str()) {
+                    return Err(at(
+                        &c,
+                        format!(
+                            "unknown option {opt:?} (title, value, unit, key, warning, critical)"
+                        ),
+                    ));
+                }
                 let arg = c.word().map_err(|e| at(&c, e))?;
                 let Some(arg) = arg else {
                     return Err(at(&c, format!("{opt:?} needs a value")));
@@ -109,14 +118,7 @@ impl Dashboard {
                             p.critical = l
                         }
                     }
-                    _ => {
-                        return Err(at(
-                            &c,
-                            format!(
-                            "unknown option {opt:?} (title, value, unit, key, warning, critical)"
-                        ),
-                        ))
-                    }
+                    _ => unreachable!("checked above"),
                 }
             }
             panels.push(p);

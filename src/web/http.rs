@@ -74,7 +74,12 @@ pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
         };
         if shared.conns.fetch_add(1, Ordering::SeqCst) >= MAX_CONNS {
             shared.conns.fetch_sub(1, Ordering::SeqCst);
-            let _ = write_reply(&conn, &Reply::error(503, "too many connections"), false, &[]);
+            let _ = write_reply(
+                &conn,
+                &Reply::error(503, "too many connections"),
+                false,
+                &[],
+            );
             continue;
         }
         let s = shared.clone();
@@ -170,7 +175,12 @@ fn handle(mut conn: TcpStream, shared: &Shared) {
     }
     let head_only = head.method == "HEAD";
     if head.method != "GET" && !head_only {
-        let _ = write_reply(&conn, &Reply::error(405, "only GET"), false, &["Allow: GET, HEAD"]);
+        let _ = write_reply(
+            &conn,
+            &Reply::error(405, "only GET"),
+            false,
+            &["Allow: GET, HEAD"],
+        );
         return;
     }
     if head.path == "/events" {
@@ -264,9 +274,18 @@ mod tests {
                 base64::engine::general_purpose::STANDARD.encode(s)
             )
         };
-        assert!(authorized(&t, Some(enc("ops:correct-horse-battery").as_bytes())));
-        assert!(!authorized(&t, Some(enc("ops:correct-horse-batterx").as_bytes())));
-        assert!(!authorized(&t, Some(enc("other:correct-horse-battery").as_bytes())));
+        assert!(authorized(
+            &t,
+            Some(enc("ops:correct-horse-battery").as_bytes())
+        ));
+        assert!(!authorized(
+            &t,
+            Some(enc("ops:correct-horse-batterx").as_bytes())
+        ));
+        assert!(!authorized(
+            &t,
+            Some(enc("other:correct-horse-battery").as_bytes())
+        ));
         assert!(!authorized(&t, Some(b"Bearer x")));
         assert!(!authorized(&t, None));
     }

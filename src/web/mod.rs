@@ -46,10 +46,12 @@ impl Series {
     /// The latest value of `name`, with its window start and finality.
     pub fn latest(&self, name: &str) -> Option<(i64, f64, bool)> {
         let i = self.names.iter().position(|n| n == name)?;
-        self.windows
-            .iter()
-            .rev()
-            .find_map(|(&s, w)| w.vals.get(i).filter(|v| !v.is_nan()).map(|&v| (s, v, w.is_final)))
+        self.windows.iter().rev().find_map(|(&s, w)| {
+            w.vals
+                .get(i)
+                .filter(|v| !v.is_nan())
+                .map(|&v| (s, v, w.is_final))
+        })
     }
 
     /// The latest final value of `name`.
@@ -146,7 +148,9 @@ impl History {
             let oldest = *series.windows.keys().next().unwrap();
             let too_old = match self.keep {
                 Keep::Windows(_) => full && snap.start < oldest,
-                Keep::Secs(d) => snap.start + i64::from(snap.secs) <= newest + i64::from(w.secs) - d,
+                Keep::Secs(d) => {
+                    snap.start + i64::from(snap.secs) <= newest + i64::from(w.secs) - d
+                }
             };
             if too_old {
                 return;
@@ -264,7 +268,10 @@ mod tests {
             h.add(snap(i * 60, true, &[("count", 1.0)]));
         }
         let s = &h.series[&("s".to_string(), Some("k".to_string()))];
-        assert_eq!(s.windows.keys().copied().collect::<Vec<_>>(), [420, 480, 540]);
+        assert_eq!(
+            s.windows.keys().copied().collect::<Vec<_>>(),
+            [420, 480, 540]
+        );
     }
 
     #[test]
@@ -274,7 +281,11 @@ mod tests {
         let mut other = snap(0, true, &[("count", 1.0)]);
         other.key = Some("other".into());
         h.add(other);
-        h.add(snap(60, true, &[("count", 1.0), ("rate", 0.1), ("sum", 3.0)]));
+        h.add(snap(
+            60,
+            true,
+            &[("count", 1.0), ("rate", 0.1), ("sum", 3.0)],
+        ));
         assert_eq!(h.overflow, 2);
         assert_eq!(h.count, 2);
         assert_eq!(h.series.len(), 1);
@@ -284,7 +295,10 @@ mod tests {
     fn headline_per_aggregate() {
         let n = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(headline(&n(&["count", "rate"])), Some("count"));
-        assert_eq!(headline(&n(&["max", "p50", "p90", "p95", "p99"])), Some("p95"));
+        assert_eq!(
+            headline(&n(&["max", "p50", "p90", "p95", "p99"])),
+            Some("p95")
+        );
         assert_eq!(
             headline(&n(&["count", "max", "mean", "min", "stddev", "sum"])),
             Some("mean")

@@ -39,7 +39,10 @@ impl Reply {
         }
     }
     fn json(v: &Value) -> Reply {
-        Reply::ok("application/json", serde_json::to_vec(v).unwrap_or_default())
+        Reply::ok(
+            "application/json",
+            serde_json::to_vec(v).unwrap_or_default(),
+        )
     }
     pub fn error(status: u16, msg: &str) -> Reply {
         Reply {
@@ -134,8 +137,10 @@ pub fn stats(h: &History, dash: &Dashboard) -> Value {
     let mut out = Vec::new();
     for p in panels {
         let Some(keys) = by_stat.get(p.stat.as_str()) else {
-            out.push(json!({"stat": p.stat, "title": p.title, "unit": p.unit, "keys": [],
-                "warning": p.warning, "critical": p.critical}));
+            out.push(
+                json!({"stat": p.stat, "title": p.title, "unit": p.unit, "keys": [],
+                "warning": p.warning, "critical": p.critical}),
+            );
             continue;
         };
         let mut cells: Vec<(f64, Value)> = Vec::new();
@@ -434,9 +439,12 @@ mod tests {
                 start,
                 secs: 60,
                 is_final: fin,
-                values: [("count".to_string(), count), ("rate".to_string(), count / 60.0)]
-                    .into_iter()
-                    .collect(),
+                values: [
+                    ("count".to_string(), count),
+                    ("rate".to_string(), count / 60.0),
+                ]
+                .into_iter()
+                .collect(),
             });
         }
         h
@@ -445,9 +453,18 @@ mod tests {
     #[test]
     fn metrics_are_sanitised_escaped_and_final_only() {
         let m = metrics(&history());
-        assert!(m.contains("# TYPE pulse_web_status_code_count gauge\n"), "{m}");
-        assert!(m.contains("pulse_web_status_code_count{key=\"200\"} 5\n"), "{m}");
-        assert!(m.contains("pulse_web_status_code_count{key=\"a\\\"b\\\\c\\nd\"} 1\n"), "{m}");
+        assert!(
+            m.contains("# TYPE pulse_web_status_code_count gauge\n"),
+            "{m}"
+        );
+        assert!(
+            m.contains("pulse_web_status_code_count{key=\"200\"} 5\n"),
+            "{m}"
+        );
+        assert!(
+            m.contains("pulse_web_status_code_count{key=\"a\\\"b\\\\c\\nd\"} 1\n"),
+            "{m}"
+        );
         assert_eq!(metric_name(&["9lives", "x.y"]), "_9lives_x_y");
     }
 
@@ -462,7 +479,10 @@ mod tests {
             .map(|k| k["key"].as_str().unwrap())
             .collect();
         assert_eq!(keys, ["404", "200", "a\"b\\c\nd"]);
-        assert_eq!(v["stats"][0]["keys"][1]["points"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            v["stats"][0]["keys"][1]["points"].as_array().unwrap().len(),
+            2
+        );
         let r = route(
             "/api/series",
             "stat=web.status-code&key=200&value=count&format=csv",

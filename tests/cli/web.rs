@@ -142,7 +142,13 @@ impl Drop for Web {
 
 /// A plain HTTP/1.1 request (Connection: close); returns status and body (chunked bodies
 /// decoded).
-fn http(addr: &str, method: &str, path: &str, body: Option<&str>, headers: &[&str]) -> (u16, String) {
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[&str],
+) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
@@ -159,8 +165,27 @@ fn http(addr: &str, method: &str, path: &str, body: Option<&str>, headers: &[&st
     req.push_str("\r\n");
     req.push_str(body.unwrap_or(""));
     s.write_all(req.as_bytes()).unwrap();
+    // Read the head, then Content-Length bytes (a keep-alive server does not close).
     let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = s.read(&mut buf).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&raw);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text[..end].lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse::<usize>().ok())?
+            });
+            if len.is_some_and(|len| raw.len() >= end + 4 + len) {
+                break;
+            }
+        }
+    }
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
@@ -217,7 +242,8 @@ fn web_api_holds_the_last_windows_of_the_real_apache_snapshots() {
     let snaps = apache_snapshots(dir.path());
     let want = latest(&snaps);
     let web = Web::start(&[snaps.to_str().unwrap()], &[], None);
-    let stats = web.wait_stats(|v| v["ingested"].as_u64() > Some(0) && v["version"].as_u64() >= Some(1));
+    let stats =
+        web.wait_stats(|v| v["ingested"].as_u64() > Some(0) && v["version"].as_u64() >= Some(1));
     let want_stats: std::collections::BTreeSet<&str> = want.keys().map(|k| k.0.as_str()).collect();
     let got_stats: std::collections::BTreeSet<&str> = stats["stats"]
         .as_array()
@@ -241,7 +267,11 @@ fn web_api_holds_the_last_windows_of_the_real_apache_snapshots() {
         let held = with.len().min(60);
         assert_eq!(pts.len(), held, "{stat} {key:?}");
         let last = with.last().unwrap();
-        assert_eq!(c["latest"]["value"].as_f64(), Some(last.1), "{stat} {key:?}");
+        assert_eq!(
+            c["latest"]["value"].as_f64(),
+            Some(last.1),
+            "{stat} {key:?}"
+        );
         assert_eq!(c["latest"]["start"].as_i64(), Some(*last.0));
     }
     // Headline values: count for counts, mean for summaries.
@@ -256,7 +286,10 @@ fn web_api_holds_the_last_windows_of_the_real_apache_snapshots() {
         .unwrap()["keys"]
         .as_array()
         .unwrap();
-    let lat: Vec<f64> = keys.iter().map(|k| k["latest"]["value"].as_f64().unwrap()).collect();
+    let lat: Vec<f64> = keys
+        .iter()
+        .map(|k| k["latest"]["value"].as_f64().unwrap())
+        .collect();
     assert!(lat.windows(2).all(|w| w[0] >= w[1]), "{lat:?}");
 
     // One series in full, JSON and CSV.
@@ -296,7 +329,10 @@ fn web_reports_bad_lines_with_file_and_line_and_uses_the_rest() {
     let web = Web::start(&[f.to_str().unwrap()], &[], None);
     let v = web.wait_stats(|v| v["ingested"] == 2);
     let c = cell(&v, "a", None);
-    assert_eq!(c["points"], json!([[60, 60, 3.0, true], [120, 60, 4.0, false]]));
+    assert_eq!(
+        c["points"],
+        json!([[60, 60, 3.0, true], [120, 60, 4.0, false]])
+    );
     std::thread::sleep(Duration::from_millis(200));
     let err = web.stderr_lines().join("\n");
     assert!(
@@ -312,7 +348,13 @@ fn web_basic_auth_guards_every_route_and_the_stream() {
     for path in ["/", "/api/stats", "/metrics", "/events", "/api/snapshots"] {
         let (st, _) = http(&web.addr, "GET", path, None, &[]);
         assert_eq!(st, 401, "{path}");
-        let (st, _) = http(&web.addr, "GET", path, None, &[&basic("ops:wrong-password-here!!")]);
+        let (st, _) = http(
+            &web.addr,
+            "GET",
+            path,
+            None,
+            &[&basic("ops:wrong-password-here!!")],
+        );
         assert_eq!(st, 401, "{path}");
     }
     let (st, page) = http(&web.addr, "GET", "/", None, &[&basic(auth)]);
@@ -321,7 +363,12 @@ fn web_basic_auth_guards_every_route_and_the_stream() {
     // The stream, with credentials: its head and first event.
     let mut s = TcpStream::connect(&web.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET /events HTTP/1.1\r\nHost: x\r\n{}\r\n\r\n", basic(auth)).unwrap();
+    write!(
+        s,
+        "GET /events HTTP/1.1\r\nHost: x\r\n{}\r\n\r\n",
+        basic(auth)
+    )
+    .unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 512];
     while !String::from_utf8_lossy(&got).contains("event: update") {
@@ -355,7 +402,10 @@ fn web_refuses_a_public_address_without_auth() {
     // --no-auth says so.
     let web = Web::start(&["--listen", "0.0.0.0:0", "--no-auth"], &[], None);
     let port = web.addr.rsplit(':').next().unwrap();
-    assert_eq!(http(&format!("127.0.0.1:{port}"), "GET", "/", None, &[]).0, 200);
+    assert_eq!(
+        http(&format!("127.0.0.1:{port}"), "GET", "/", None, &[]).0,
+        200
+    );
 }
 
 fn snap(stat: &str, key: Option<&str>, start: i64, fin: bool, count: f64) -> String {
@@ -380,7 +430,11 @@ fn web_follows_a_file_across_rotation_and_late_data_replaces() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("snaps.ndjson");
     append(&f, &snap("t", None, 60, false, 1.0));
-    let web = Web::start(&["--follow", f.to_str().unwrap(), "--history", "3"], &[], None);
+    let web = Web::start(
+        &["--follow", f.to_str().unwrap(), "--history", "3"],
+        &[],
+        None,
+    );
     web.wait_stats(|v| v["ingested"] == 1);
     // Late data: the same window again, now final.
     append(&f, &snap("t", None, 60, true, 2.0));
@@ -395,7 +449,11 @@ fn web_follows_a_file_across_rotation_and_late_data_replaces() {
     // --history 3 keeps three windows; 180 is missing (a gap, not drawn).
     assert_eq!(
         cell(&v, "t", None)["points"],
-        json!([[120, 60, 3.0, true], [240, 60, 5.0, true], [300, 60, 6.0, true]])
+        json!([
+            [120, 60, 3.0, true],
+            [240, 60, 5.0, true],
+            [300, 60, 6.0, true]
+        ])
     );
 }
 
@@ -422,7 +480,9 @@ fn web_dashboard_file_orders_titles_and_colours() {
     let f = dir.path().join("s.ndjson");
     std::fs::write(
         &f,
-        snap("a", None, 60, true, 50.0) + &snap("b", None, 60, true, 5.0) + &snap("c", None, 60, true, 1.0),
+        snap("a", None, 60, true, 50.0)
+            + &snap("b", None, 60, true, 5.0)
+            + &snap("c", None, 60, true, 1.0),
     )
     .unwrap();
     let d = dir.path().join("dash");
@@ -431,14 +491,24 @@ fn web_dashboard_file_orders_titles_and_colours() {
         "# two panels\nb title \"Bees\" unit req warning 4 critical 10\na value rate warning <1 critical <0.5\n",
     )
     .unwrap();
-    let web = Web::start(&["--dashboard", d.to_str().unwrap(), f.to_str().unwrap()], &[], None);
+    let web = Web::start(
+        &["--dashboard", d.to_str().unwrap(), f.to_str().unwrap()],
+        &[],
+        None,
+    );
     let v = web.wait_stats(|v| v["ingested"] == 3);
-    let names: Vec<&str> = v["stats"].as_array().unwrap().iter().map(|s| s["stat"].as_str().unwrap()).collect();
+    let names: Vec<&str> = v["stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stat"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["b", "a"]);
     assert_eq!(v["stats"][0]["title"], "Bees");
     assert_eq!(v["stats"][0]["keys"][0]["level"], "warning");
     assert_eq!(v["stats"][1]["keys"][0]["value"], "rate");
-    assert_eq!(v["stats"][1]["keys"][0]["level"], "");
+    // Lower is worse: a rate of 50/60 is under the warning's 1, above the critical's 0.5.
+    assert_eq!(v["stats"][1]["keys"][0]["level"], "warning");
     // A mistake in the file names its line.
     std::fs::write(&d, "a value count\nb colour red\n").unwrap();
     let out = Command::new(bin("pulse-web"))
@@ -468,15 +538,37 @@ fn prometheus_python() -> Option<()> {
 
 #[test]
 fn web_metrics_parse_with_prometheus_client_and_equal_the_final_snapshots() {
-    let Some(()) = prometheus_python() else { return };
+    let Some(()) = prometheus_python() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let snaps = apache_snapshots(dir.path());
     // A key that needs escaping, and a provisional window that /metrics must not show.
-    append(&snaps, &snap("odd.stat-name", Some("a\"b\\c\nd"), 1_431_857_100, true, 7.0));
-    append(&snaps, &snap("odd.stat-name", Some("a\"b\\c\nd"), 1_431_857_160, false, 9.0));
+    append(
+        &snaps,
+        &snap(
+            "odd.stat-name",
+            Some("a\"b\\c\nd"),
+            1_431_857_100,
+            true,
+            7.0,
+        ),
+    );
+    append(
+        &snaps,
+        &snap(
+            "odd.stat-name",
+            Some("a\"b\\c\nd"),
+            1_431_857_160,
+            false,
+            9.0,
+        ),
+    );
     let want = latest(&snaps);
     let web = Web::start(&[snaps.to_str().unwrap()], &[], None);
-    web.wait_stats(|v| v["ingested"].as_u64() == Some(ndjson(&std::fs::read(&snaps).unwrap()).len() as u64));
+    web.wait_stats(|v| {
+        v["ingested"].as_u64() == Some(ndjson(&std::fs::read(&snaps).unwrap()).len() as u64)
+    });
     let (st, text) = web.get("/metrics");
     assert_eq!(st, 200);
     let script = r#"
@@ -499,22 +591,37 @@ print(json.dumps(out))
     assert!(out.status.success());
     let samples: Vec<(String, BTreeMap<String, String>, f64)> =
         serde_json::from_slice(&out.stdout).unwrap();
-    let got: BTreeMap<(String, BTreeMap<String, String>), f64> = samples
-        .into_iter()
-        .map(|(n, l, v)| ((n, l), v))
-        .collect();
+    let got: BTreeMap<(String, BTreeMap<String, String>), f64> =
+        samples.into_iter().map(|(n, l, v)| ((n, l), v)).collect();
     let sanitize = |s: &str| -> String {
         s.chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect()
     };
-    let fixed = ["count", "rate", "sum", "mean", "min", "max", "stddev", "p50", "p90", "p95", "p99", "unique"];
+    let fixed = [
+        "count", "rate", "sum", "mean", "min", "max", "stddev", "p50", "p90", "p95", "p99",
+        "unique",
+    ];
     let mut expect: BTreeMap<(String, BTreeMap<String, String>), f64> = BTreeMap::new();
-    for ((stat, key), windows) in &want {
-        let names: std::collections::BTreeSet<&String> = windows.values().flat_map(|w| w.1.keys()).collect();
+    for ((stat, key), all) in &want {
+        // pulse-web holds the last 60 windows.
+        let windows: BTreeMap<&i64, &(bool, BTreeMap<String, f64>)> =
+            all.iter().rev().take(60).collect();
+        let names: std::collections::BTreeSet<&String> =
+            windows.values().flat_map(|w| w.1.keys()).collect();
         let top = names.iter().any(|n| !fixed.contains(&n.as_str()));
         for n in names {
-            let Some(v) = windows.values().rev().find_map(|(fin, vals)| vals.get(n).filter(|_| *fin)) else {
+            let Some(v) = windows
+                .values()
+                .rev()
+                .find_map(|(fin, vals)| vals.get(n).filter(|_| *fin))
+            else {
                 continue;
             };
             let mut labels = BTreeMap::new();
@@ -554,7 +661,10 @@ impl Browser {
         let chromium = ["chromium", "chromium-browser"]
             .into_iter()
             .find(|p| crate::servers::which(p).is_some());
-        if !available("web browser test", &["chromedriver", chromium.unwrap_or("chromium")]) {
+        if !available(
+            "web browser test",
+            &["chromedriver", chromium.unwrap_or("chromium")],
+        ) {
             return None;
         }
         let port = free_port();
@@ -646,7 +756,13 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = http(&self.addr, "DELETE", &format!("/session/{}", self.session), None, &[]);
+        let _ = http(
+            &self.addr,
+            "DELETE",
+            &format!("/session/{}", self.session),
+            None,
+            &[],
+        );
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -654,7 +770,9 @@ impl Drop for Browser {
 
 #[test]
 fn web_page_in_chromium_draws_the_snapshots_updates_live_and_reconnects() {
-    let Some(browser) = Browser::start() else { return };
+    let Some(browser) = Browser::start() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let snaps = apache_snapshots(dir.path());
     let want = latest(&snaps);
@@ -678,35 +796,69 @@ fn web_page_in_chromium_draws_the_snapshots_updates_live_and_reconnects() {
     let cells = browser.eval("return document.querySelectorAll('.cell').length");
     assert_eq!(cells.as_u64(), Some(expect_cells as u64));
     // Chosen cells: the latest value equals the last snapshot; one point per window held.
-    for (stat, key, name) in [("http.requests", Some("200"), "count"), ("events.total", None, "count"), ("http.bytes", None, "mean")] {
+    for (stat, key, name) in [
+        ("http.requests", Some("200"), "count"),
+        ("events.total", None, "count"),
+        ("http.bytes", None, "mean"),
+    ] {
         let id = (stat.to_string(), key.map(str::to_string));
         let last = want[&id].values().next_back().unwrap().1[name];
         let sel = format!(
             "document.querySelector('.cell[data-stat=\"{stat}\"][data-key=\"{}\"]')",
             key.unwrap_or("")
         );
-        let shown = browser.eval(&format!("return {sel}.querySelector('.latest').dataset.value"));
-        assert_eq!(shown.as_str().unwrap().parse::<f64>().unwrap(), last, "{stat} {key:?}");
-        let points = browser.eval(&format!("return {sel}.querySelectorAll('circle.point').length"));
-        assert_eq!(points.as_u64(), Some(want[&id].len().min(60) as u64), "{stat} {key:?}");
+        let shown = browser.eval(&format!(
+            "return {sel}.querySelector('.latest').dataset.value"
+        ));
+        assert_eq!(
+            shown.as_str().unwrap().parse::<f64>().unwrap(),
+            last,
+            "{stat} {key:?}"
+        );
+        let points = browser.eval(&format!(
+            "return {sel}.querySelectorAll('circle.point').length"
+        ));
+        assert_eq!(
+            points.as_u64(),
+            Some(want[&id].len().min(60) as u64),
+            "{stat} {key:?}"
+        );
     }
     // Newer snapshots: the page changes without a reload, within 2 s.
     browser.eval("window.__same_page = true; return 1");
-    let newest = *want[&("events.total".to_string(), None)].keys().next_back().unwrap();
-    append(&follow, &snap("events.total", None, newest + 60, false, 4242.0));
+    let newest = *want[&("events.total".to_string(), None)]
+        .keys()
+        .next_back()
+        .unwrap();
+    append(
+        &follow,
+        &snap("events.total", None, newest + 60, false, 4242.0),
+    );
     let t0 = Instant::now();
     browser.wait(
         "return window.__same_page && document.querySelector('.cell[data-stat=\"events.total\"] .latest').dataset.value === '4242'",
         Duration::from_secs(5),
     );
-    assert!(t0.elapsed() < Duration::from_secs(2), "took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t0.elapsed()
+    );
     // The provisional point is drawn as such.
-    let prov = browser.eval("return document.querySelectorAll('.cell[data-stat=\"events.total\"] circle.prov').length");
+    let prov = browser.eval(
+        "return document.querySelectorAll('.cell[data-stat=\"events.total\"] circle.prov').length",
+    );
     assert_eq!(prov, 1);
     // A restart: the page notices, reconnects by itself and shows the new process's data.
     drop(web);
-    browser.wait("return document.body.dataset.connected === '0'", Duration::from_secs(10));
-    append(&follow, &snap("events.total", None, newest + 120, true, 777.0));
+    browser.wait(
+        "return document.body.dataset.connected === '0'",
+        Duration::from_secs(10),
+    );
+    append(
+        &follow,
+        &snap("events.total", None, newest + 120, true, 777.0),
+    );
     web = Web::start(&["--listen", &listen, "--follow", &f], &[], None);
     browser.wait(
         "return window.__same_page && document.body.dataset.connected === '1' && document.querySelector('.cell[data-stat=\"events.total\"] .latest').dataset.value === '777'",
@@ -719,7 +871,9 @@ fn web_page_in_chromium_draws_the_snapshots_updates_live_and_reconnects() {
         Duration::from_secs(5),
     );
     assert_eq!(rows.as_u64(), Some(61));
-    let links = browser.eval("return [...document.querySelectorAll('#detail a')].map(a => a.getAttribute('href'))");
+    let links = browser.eval(
+        "return [...document.querySelectorAll('#detail a')].map(a => a.getAttribute('href'))",
+    );
     assert!(links.to_string().contains("format=csv"), "{links}");
     if let Ok(out) = std::env::var("PULSE_WEB_SCREENSHOT") {
         browser.eval("document.getElementById('detail').hidden = true; return 1");
