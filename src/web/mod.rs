@@ -219,12 +219,13 @@ pub fn headline(names: &[String]) -> Option<&str> {
     Some(pick)
 }
 
+/// The value names aggregates other than `top` write (a `top` may write `count` too).
+pub const FIXED: &[&str] = &[
+    "count", "rate", "sum", "mean", "min", "max", "stddev", "p50", "p90", "p95", "p99", "unique",
+];
+
 /// Whether a stat is a `top`: it has value names besides the fixed names of other aggregates.
 pub fn is_top(names: &[String]) -> bool {
-    const FIXED: &[&str] = &[
-        "count", "rate", "sum", "mean", "min", "max", "stddev", "p50", "p90", "p95", "p99",
-        "unique",
-    ];
     names.iter().any(|n| !FIXED.contains(&n.as_str()))
 }
 

@@ -168,7 +168,7 @@ pub fn stats(h: &History, dash: &Dashboard) -> Value {
                         s.names
                             .iter()
                             .zip(&w.vals)
-                            .filter(|(_, v)| !v.is_nan())
+                            .filter(|(n, v)| !v.is_nan() && !super::FIXED.contains(&n.as_str()))
                             .map(|(n, &v)| (n.as_str(), v))
                             .collect()
                     })

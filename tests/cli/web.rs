@@ -824,6 +824,10 @@ fn web_page_in_chromium_draws_the_snapshots_updates_live_and_reconnects() {
             "{stat} {key:?}"
         );
     }
+    // scripts/screenshot-web: the page on the real sample.
+    if let Ok(out) = std::env::var("PULSE_WEB_SCREENSHOT") {
+        browser.screenshot(Path::new(&out));
+    }
     // Newer snapshots: the page changes without a reload, within 2 s.
     browser.eval("window.__same_page = true; return 1");
     let newest = *want[&("events.total".to_string(), None)]
@@ -875,10 +879,6 @@ fn web_page_in_chromium_draws_the_snapshots_updates_live_and_reconnects() {
         "return [...document.querySelectorAll('#detail a')].map(a => a.getAttribute('href'))",
     );
     assert!(links.to_string().contains("format=csv"), "{links}");
-    if let Ok(out) = std::env::var("PULSE_WEB_SCREENSHOT") {
-        browser.eval("document.getElementById('detail').hidden = true; return 1");
-        browser.screenshot(Path::new(&out));
-    }
     drop(web);
 }
 
