@@ -54,3 +54,4 @@ pub mod sink;
 pub mod spec;
 pub mod stat;
 pub mod time;
+pub mod web;

@@ -7,3 +7,4 @@ pub mod emit;
 pub mod fragment;
 pub mod merge;
 pub mod parse;
+pub mod web;

@@ -82,6 +82,11 @@ impl Tokens {
         let shown = path.display();
         let text =
             std::fs::read_to_string(path).map_err(|e| Error::Usage(format!("{shown}: {e}")))?;
+        Tokens::parse(&text, &shown.to_string())
+    }
+
+    /// [`Tokens::load`] of text already read; `shown` names where it came from in errors.
+    pub fn parse(text: &str, shown: &str) -> Result<Tokens> {
         let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let at = format!("{shown}: line {}", i + 1);

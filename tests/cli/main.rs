@@ -13,3 +13,4 @@ mod patterns;
 mod postgres;
 mod servers;
 mod util;
+mod web;

@@ -12,6 +12,7 @@ pub fn bin(name: &str) -> PathBuf {
         "pulse-fragment" => PathBuf::from(env!("CARGO_BIN_EXE_pulse-fragment")),
         "pulse-merge" => PathBuf::from(env!("CARGO_BIN_EXE_pulse-merge")),
         "pulse-emit" => PathBuf::from(env!("CARGO_BIN_EXE_pulse-emit")),
+        "pulse-web" => PathBuf::from(env!("CARGO_BIN_EXE_pulse-web")),
         _ => panic!("unknown binary {name}"),
     }
 }

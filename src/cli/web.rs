@@ -1,0 +1,269 @@
+//! `pulse-web`: a live dashboard of the snapshots, with a JSON API and `/metrics`.
+//!
+//! Snapshots are read from stdin, from files, or by following a file a merger appends to
+//! (`--follow`, across rotation, as `pulse-emit --state` does but with the checkpoint in
+//! memory). The history lives in [`crate::web::History`]; the routes are
+//! [`crate::web::routes`], served by [`crate::web::http`].
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{CommandFactory, Parser};
+
+use crate::error::{exit_with, Diag, Error, Result, EXIT_OK};
+use crate::io::input::{open_all, Kind};
+use crate::io::lines::lines;
+use crate::io::listen::{is_loopback, Tokens};
+use crate::sink::parse_snapshot;
+use crate::sink::state::{self, State};
+use crate::web::dashboard::Dashboard;
+use crate::web::http::{serve, Shared};
+use crate::web::{History, Keep};
+
+const TOOL: &str = "pulse-web";
+
+/// How often `--follow` looks for what was appended.
+const POLL: Duration = Duration::from_millis(200);
+
+const AFTER_HELP: &str = "\
+Routes: / (the page), /api/stats, /api/series?stat=&key=&value=[&format=csv], /api/snapshots,
+/metrics (Prometheus), /events (Server-Sent Events).
+
+Examples:
+  pulse-parse access.log | pulse-fragment | pulse-merge | pulse-web
+  pulse-merge --listen 0.0.0.0:7000 >> snaps.ndjson &  pulse-web --follow snaps.ndjson
+  WEB_AUTH=ops:a-long-password-here pulse-web --listen 0.0.0.0:8080 --follow snaps.ndjson";
+
+/// Serve a live dashboard of snapshots (NDJSON from pulse-merge), a JSON API and /metrics.
+#[derive(Parser, Debug)]
+#[command(name = TOOL, version, after_help = AFTER_HELP)]
+pub struct Args {
+    /// Snapshot files (NDJSON), read once; none, or `-`, reads stdin (unless --follow).
+    #[arg(value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+
+    /// Follow a snapshot file a merger appends to: read it from the start (only the recent
+    /// history is kept), then what is appended, across rotation.
+    #[arg(long, value_name = "FILE")]
+    pub follow: Option<PathBuf>,
+
+    /// Address to serve on. A non-loopback address needs auth (WEB_AUTH or --auth-file) or
+    /// --no-auth.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// History per series: this many windows (60), or a duration (90s, 30m, 2h).
+    #[arg(long, value_name = "N|DURATION", default_value = "60", value_parser = parse_keep)]
+    pub history: Keep,
+
+    /// At most this many series (stat, key and value name); snapshots of more are counted
+    /// as overflow, shown on the page, and dropped.
+    #[arg(long, value_name = "N", default_value = "20000")]
+    pub max_series: usize,
+
+    /// Which stats to show, in which order, with titles, units and thresholds (see
+    /// pulse.dashboard(5)).
+    #[arg(long, value_name = "FILE")]
+    pub dashboard: Option<PathBuf>,
+
+    /// HTTP basic auth for every route: USER:PASSWORD (the password at least 16 bytes).
+    #[arg(
+        long,
+        env = "WEB_AUTH",
+        hide_env_values = true,
+        value_name = "USER:PASSWORD"
+    )]
+    pub web_auth: Option<String>,
+
+    /// HTTP basic auth from a file of USER:PASSWORD lines (# comments).
+    #[arg(long, value_name = "FILE")]
+    pub auth_file: Option<PathBuf>,
+
+    /// Serve a non-loopback address without auth.
+    #[arg(long)]
+    pub no_auth: bool,
+}
+
+/// `60` windows, or `90s`, `30m`, `2h`.
+fn parse_keep(s: &str) -> std::result::Result<Keep, String> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<usize>() {
+        return if n == 0 {
+            Err("at least 1 window".into())
+        } else {
+            Ok(Keep::Windows(n))
+        };
+    }
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: a number of windows, or a duration such as 2h"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("{s:?}: unit must be s, m, h or d")),
+    };
+    if n == 0 {
+        return Err("a duration above 0".into());
+    }
+    Ok(Keep::Secs(n.saturating_mul(mult)))
+}
+
+/// The clap command (for `--help`, man page and tests).
+pub fn command() -> clap::Command {
+    Args::command()
+}
+
+pub fn main() -> ! {
+    let args = Args::parse();
+    exit_with(TOOL, run(args))
+}
+
+pub fn run(args: Args) -> Result<i32> {
+    if args.max_series == 0 {
+        return Err(Error::Usage("--max-series must be at least 1".into()));
+    }
+    let auth = match (&args.web_auth, &args.auth_file) {
+        (Some(_), Some(_)) => {
+            return Err(Error::Usage(
+                "WEB_AUTH and --auth-file: give one of them".into(),
+            ))
+        }
+        (Some(a), None) => Some(Tokens::parse(a, "WEB_AUTH")?),
+        (None, Some(p)) => Some(Tokens::load(p)?),
+        (None, None) => None,
+    };
+    let dashboard = match &args.dashboard {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;
+            Dashboard::parse(&text).map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?
+        }
+        None => Dashboard::default(),
+    };
+    let listener = TcpListener::bind(&args.listen)
+        .map_err(|e| Error::io(format!("--listen {}", args.listen), e))?;
+    if auth.is_none() && !args.no_auth && !is_loopback(&listener) {
+        return Err(Error::Usage(format!(
+            "--listen {}: not a loopback address, and no auth: set WEB_AUTH or --auth-file, or say --no-auth",
+            args.listen
+        )));
+    }
+    let shared = Arc::new(Shared::new(
+        History::new(args.history, args.max_series),
+        dashboard,
+        auth,
+    ));
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("--listen", e))?;
+    crate::error::warn(TOOL, &format!("serving http://{addr}/"));
+    let s = shared.clone();
+    std::thread::Builder::new()
+        .name("web-accept".into())
+        .spawn(move || serve(listener, s))
+        .map_err(|e| Error::io("accept thread", e))?;
+
+    let mut diag = Diag::new(TOOL, false);
+    if let Some(path) = &args.follow {
+        follow(path, &shared, &mut diag)?;
+    }
+    let stdin_too = args.follow.is_none() && args.inputs.is_empty();
+    let inputs = if stdin_too {
+        vec![PathBuf::from("-")]
+    } else {
+        args.inputs.clone()
+    };
+    for input in open_all(&inputs, Kind::Records) {
+        let name = input.name.clone();
+        let mut r = input.chunks();
+        let mut n = 0u64;
+        loop {
+            match r.next_chunk() {
+                Ok(Some(chunk)) => {
+                    let mut batch = Vec::new();
+                    for line in lines(&chunk) {
+                        n += 1;
+                        take(&mut diag, &name, n, line, &mut batch);
+                    }
+                    shared.update(|h| batch.into_iter().for_each(|s| h.add(s)));
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    diag.input_failed(Error::io(name.clone(), e))?;
+                    break;
+                }
+            }
+        }
+    }
+    diag.finish();
+    // The input ended: keep serving what was read until stopped.
+    loop {
+        std::thread::park();
+    }
+    #[allow(unreachable_code)]
+    Ok(EXIT_OK)
+}
+
+fn take(
+    diag: &mut Diag,
+    name: &str,
+    n: u64,
+    line: &[u8],
+    batch: &mut Vec<crate::record::Snapshot>,
+) {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return;
+    }
+    match parse_snapshot(line) {
+        Ok(s) => batch.push(s),
+        Err(e) => {
+            let _ = diag.bad("bad", &format!("{name}: line {n}"), &e);
+        }
+    }
+}
+
+/// Follow `path` for ever: the checkpoint of `pulse-emit --state`, kept in memory.
+fn follow(path: &std::path::Path, shared: &Shared, diag: &mut Diag) -> Result<i32> {
+    let mut prev = State::default();
+    let inputs = [path.to_path_buf()];
+    loop {
+        let mut batch = Vec::new();
+        let next = state::read_new(
+            &prev,
+            &inputs,
+            &mut |label, n, line| {
+                take(diag, label, n, line, &mut batch);
+                Ok(())
+            },
+            &mut |note| crate::error::warn(TOOL, &note),
+        )?;
+        if !batch.is_empty() {
+            shared.update(|h| batch.into_iter().for_each(|s| h.add(s)));
+        }
+        prev = next;
+        std::thread::sleep(POLL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_definition_is_valid() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn history_is_windows_or_duration() {
+        assert_eq!(parse_keep("60"), Ok(Keep::Windows(60)));
+        assert_eq!(parse_keep("2h"), Ok(Keep::Secs(7200)));
+        assert!(parse_keep("0").is_err());
+        assert!(parse_keep("5x").is_err());
+    }
+}
