@@ -565,7 +565,10 @@ fn a_forged_aggregate_is_refused_for_its_source_only() {
     let mut m = Merger::new(cfg, Clock::Fixed(1000.0));
     for i in 0..10 {
         let r = m.add(forged(i));
-        assert!(matches!(r, Err(Reject::Mismatch(_, first)) if first == (i == 0)), "{r:?}");
+        assert!(
+            matches!(r, Err(Reject::Mismatch(_, first)) if first == (i == 0)),
+            "{r:?}"
+        );
     }
     honest(&mut m);
     assert_eq!(finals_of(&mut m), want);
@@ -695,7 +698,8 @@ fn windows_per_source_are_bounded() {
 fn the_slowest_watermark_follows_sources_coming_and_going() {
     let mut m = Merger::new(waiting(10.0, 60.0), Clock::Fixed(1000.0));
     for i in 0..100_000 {
-        m.add(count_fragment(&format!("s{i}"), 0, 60 + i, 1)).unwrap();
+        m.add(count_fragment(&format!("s{i}"), 0, 60 + i, 1))
+            .unwrap();
     }
     assert_eq!(m.slowest(), 60);
     m.add(count_fragment("s0", 0, 1_000_000, 2)).unwrap();
