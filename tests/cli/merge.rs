@@ -12,11 +12,13 @@ const APACHE: &str = "real/elastic-examples/apache_logs";
 
 pub type Finals = BTreeMap<(String, String, i64, u64), Value>;
 
-/// The latest final snapshot per (stat, key, start, secs).
+/// The latest final snapshot per (stat, key, start, secs), without the merger's own
+/// `pulse.merge.refused` counts (in windows of the merger's clock; checked where a test
+/// asks for them, see [`refused`]).
 pub fn finals(snaps: &[Value]) -> Finals {
     let mut m = Finals::new();
     for s in snaps {
-        if s["final"] != Value::Bool(true) {
+        if s["final"] != Value::Bool(true) || s["stat"] == "pulse.merge.refused" {
             continue;
         }
         let k = (
@@ -183,9 +185,20 @@ fn mismatched_aggregates_name_both_sources() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("alpha") && err.contains("beta"), "{err}");
     assert!(err.contains("pulse-merge: stdin: line 2:"), "{err}");
-    let snaps = finals(&ndjson(&out.stdout));
+    let all = ndjson(&out.stdout);
+    let snaps = finals(&all);
     assert_eq!(snaps.len(), 1);
     assert_eq!(snaps.values().next().unwrap()["count"].as_f64(), Some(1.0));
+    assert_eq!(refused(&all, "mismatch"), 1.0);
+}
+
+/// The merger's own count of refusals for `reason`, over all windows.
+pub fn refused(snaps: &[Value], reason: &str) -> f64 {
+    snaps
+        .iter()
+        .filter(|s| s["stat"] == "pulse.merge.refused" && s["key"] == reason && s["final"] == true)
+        .map(|s| s["values"]["count"].as_f64().unwrap())
+        .sum()
 }
 
 /// Several TCP clients; one disconnects mid-stream, reconnects and re-sends everything.
