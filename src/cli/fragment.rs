@@ -369,6 +369,7 @@ pub fn run(args: Args) -> Result<i32> {
                         &mut windows,
                         &mut done,
                         &mut buf,
+                        false,
                     );
                 }
             }
@@ -495,7 +496,9 @@ pub fn run(args: Args) -> Result<i32> {
                     let closed = windows
                         .finish(&engine.stats, &mut out)
                         .and_then(|()| Ok(out.flush()?))
-                        .and_then(|()| close_link(&link, &engine.stats, &mut windows, &mut done));
+                        .and_then(|()| {
+                            close_link(&link, &forgotten, &engine.stats, &mut windows, &mut done)
+                        });
                     progress.finish();
                     if let Err(e) = closed {
                         return Err(link_error(&link, e, &windows, &done));
@@ -536,7 +539,9 @@ pub fn run(args: Args) -> Result<i32> {
                 .write_all(&buf)
                 .and_then(|()| out.flush())
                 .map_err(Error::from)
-                .and_then(|()| close_link(&link, &engine.stats, &mut windows, &mut done));
+                .and_then(|()| {
+                    close_link(&link, &forgotten, &engine.stats, &mut windows, &mut done)
+                });
             if let Err(e) = written {
                 return Err(link_error(&link, e, &windows, &done));
             }
@@ -546,7 +551,7 @@ pub fn run(args: Args) -> Result<i32> {
     let closed = windows
         .finish(&engine.stats, &mut out)
         .and_then(|()| Ok(out.flush()?))
-        .and_then(|()| close_link(&link, &engine.stats, &mut windows, &mut done));
+        .and_then(|()| close_link(&link, &forgotten, &engine.stats, &mut windows, &mut done));
     if let Err(e) = closed {
         return Err(link_error(&link, e, &windows, &done));
     }
@@ -555,8 +560,10 @@ pub fn run(args: Args) -> Result<i32> {
     Ok(exit_status(&diag, &link))
 }
 
-/// After a reconnect: every window held is written again; windows forgotten shortly before
-/// the connection broke cannot be, and are counted and reported.
+/// After a reconnect: every window held is written again (`last`: the input has ended, so
+/// they are written final); windows forgotten shortly before the connection broke cannot
+/// be, and are counted and reported.
+#[allow(clippy::too_many_arguments)]
 fn resend(
     link: &Link,
     forgotten: &Forgotten,
@@ -565,6 +572,7 @@ fn resend(
     windows: &mut Windows,
     done: &mut [Windows],
     buf: &mut Vec<u8>,
+    last: bool,
 ) {
     let lost = forgotten.before(broke);
     if lost > 0 {
@@ -577,12 +585,13 @@ fn resend(
     for w in done.iter_mut() {
         w.resend(stats, buf, true);
     }
-    windows.resend(stats, buf, false);
+    windows.resend(stats, buf, last);
 }
 
 /// Everything written: wait for the link to deliver it (re-sending after a reconnect).
 fn close_link(
     link: &Option<Link>,
+    forgotten: &Forgotten,
     stats: &StatSet,
     windows: &mut Windows,
     done: &mut [Windows],
@@ -590,12 +599,7 @@ fn close_link(
     let Some(l) = link else {
         return Ok(());
     };
-    l.close(|buf| {
-        for w in done.iter_mut() {
-            w.resend(stats, buf, true);
-        }
-        windows.resend(stats, buf, true);
-    })
+    l.close(|broke, buf| resend(l, forgotten, broke, stats, windows, done, buf, true))
 }
 
 /// An error while the link had given up says why, and what it could not deliver.

@@ -226,9 +226,10 @@ impl Link {
     }
 
     /// Everything has been handed over (flush `w` first): wait until it is written and the
-    /// connection closed. A reconnect meanwhile calls `resend` for the tool's windows
-    /// again. An error says why the link gave up.
-    pub fn close(&self, mut resend: impl FnMut(&mut Vec<u8>)) -> Result<()> {
+    /// connection closed. A reconnect meanwhile calls `resend` with the instant the
+    /// connection broke, for the tool's windows again (and to count those it forgot just
+    /// before, as [`Link::take_resend`] does). An error says why the link gave up.
+    pub fn close(&self, mut resend: impl FnMut(Instant, &mut Vec<u8>)) -> Result<()> {
         let mut st = self.shared.lock();
         st.closing = true;
         self.shared.cond.notify_all();
@@ -239,10 +240,10 @@ impl Link {
             if st.closed {
                 return Ok(());
             }
-            if st.resend.take().is_some() {
+            if let Some(broke) = st.resend.take() {
                 drop(st);
                 let mut buf = Vec::new();
-                resend(&mut buf);
+                resend(broke, &mut buf);
                 st = self.shared.lock();
                 if !buf.is_empty() {
                     st.queued += buf.len();

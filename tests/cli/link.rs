@@ -237,8 +237,29 @@ fn windows_forgotten_before_a_break_are_reported_and_fail_the_run() {
     // 10 s of event time in 1 s windows, each forgotten a second after it ends: the merger
     // is killed while the last ones were just forgotten, then stays down for longer than
     // --lateness.
+    // The merger is killed as soon as it has the final of second 7: the receiver forgot
+    // that window just now (its event time passed 9 s), not before it had even read it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let m1_out = std::io::BufReader::new(m1.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in m1_out.lines().map_while(|l| l.ok()) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
     stdin.write_all(&part(&lines, 0, 5000)).unwrap();
-    std::thread::sleep(Duration::from_millis(1000));
+    let second7 = format!("\"start\":{},", 1_767_225_600 + 7);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains(&second7) => break,
+            Ok(_) => {}
+            Err(e) => panic!("the merger never had the final of second 7: {e}"),
+        }
+    }
     m1.kill().unwrap();
     let _ = m1.wait();
     std::thread::sleep(Duration::from_millis(1500));
