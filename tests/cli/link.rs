@@ -490,3 +490,168 @@ fn sigterm_sends_the_finals_and_closes_cleanly() {
     assert!(!merr.contains("reset"), "{merr}");
     assert_eq!(finals_of(&[&out]), want);
 }
+
+/// One authenticated client against two honest receivers: it sends first, with another
+/// aggregate than the stats file's (to have the honest fragments refused), a rev far
+/// ahead of the clock (to freeze a window), and a part of every window with a watermark
+/// that creeps (to hold finality). The honest finals equal a run without it, and every
+/// window is final within --max-wait and one window length of the honest input's end.
+#[test]
+fn a_hostile_client_changes_no_honest_number_and_holds_finality_only_so_long() {
+    use std::io::BufRead;
+    use std::sync::{Arc, Mutex};
+    const EVIL: &str = "evil:00aa11bb22cc33dd44ee\n";
+    let dir = tempfile::tempdir().unwrap();
+    let auth = secret(dir.path(), "auth", &format!("{AUTH}{EVIL}"));
+    let t1 = secret(dir.path(), "t1", "web1:0123456789abcdef0123\n");
+    let t2 = secret(dir.path(), "t2", "web2:fedcba9876543210fedc\n");
+    let stats = dir.path().join("stats");
+    std::fs::write(&stats, STATS5).unwrap();
+    let stats_arg = stats.display().to_string();
+    // 60 s of event time from 2026-01-01T00:00:00, every other line to each receiver.
+    let lines = router_log(30_000, 11);
+    let halves: Vec<Vec<u8>> = (0..2)
+        .map(|h| {
+            let half: Vec<String> = lines.iter().skip(h).step_by(2).cloned().collect();
+            part(&half, 0, half.len())
+        })
+        .collect();
+    let want = reference(dir.path(), &halves, &["--stats", &stats_arg]);
+    assert!(want.len() > 50, "{}", want.len());
+
+    let addr = free_addr();
+    let auth_arg = auth.display().to_string();
+    let max_wait = 2.0;
+    let mut m = merger(
+        &addr,
+        &[
+            "--auth-file",
+            &auth_arg,
+            "--stats",
+            &stats_arg,
+            "--max-wait",
+            "2",
+        ],
+    );
+    let seen: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let reader = {
+        let seen = seen.clone();
+        let out = std::io::BufReader::new(m.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(|l| l.ok()) {
+                if let Ok(v) = serde_json::from_str(&line) {
+                    seen.lock().unwrap().push(v);
+                }
+            }
+        })
+    };
+
+    let t0: i64 = 1_767_225_600;
+    let now_us = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64
+    };
+    let frag = |stat: &str, key: &str, start: i64, rev: u64, wm: i64, agg: &str, state: &str| {
+        format!(
+            "{{\"stat\":\"{stat}\",\"key\":{key},\"start\":{start},\"secs\":5,\"src\":\"web1\",\"rev\":{rev},\"wm\":{wm},\"agg\":\"{agg}\",\"state\":{state}}}\n"
+        )
+    };
+    let mut evil = TcpStream::connect(&addr).unwrap();
+    let mut first = format!("auth {EVIL}");
+    for w in 0..12 {
+        let start = t0 + 5 * w;
+        let rev = now_us();
+        // Forged: svc is quantiles, statuses a count.
+        let summary = r#"{"count":1,"max":1e9,"min":1e9,"sum":1e9,"sumsq":1e18}"#;
+        first += &frag("svc", "null", start, rev, t0, "summary", summary);
+        first += &frag("statuses", "\"200\"", start, rev, t0, "summary", summary);
+        // Frozen: a rev no clock reaches.
+        first += &frag(
+            "hits",
+            "null",
+            start,
+            u64::MAX,
+            t0,
+            "count",
+            r#"{"count":1000000}"#,
+        );
+        // Held: a part of every window, the watermark at the start.
+        first += &frag("hits", "null", start, rev, t0, "count", r#"{"count":0}"#);
+    }
+    evil.write_all(first.as_bytes()).unwrap();
+    let stop_evil = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let creeper = {
+        let stop_evil = stop_evil.clone();
+        std::thread::spawn(move || {
+            // A live source whose watermark moves a second per second of wall clock.
+            let mut i = 0;
+            while !stop_evil.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(500));
+                i += 1;
+                let line = frag(
+                    "hits",
+                    "null",
+                    t0,
+                    now_us(),
+                    t0 + i / 2,
+                    "count",
+                    r#"{"count":0}"#,
+                );
+                if evil.write_all(line.as_bytes()).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+
+    let tokens = [t1.display().to_string(), t2.display().to_string()];
+    let rs: Vec<(Child, ChildStdin)> = tokens
+        .iter()
+        .map(|t| receiver(&["--connect", &addr, "--token-file", t, "--stats", &stats_arg]))
+        .collect();
+    for ((child, mut stdin), half) in rs.into_iter().zip(&halves) {
+        stdin.write_all(half).unwrap();
+        drop(stdin);
+        let (_, err, code) = finish(child);
+        assert_eq!(code, Some(0), "{err}");
+    }
+    let honest_done = Instant::now();
+    // Every honest window final, with the honest value, within --max-wait and one window
+    // length (5 s), plus the merger's check interval and slack for a loaded machine.
+    let bound = Duration::from_secs_f64(max_wait + 5.0 + 4.0);
+    let complete = loop {
+        let got = finals(&seen.lock().unwrap());
+        if want.iter().all(|(k, v)| got.get(k) == Some(v)) {
+            break Some(honest_done.elapsed());
+        }
+        if honest_done.elapsed() > bound {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    stop_evil.store(true, std::sync::atomic::Ordering::Relaxed);
+    creeper.join().unwrap();
+    let (_, err, code) = stop(m);
+    reader.join().unwrap();
+    assert_eq!(code, Some(0), "{err}");
+    let snaps = seen.lock().unwrap().clone();
+    let got = finals(&snaps);
+    let missing: Vec<_> = want
+        .keys()
+        .filter(|k| got.get(*k) != want.get(*k))
+        .collect();
+    assert!(
+        complete.is_some(),
+        "not final within {bound:?}: {} of {} windows differ or are missing, e.g. {:?}",
+        missing.len(),
+        want.len(),
+        missing.first()
+    );
+    assert_eq!(got, want, "{err}");
+    assert!(crate::merge::refused(&snaps, "mismatch") >= 24.0, "{err}");
+    assert!(crate::merge::refused(&snaps, "rev_ahead") >= 12.0, "{err}");
+    assert!(err.contains("evil/web1"), "{err}");
+}
