@@ -87,6 +87,11 @@ pub struct Args {
     /// (`kcat -K'\t'`, a shell `case`).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub shards: Option<u32>,
+    /// With --shards: the prefix is instead a key that Kafka's default partitioners
+    /// (librdkafka's, as kcat's, and the Java client's) put into partition = shard of an
+    /// N-partition topic, so that each merger reads only its partition (N at most 1024).
+    #[arg(long, requires = "shards")]
+    pub kafka_key: bool,
     /// Stop at the first malformed input line (with --raw, also unparsed), exit status 1;
     /// what came before it is written.
     #[arg(long)]
@@ -303,6 +308,16 @@ pub fn run(args: Args) -> Result<i32> {
         .max_value_len(args.max_value_len as usize);
     let mut seen = FieldsSeen::default();
     let src = args.source.clone().unwrap_or_else(default_source);
+    let routing = match args.shards {
+        Some(n) if args.kafka_key && n > crate::shard::MAX_KAFKA_SHARDS => {
+            return Err(Error::Usage(format!(
+                "--kafka-key: --shards {n} is more than {} partitions",
+                crate::shard::MAX_KAFKA_SHARDS
+            )));
+        }
+        Some(n) => Some(crate::shard::Routing::new(n, args.kafka_key)),
+        None => None,
+    };
     // Each input its own stream, under its own source name.
     let n_inputs = names.len();
     let windows_of = |input: usize| {
@@ -311,7 +326,7 @@ pub fn run(args: Args) -> Result<i32> {
         } else {
             src.clone()
         };
-        Windows::new(src, clock, args.grace, args.lateness, args.shards)
+        Windows::new(src, clock, args.grace, args.lateness, routing.clone())
             .idle_advance(live)
             .max_l2met(args.max_l2met, args.max_value_len as usize)
     };

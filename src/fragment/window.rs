@@ -19,7 +19,7 @@ use super::{Entry, FastMap, Own, Partial, StatId, OVERFLOW_KEY, OWN_SECS};
 use crate::clock::Clock;
 use crate::error::{Diag, Result};
 use crate::record::Fragment;
-use crate::shard::shard_of;
+use crate::shard::Routing;
 use crate::spec::{StatSet, OWN_PREFIX};
 use crate::stat::{AggSpec, State};
 
@@ -52,7 +52,7 @@ pub struct Windows {
     clock: Clock,
     grace: f64,
     lateness: f64,
-    shards: Option<u32>,
+    shards: Option<Routing>,
     /// Newest event time seen.
     newest: f64,
     /// Newest clock time given to an event without a time.
@@ -92,7 +92,13 @@ pub struct Windows {
 }
 
 impl Windows {
-    pub fn new(src: String, clock: Clock, grace: f64, lateness: f64, shards: Option<u32>) -> Self {
+    pub fn new(
+        src: String,
+        clock: Clock,
+        grace: f64,
+        lateness: f64,
+        shards: Option<Routing>,
+    ) -> Self {
         Windows {
             src,
             rev: 0,
@@ -470,12 +476,8 @@ impl Windows {
                 agg: slot.agg.to_string(),
                 state: slot.state.to_json(),
             };
-            if let Some(n) = self.shards {
-                out.extend_from_slice(
-                    itoa::Buffer::new()
-                        .format(shard_of(&frag.stat, n))
-                        .as_bytes(),
-                );
+            if let Some(r) = &self.shards {
+                out.extend_from_slice(itoa::Buffer::new().format(r.prefix(&frag.stat)).as_bytes());
                 out.push(b'\t');
             }
             // Serialising plain data to a Vec cannot fail.

@@ -150,7 +150,9 @@ fn fragmenter(
     rng: &mut Rng,
 ) -> Vec<String> {
     let grace = rng.below(6) as f64;
-    let shards = rng.chance(3).then(|| 1 + rng.below(3) as u32);
+    let shards = rng
+        .chance(3)
+        .then(|| crate::shard::Routing::new(1 + rng.below(3) as u32, rng.chance(2)));
     let mut windows = Windows::new(src.into(), engine.clock, grace, engine.lateness, shards);
     let mut diag = Diag::new("topology", false);
     let (mut scratch, mut exact) = (engine.scratch(), engine.scratch());

@@ -4,6 +4,7 @@ mod e2e;
 mod emit;
 mod fragment;
 mod inputs;
+mod kafka;
 mod link;
 mod listen;
 mod live;

@@ -517,3 +517,102 @@ impl Drop for Postgres {
         }
     }
 }
+
+/// A Kafka-protocol broker for the tests: Tansu (`cargo install tansu`), in memory, on a
+/// loopback port, with kcat as its client.
+///
+/// Test-rig detail: Debian's kcat links librdkafka 2.0.2, which misreads Tansu's
+/// ApiVersion v3 reply. A newer librdkafka (the one inside PyPI's `confluent-kafka` wheel)
+/// works: `.ci/run` puts it as `librdkafka.so.1` into `target/test-rig/librdkafka/` (or
+/// where `PULSE_TEST_LIBRDKAFKA` says), and kcat runs with `LD_LIBRARY_PATH` there.
+pub struct Kafka {
+    child: Option<Child>,
+    pub broker: String,
+    lib: PathBuf,
+}
+
+impl Kafka {
+    /// Start a broker; `None` (after a note) when tansu, kcat or the newer librdkafka is
+    /// missing outside CI.
+    pub fn start() -> Option<Kafka> {
+        if !available("kafka", &["tansu", "kcat"]) {
+            return None;
+        }
+        let lib = std::env::var_os("PULSE_TEST_LIBRDKAFKA")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-rig/librdkafka")
+            });
+        if !available(
+            "kafka",
+            &[&lib.join("librdkafka.so.1").display().to_string()],
+        ) {
+            return None;
+        }
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new("tansu")
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu broker");
+        let k = Kafka {
+            child: Some(child),
+            broker: format!("127.0.0.1:{port}"),
+            lib,
+        };
+        let up = wait_until("tansu", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(&k.broker).is_ok()
+        });
+        assert!(up, "tansu broker not listening on {}", k.broker);
+        Some(k)
+    }
+
+    /// Create `topic` with `partitions` (Tansu does not create topics on first use).
+    pub fn create_topic(&self, topic: &str, partitions: u32) {
+        let out = Command::new("tansu")
+            .args([
+                "topic",
+                "create",
+                topic,
+                "--partitions",
+                &partitions.to_string(),
+            ])
+            .args(["--broker", &format!("tcp://{}", self.broker)])
+            .output()
+            .expect("tansu topic create");
+        assert!(
+            out.status.success(),
+            "tansu topic create {topic}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A shell prefix that runs kcat against this broker with the newer librdkafka:
+    /// `{kcat} -P -t topic` in a pipeline.
+    pub fn kcat(&self) -> String {
+        format!(
+            "LD_LIBRARY_PATH='{}' kcat -b {}",
+            self.lib.display(),
+            self.broker
+        )
+    }
+}
+
+impl Drop for Kafka {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
