@@ -18,7 +18,7 @@
 //! ```
 //!
 //! Each batch is one transaction: the rows are copied (`COPY`) into a temporary table, then
-//! merged in by `INSERT ... ON CONFLICT DO UPDATE`, where a row changes only when the new
+//! merged in (an `UPDATE` of the rows there, an `INSERT` of the others), where a row changes only when the new
 //! snapshot may replace the stored one (it is final, or the stored one is not) and its value
 //! or finality differs. So a corrected window replaces its rows, a re-delivered one changes
 //! nothing (not even `written`), a provisional value never overwrites a final one, and a run
@@ -154,8 +154,11 @@ impl Postgres {
         // A temporary table has no statistics: without them the planner takes it for empty
         // and joins it by nested loops (hours for 360,000 rows instead of seconds).
         tx.batch_execute("ANALYZE pulse_batch")?;
-        // The windows this batch replaces lose the names it no longer has; then its rows go
-        // in. A batch holds one snapshot per window, so DISTINCT ON only guards.
+        // The windows this batch replaces lose the names it no longer has; then the rows
+        // already there are updated where the new value may replace them and differs, and
+        // the others inserted. (Two plain statements rather than one INSERT ... ON CONFLICT:
+        // its speculative insertion takes about half again as long per row. A batch holds
+        // one snapshot per window, collapsed by `Latest`, so no row comes twice.)
         tx.batch_execute(&format!(
             "DELETE FROM {table} t USING
                 (SELECT DISTINCT stat, key, start, secs, final FROM pulse_batch) b
@@ -164,15 +167,18 @@ impl Postgres {
                AND NOT EXISTS (SELECT 1 FROM pulse_batch p WHERE p.stat = t.stat
                    AND p.key = t.key AND p.secs = t.secs AND to_timestamp(p.start) = t.start
                    AND p.name = t.name);
-             INSERT INTO {table} AS t (stat, key, start, secs, name, value, final, written)
-                SELECT DISTINCT ON (stat, key, start, secs, name)
-                       stat, key, to_timestamp(start), secs, name, value, final, now()
-                FROM pulse_batch ORDER BY stat, key, start, secs, name, final DESC
-             ON CONFLICT (stat, key, start, secs, name) DO UPDATE
-                SET value = EXCLUDED.value, final = EXCLUDED.final, written = EXCLUDED.written
-                WHERE (EXCLUDED.final OR NOT t.final)
-                  AND (t.value IS DISTINCT FROM EXCLUDED.value
-                       OR t.final IS DISTINCT FROM EXCLUDED.final);"
+             UPDATE {table} t SET value = b.value, final = b.final, written = now()
+                FROM pulse_batch b
+                WHERE t.stat = b.stat AND t.key = b.key AND t.start = to_timestamp(b.start)
+                  AND t.secs = b.secs AND t.name = b.name
+                  AND (b.final OR NOT t.final)
+                  AND (t.value IS DISTINCT FROM b.value OR t.final IS DISTINCT FROM b.final);
+             INSERT INTO {table} (stat, key, start, secs, name, value, final, written)
+                SELECT stat, key, to_timestamp(start), secs, name, value, final, now()
+                FROM pulse_batch b
+                WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.stat = b.stat
+                    AND t.key = b.key AND t.start = to_timestamp(b.start)
+                    AND t.secs = b.secs AND t.name = b.name);"
         ))?;
         tx.commit()?;
         Ok(())
