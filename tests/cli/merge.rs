@@ -449,12 +449,23 @@ fn sigterm_on_a_listening_merger_reads_what_every_client_sent() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("snaps.ndjson");
     let merger = std::process::Command::new(bin("pulse-merge"))
-        .args(["--listen", &addr, "--every", "0", "--max-wait", "3600"])
+        // The drain deadline has a test of its own; here it is only a bound on a loaded
+        // machine (a debug build beside other tests reads 30 MB slowly).
+        .args([
+            "--listen",
+            &addr,
+            "--every",
+            "0",
+            "--max-wait",
+            "3600",
+            "--drain",
+            "90",
+        ])
         .stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let guard = crate::util::watchdog(merger.id(), 60);
+    let guard = crate::util::watchdog(merger.id(), 120);
     let mut connected = None;
     for _ in 0..200 {
         if let Ok(s) = std::net::TcpStream::connect(&addr) {
