@@ -601,7 +601,7 @@ impl Kafka {
     /// `{kcat} -P -t topic` in a pipeline.
     pub fn kcat(&self) -> String {
         format!(
-            "LD_LIBRARY_PATH='{}' kcat -b {}",
+            "env LD_LIBRARY_PATH='{}' kcat -b {}",
             self.lib.display(),
             self.broker
         )
