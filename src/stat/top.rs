@@ -463,7 +463,7 @@ mod tests {
             let i = p.next().unwrap() % parts.len();
             let mut b = std::mem::replace(&mut parts[i], Top::new(0, 1));
             // Through the JSON now and then, as between a receiver and a merger.
-            if p.next().unwrap() % 2 == 0 {
+            if p.next().unwrap().is_multiple_of(2) {
                 b = Top::from_json(b.k, b.cap, &b.to_json()).unwrap();
             }
             b.merge(&a);
