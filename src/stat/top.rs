@@ -15,7 +15,10 @@
 //! `c` is subtracted from every counter, the ones left at zero or below are dropped, and `c`
 //! is added to the offset. At most `cap` counters are larger than `c`, so at most `cap`
 //! remain; ties need no rule, as every counter equal to `c` goes. The reduction depends only
-//! on the counts, never on the order of the arguments, so merging is commutative.
+//! on the counts, never on the order of the arguments, so merging is commutative. Past
+//! capacity it is not associative: how the input was split and merged changes the counts a
+//! little, always within the bounds below (pulse-merge merges a window's parts in a fixed
+//! order, so the same input gives the same output).
 //!
 //! Guarantees, for the occurrences `N` (`count`) of a window, whatever tree of merges (any
 //! split over receivers, threads, chunks, mergers, shards; any duplicate delivery) made it:
@@ -33,7 +36,8 @@
 //!   adds `c` to the offset, and merging adds both sides' sums and offsets.
 //! - **No false negatives.** Every value with `true(v) > offset` holds a counter: a heavy
 //!   value, more frequent than `N/(cap+1)`, is always listed if it is among the `k` largest
-//!   counters; a value not listed has `true(v) ≤ offset + (the k-th listed count)`.
+//!   counters; a value not listed has `true(v) ≤ offset + (the k-th listed count)` (`≤
+//!   offset` when fewer than `k` are listed).
 //! - **`count` exact** always: the total is kept beside the counters.
 //!
 //! Snapshot values: `count` (all occurrences); for each of the `k` largest counters, one
