@@ -478,7 +478,14 @@ fn man_page_examples_parse_and_cover_the_grammar() {
     assert!(set.stats.len() >= 15, "{}", set.stats.len());
     assert!(set.l2met);
     let aggs: Vec<String> = set.stats.iter().map(|s| s.agg.to_string()).collect();
-    for a in ["count", "summary", "quantiles", "unique", "top 10"] {
+    for a in [
+        "count",
+        "summary",
+        "quantiles",
+        "unique",
+        "top 10",
+        "top 10 cap 5000",
+    ] {
         assert!(aggs.iter().any(|x| x == a), "no {a} example");
     }
     for f in ["sum", "count", "max"] {
