@@ -430,8 +430,8 @@ fn a_value_hot_only_late_in_its_window_is_listed_first() {
     assert_ok(&out);
     let snap = ndjson(&out.stdout)
         .into_iter()
-        .filter(|s| s["stat"] == "paths" && s["final"] == true)
-        .last()
+        .rev()
+        .find(|s| s["stat"] == "paths" && s["final"] == true)
         .unwrap();
     let v = snap["values"].as_object().unwrap();
     assert_eq!(v["count"], 20_300);
