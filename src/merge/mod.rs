@@ -132,7 +132,12 @@ struct Acc {
 impl Acc {
     fn merged(&self) -> State {
         let mut s = State::new(&self.spec);
-        for (_, st) in self.parts.values() {
+        // In the parts' order, not the map's: a `top` summary past its capacity depends
+        // on the order of its merges (within its error bound), and the same input must give
+        // the same output.
+        let mut parts: Vec<_> = self.parts.iter().collect();
+        parts.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (_, (_, st)) in parts {
             // All parts were checked against `agg` on the way in.
             let _ = s.merge(st);
         }

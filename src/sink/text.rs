@@ -351,7 +351,8 @@ fn write_table(out: &mut impl Write, batch: &[Snapshot]) -> std::io::Result<()> 
 }
 
 /// A `top` stat: per snapshot, its values ranked by count (ties by value), then
-/// `(other)`, each row with its count and rate; the window's fields on its first row only.
+/// `(other)`, `(all)` and, when not 0, `(error)` (how far each listed count may fall short),
+/// each row with its count and rate; the window's fields on its first row only.
 fn ranked_cells(rows: &[&Snapshot]) -> Vec<Vec<String>> {
     let header = [
         "key", "start", "secs", "final", "rank", "value", "count", "rate",
@@ -406,6 +407,16 @@ fn ranked_cells(rows: &[&Snapshot]) -> Vec<Vec<String>> {
             total.map_or_else(|| "-".into(), |n| human_number(n / secs)),
         ];
         lead(&mut cells, rest);
+        // How far each listed count may fall short of the truth, when not exact.
+        if let Some(&rate) = s.values.get("error").filter(|&&r| r > 0.0) {
+            let rest = [
+                String::new(),
+                "(error)".to_string(),
+                count_of(rate),
+                human_number(rate),
+            ];
+            lead(&mut cells, rest);
+        }
     }
     cells
 }
@@ -623,6 +634,7 @@ mod tests {
                 ("/c", 0.05),
                 ("(other)", 0.5),
                 ("count", 42.0),
+                ("error", 0.05),
             ],
         );
         let mut t = Text::new(Format::Table, Vec::new(), "");
@@ -636,7 +648,8 @@ mod tests {
              \x20                                          2  /a           3  0.05\n\
              \x20                                          3  /c           3  0.05\n\
              \x20                                             (other)     30   0.5\n\
-             \x20                                             (all)       42   0.7\n"
+             \x20                                             (all)       42   0.7\n\
+             \x20                                             (error)      3  0.05\n"
         );
     }
 

@@ -18,7 +18,7 @@
 //! line      := NAME AGG OPTION* WINDOW OPTION* FILTER CLAUSE* | "l2met" ("on"|"off")
 //! AGG       := count | summary F | quantiles F | unique F | top K F
 //!            | last F per F[,F...] (sum|mean|count|max)
-//! OPTION    := (in|as) UNIT | within DURATION          (within: last only)
+//! OPTION    := (in|as) UNIT | within DURATION | cap M  (within: last only; cap: top only)
 //! WINDOW    := DURATION                                (10s, 60s, 1m, 1h, 1d; whole seconds)
 //! FILTER    := [where] OR        OR := AND ("||" AND)*        AND := TERM ([&&] TERM)*
 //! TERM      := COND | "(" OR ")"                       (multiplied out, at most 64 ANDs)
@@ -190,9 +190,12 @@ impl StatDef {
                 out.push_str("unique");
                 field(&mut out);
             }
-            AggSpec::Top { k } => {
+            AggSpec::Top { k, cap } => {
                 out.push_str(&format!("top {k}"));
                 field(&mut out);
+                if *cap != crate::stat::top::DEFAULT_CAP {
+                    out.push_str(&format!(" cap {cap}"));
+                }
             }
             AggSpec::Last { func, recency } => {
                 out.push_str("last");
@@ -613,7 +616,10 @@ fn parse_line(c: &mut Cursor<'_>, line: usize) -> Result<Parsed, String> {
                 }
             };
             value = Some(agg_field(c, &format!("top {k}"), "top K FIELD", false)?);
-            AggSpec::Top { k }
+            AggSpec::Top {
+                k,
+                cap: crate::stat::top::DEFAULT_CAP,
+            }
         }
         "last" => {
             const LAST: &str = "last FIELD per FIELD sum|mean|count|max";
@@ -668,7 +674,8 @@ fn parse_line(c: &mut Cursor<'_>, line: usize) -> Result<Parsed, String> {
         max_keys: DEFAULT_MAX_KEYS,
         line,
     };
-    options(c, &mut def)?;
+    let mut seen_cap = false;
+    options(c, &mut def, &mut seen_cap)?;
     let w = need_word(
         c,
         "a window such as 10s, 60s, 1m, 1h or 1d after the aggregate",
@@ -683,7 +690,7 @@ fn parse_line(c: &mut Cursor<'_>, line: usize) -> Result<Parsed, String> {
             format!("expected a window after the aggregate: {e}")
         }
     })?;
-    options(c, &mut def)?;
+    options(c, &mut def, &mut seen_cap)?;
     def.filter = Filter::parse(c)?;
     let mut seen_by = false;
     let mut seen_max = false;
@@ -733,8 +740,9 @@ fn parse_line(c: &mut Cursor<'_>, line: usize) -> Result<Parsed, String> {
     Ok(Parsed::Stat(def))
 }
 
-/// `in UNIT` / `as UNIT` / `within DURATION`, before or after the window.
-fn options(c: &mut Cursor<'_>, def: &mut StatDef) -> Result<(), String> {
+/// `in UNIT` / `as UNIT` / `within DURATION` / `cap M`, before or after the window.
+/// `seen_cap` carries over from the call before the window to the one after it.
+fn options(c: &mut Cursor<'_>, def: &mut StatDef, seen_cap: &mut bool) -> Result<(), String> {
     loop {
         if c.peek_word_is("in") || c.peek_word_is("as") {
             let kw = if c.eat("in") {
@@ -768,6 +776,28 @@ fn options(c: &mut Cursor<'_>, def: &mut StatDef) -> Result<(), String> {
                 }
                 _ => return Err("within applies only to last".into()),
             }
+        } else if c.peek_word_is("cap") {
+            c.eat("cap");
+            use crate::stat::top::MAX_CAP;
+            let w = need_word(
+                c,
+                &format!("a number of counters after cap (1 to {MAX_CAP})"),
+            )?;
+            let AggSpec::Top { cap, .. } = &mut def.agg else {
+                return Err("cap applies only to top".into());
+            };
+            if *seen_cap {
+                return Err("cap given twice".into());
+            }
+            *seen_cap = true;
+            *cap = match w.parse() {
+                Ok(n) if (1..=MAX_CAP).contains(&n) => n,
+                _ => {
+                    return Err(format!(
+                        "expected a number of counters from 1 to {MAX_CAP} after cap, found {w:?}"
+                    ))
+                }
+            };
         } else {
             return Ok(());
         }

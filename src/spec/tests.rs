@@ -60,7 +60,15 @@ fn parses_every_part_of_a_line() {
     assert!(c.filter.is_empty() && c.group_by.is_empty() && c.max_keys == DEFAULT_MAX_KEYS);
 
     let t = one("paths top 5 path 10m status? by host, status");
-    assert_eq!(t.agg, AggSpec::Top { k: 5 });
+    // An old line: the default cap.
+    assert_eq!(t.agg, AggSpec::Top { k: 5, cap: 1000 });
+    for line in [
+        "paths top 5 path cap 50 10m status?",
+        "paths top 5 path 10m cap 50 status?",
+    ] {
+        assert_eq!(one(line).agg, AggSpec::Top { k: 5, cap: 50 }, "{line}");
+        assert_eq!(one(line).filter.to_string(), "status?", "{line}");
+    }
     assert_eq!(t.secs, 600);
     assert_eq!(t.group_by, vec!["host", "status"]);
 
@@ -144,6 +152,11 @@ fn errors_name_the_file_and_line_and_what_was_expected() {
             1,
             "within applies only to last",
         ),
+        ("a count cap 5 60s", 1, "cap applies only to top"),
+        ("a top 3 x cap 0 60s", 1, "from 1 to 10000 after cap"),
+        ("a top 3 x cap 10001 60s", 1, "from 1 to 10000 after cap"),
+        ("a top 3 x cap 60s", 1, "from 1 to 10000 after cap"),
+        ("a top 3 x cap 5 60s cap 6", 1, "cap given twice"),
         ("bad! count 60s", 1, "may contain only"),
         (
             "a count 60s\nb count 60s\na count 10s",
@@ -288,6 +301,7 @@ a count 60s
 b quantiles service in ms 60s source=heroku ps=router by host max-keys 500
 c last sample#memory_total per source,dyno mean within 90s in MB 10s sample#memory_total? || x>=1.5s by app
 d top 7 path 120s path~"/api v2"|/admin status!=404|410 !unparsed
+f top 3 path cap 20 60s
 e unique "odd field" 1s "other field"="a|b" by "k k",z
 "#;
     let set = StatSet::parse(text, "t").unwrap();
@@ -295,7 +309,8 @@ e unique "odd field" 1s "other field"="a|b" by "k k",z
     let again = StatSet::parse(&listed, "listed").unwrap();
     assert_eq!(strip_lines(set), strip_lines(again), "{listed}");
     assert!(listed.starts_with("l2met on\n"));
-    assert_eq!(listed.lines().count(), 6);
+    assert_eq!(listed.lines().count(), 7);
+    assert!(listed.contains("top 3 path cap 20 "), "{listed}");
 }
 
 fn strip_lines(mut s: StatSet) -> StatSet {
@@ -463,7 +478,14 @@ fn man_page_examples_parse_and_cover_the_grammar() {
     assert!(set.stats.len() >= 15, "{}", set.stats.len());
     assert!(set.l2met);
     let aggs: Vec<String> = set.stats.iter().map(|s| s.agg.to_string()).collect();
-    for a in ["count", "summary", "quantiles", "unique", "top 10"] {
+    for a in [
+        "count",
+        "summary",
+        "quantiles",
+        "unique",
+        "top 10",
+        "top 10 cap 5000",
+    ] {
         assert!(aggs.iter().any(|x| x == a), "no {a} example");
     }
     for f in ["sum", "count", "max"] {

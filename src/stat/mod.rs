@@ -70,7 +70,8 @@ pub fn cut_marked(s: &str, max: usize, out: &mut String) {
 
 /// Which aggregate a stat uses, with its parameters. Its [`fmt::Display`] form is the
 /// canonical `agg` string carried by fragments (`count`, `summary`, `quantiles`, `unique`,
-/// `top 10`, `last sum 300`); two fragments merge only when their `agg` strings are equal.
+/// `top 10` at the default cap, `top 10 cap 50` at another, `last sum 300`); two fragments
+/// merge only when their `agg` strings are equal.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum AggSpec {
     /// Number of matching events (or the sum of their weights).
@@ -81,8 +82,8 @@ pub enum AggSpec {
     Quantiles,
     /// Distinct values of a field: exact while small, then HyperLogLog.
     Unique,
-    /// The `k` most frequent values of a field.
-    Top { k: usize },
+    /// The `k` most frequent values of a field, from a summary of at most `cap` counters.
+    Top { k: usize, cap: usize },
     /// The latest value of a field per partition, combined over partitions by `func`;
     /// partitions older than `recency` seconds before the window's end are left out.
     Last { func: LastFn, recency: u32 },
@@ -115,7 +116,8 @@ impl fmt::Display for AggSpec {
             AggSpec::Summary => f.write_str("summary"),
             AggSpec::Quantiles => f.write_str("quantiles"),
             AggSpec::Unique => f.write_str("unique"),
-            AggSpec::Top { k } => write!(f, "top {k}"),
+            AggSpec::Top { k, cap } if *cap == top::DEFAULT_CAP => write!(f, "top {k}"),
+            AggSpec::Top { k, cap } => write!(f, "top {k} cap {cap}"),
             AggSpec::Last { func, recency } => write!(f, "last {} {recency}", func.name()),
         }
     }
@@ -134,6 +136,14 @@ impl FromStr for AggSpec {
             ["unique"] => AggSpec::Unique,
             ["top", k] => AggSpec::Top {
                 k: k.parse().map_err(|_| bad())?,
+                cap: top::DEFAULT_CAP,
+            },
+            ["top", k, "cap", cap] => AggSpec::Top {
+                k: k.parse().map_err(|_| bad())?,
+                cap: match cap.parse() {
+                    Ok(c) if (1..=top::MAX_CAP).contains(&c) && *cap == c.to_string() => c,
+                    _ => return Err(bad()),
+                },
             },
             ["last", func, recency] => AggSpec::Last {
                 func: match *func {
@@ -205,7 +215,7 @@ impl State {
             AggSpec::Summary => State::Summary(summary::Summary::default()),
             AggSpec::Quantiles => State::Quantiles(quantiles::Quantiles::default()),
             AggSpec::Unique => State::Unique(unique::Unique::default()),
-            AggSpec::Top { k } => State::Top(top::Top::new(k)),
+            AggSpec::Top { k, cap } => State::Top(top::Top::new(k, cap)),
             AggSpec::Last { func, recency } => State::Last(last::Last::new(func, recency)),
         }
     }
@@ -218,7 +228,10 @@ impl State {
             State::Summary(_) => AggSpec::Summary,
             State::Quantiles(_) => AggSpec::Quantiles,
             State::Unique(_) => AggSpec::Unique,
-            State::Top(t) => AggSpec::Top { k: t.k() },
+            State::Top(t) => AggSpec::Top {
+                k: t.k(),
+                cap: t.cap(),
+            },
             State::Last(l) => AggSpec::Last {
                 func: l.func(),
                 recency: l.recency(),
@@ -258,7 +271,7 @@ impl State {
             (State::Summary(a), State::Summary(b)) => a.merge(b),
             (State::Quantiles(a), State::Quantiles(b)) => a.merge(b),
             (State::Unique(a), State::Unique(b)) => a.merge(b),
-            (State::Top(a), State::Top(b)) if a.k() == b.k() => a.merge(b),
+            (State::Top(a), State::Top(b)) if a.k() == b.k() && a.cap() == b.cap() => a.merge(b),
             (State::Last(a), State::Last(b))
                 if a.func() == b.func() && a.recency() == b.recency() =>
             {
@@ -302,7 +315,7 @@ impl State {
             AggSpec::Summary => State::Summary(summary::Summary::from_json(v)?),
             AggSpec::Quantiles => State::Quantiles(quantiles::Quantiles::from_json(v)?),
             AggSpec::Unique => State::Unique(unique::Unique::from_json(v)?),
-            AggSpec::Top { k } => State::Top(top::Top::from_json(k, v)?),
+            AggSpec::Top { k, cap } => State::Top(top::Top::from_json(k, cap, v)?),
             AggSpec::Last { func, recency } => {
                 State::Last(last::Last::from_json(func, recency, v)?)
             }
@@ -424,12 +437,21 @@ mod tests {
             "quantiles",
             "unique",
             "top 10",
+            "top 10 cap 50",
             "last sum 300",
             "last max 60",
         ] {
             assert_eq!(s.parse::<AggSpec>().unwrap().to_string(), s);
         }
         assert!("top x".parse::<AggSpec>().is_err());
+        // The default cap is not written, so that old and new fragments agree.
+        assert_eq!(
+            "top 3 cap 1000".parse::<AggSpec>().unwrap().to_string(),
+            "top 3"
+        );
+        for bad in ["top 3 cap 0", "top 3 cap 10001", "top 3 cap", "top 3 cap x"] {
+            assert!(bad.parse::<AggSpec>().is_err(), "{bad}");
+        }
     }
 
     /// An owned [`Input`], for generating test data.
@@ -502,8 +524,13 @@ mod tests {
             prop::collection::vec(text(60), 0..200).prop_map(|v| (AggSpec::Unique, v)),
             // Enough distinct values to cross from the exact set to HyperLogLog.
             prop::collection::vec(text(2500), 0..2500).prop_map(|v| (AggSpec::Unique, v)),
-            (0..6usize, prop::collection::vec(text(25), 0..200))
-                .prop_map(|(k, v)| (AggSpec::Top { k }, v)),
+            // At most 25 distinct values: within every cap, so exact.
+            (
+                0..6usize,
+                prop_oneof![Just(top::DEFAULT_CAP), 25..40usize],
+                prop::collection::vec(text(25), 0..200)
+            )
+                .prop_map(|(k, cap, v)| (AggSpec::Top { k, cap }, v)),
             (func, 0..30u32, prop::collection::vec(last, 0..100))
                 .prop_map(|(func, recency, v)| (AggSpec::Last { func, recency }, v)),
         ]
@@ -663,6 +690,7 @@ mod tests {
             ("count", "summary"),
             ("quantiles", "unique"),
             ("top 5", "top 10"),
+            ("top 5", "top 5 cap 10"),
             ("last sum 300", "last mean 300"),
             ("last sum 300", "last sum 60"),
         ];
@@ -675,8 +703,9 @@ mod tests {
             assert_eq!(err.to_string(), format!("aggregate mismatch: {l} vs {r}"));
             assert_eq!(a, before);
         }
-        let mut t = State::new(&AggSpec::Top { k: 5 });
-        assert!(t.merge(&State::new(&AggSpec::Top { k: 5 })).is_ok());
+        let top = |k, cap| State::new(&AggSpec::Top { k, cap });
+        assert!(top(5, 10).merge(&top(5, 10)).is_ok());
+        assert!(top(5, 10).merge(&top(5, 11)).is_err());
     }
 
     #[test]
@@ -717,7 +746,7 @@ mod tests {
                 "top 1",
                 &[Input::Text("a"), Input::Text("b"), Input::Text("b")]
             ),
-            "b,count"
+            "(other),b,count,error"
         );
         let last = Input::Last {
             part: "a",

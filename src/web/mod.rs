@@ -219,9 +219,11 @@ pub fn headline(names: &[String]) -> Option<&str> {
     Some(pick)
 }
 
-/// The value names aggregates other than `top` write (a `top` may write `count` too).
+/// The value names aggregates other than `top` write (a `top` writes `count` and `error`
+/// too, which are no values of its list).
 pub const FIXED: &[&str] = &[
     "count", "rate", "sum", "mean", "min", "max", "stddev", "p50", "p90", "p95", "p99", "unique",
+    "error",
 ];
 
 /// Whether a stat is a `top`: it has value names besides the fixed names of other aggregates.
@@ -308,5 +310,6 @@ mod tests {
         assert_eq!(headline(&n(&["unique"])), Some("unique"));
         assert!(is_top(&n(&["/index.html", "/a"])));
         assert!(!is_top(&n(&["count"])));
+        assert!(!is_top(&n(&["count", "error"])));
     }
 }

@@ -403,13 +403,59 @@ fn a_50_mb_line_through_the_whole_pipeline() {
     assert_eq!(events, 21.0);
 }
 
+/// A path that becomes hot only after 20,000 others were seen in its window is listed first
+/// (the first-come table of 10,000 values never listed it), by two receivers and a merger,
+/// within the error bound the snapshot states.
+#[test]
+fn a_value_hot_only_late_in_its_window_is_listed_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let stats = write(d, "top.stats", "paths top 3 path 60s path?\n");
+    let (mut a, mut b) = (String::new(), String::new());
+    for i in 0..20_000 {
+        let line = format!("{{\"time\":\"2026-01-01T00:00:01Z\",\"path\":\"/cold/{i}\"}}\n");
+        if i % 2 == 0 { &mut a } else { &mut b }.push_str(&line);
+    }
+    for i in 0..300 {
+        let line = "{\"time\":\"2026-01-01T00:00:50Z\",\"path\":\"/hot\"}\n";
+        if i % 2 == 0 { &mut a } else { &mut b }.push_str(line);
+    }
+    let (a, b) = (write(d, "a", a), write(d, "b", b));
+    let out = sh(&format!(
+        "(pulse-fragment --stats {s} {a}; pulse-fragment --stats {s} {b}) | pulse-merge --every 0",
+        s = stats.display(),
+        a = a.display(),
+        b = b.display(),
+    ));
+    assert_ok(&out);
+    let snap = ndjson(&out.stdout)
+        .into_iter()
+        .rev()
+        .find(|s| s["stat"] == "paths" && s["final"] == true)
+        .unwrap();
+    let v = snap["values"].as_object().unwrap();
+    assert_eq!(v["count"], 20_300);
+    let error = v["error"].as_f64().unwrap() * 60.0;
+    assert!(error <= 20_300.0 / 1001.0, "{v:?}");
+    let hot = v["/hot"].as_f64().unwrap() * 60.0;
+    assert!(hot <= 300.0 && hot >= 300.0 - error - 1e-9, "{v:?}");
+    for (name, rate) in v {
+        if !["count", "error", "(other)", "/hot"].contains(&name.as_str()) {
+            assert!(
+                rate.as_f64().unwrap() < v["/hot"].as_f64().unwrap(),
+                "{v:?}"
+            );
+        }
+    }
+}
+
 /// A `top` state of many long values: the snapshot pulse-merge writes is one pulse-emit
 /// reads (it was cut at 1 MiB and lost, with status 0).
 #[test]
 fn a_large_top_snapshot_reaches_pulse_emit() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let stats = write(d, "top.stats", "paths top 5000 path 60s path?\n");
+    let stats = write(d, "top.stats", "paths top 5000 path cap 5000 60s path?\n");
     let mut events = String::new();
     for i in 0..3000 {
         events.push_str(&format!(
@@ -430,6 +476,6 @@ fn a_large_top_snapshot_reaches_pulse_emit() {
         .lines()
         .filter(|l| l.starts_with("paths,"))
         .count();
-    // 3000 values (each cut to 1 KiB, still distinct), and the count.
-    assert_eq!(rows, 3001, "{}", stderr(&out));
+    // 3000 values (each cut to 1 KiB, still distinct), the count and the error (0).
+    assert_eq!(rows, 3002, "{}", stderr(&out));
 }

@@ -335,6 +335,46 @@ fn an_unreadable_input_fails_the_run_but_the_others_are_merged() {
     );
 }
 
+/// A `top` state from before summaries (counts only) merges as exact with a new one; a
+/// malformed one is reported with its file and line, and the run fails.
+#[test]
+fn top_states_old_and_new_merge_and_a_malformed_one_is_named() {
+    let frag = |src: &str, state: &str| {
+        format!(
+            r#"{{"stat":"p","key":null,"start":0,"secs":60,"src":"{src}","rev":1,"wm":60,"agg":"top 3","state":{state}}}"#
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("frags");
+    let text = [
+        frag("old", r#"{"counts":{"/a":2,"/b":1}}"#),
+        frag("bad", r#"{"count":1,"offset":0,"counts":{"/a":5}}"#),
+        frag("new", r#"{"count":4,"offset":0,"counts":{"/a":3,"/c":1}}"#),
+    ]
+    .join("\n");
+    std::fs::write(&file, text + "\n").unwrap();
+    let out = run(
+        "pulse-merge",
+        &["--every", "0", file.to_str().unwrap()],
+        b"",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "pulse-merge: {}: line 2: malformed: stat p: bad state: the counts add up to 5, more than the count 1",
+            file.display()
+        )),
+        "{err}"
+    );
+    let f = finals(&ndjson(&out.stdout));
+    let p = &f[&("p".to_string(), "null".to_string(), 0, 60)];
+    let want = serde_json::json!({
+        "/a": 5.0 / 60.0, "/b": 1.0 / 60.0, "/c": 1.0 / 60.0, "count": 7, "error": 0
+    });
+    assert_eq!(p, &want);
+}
+
 #[test]
 fn clap_definition_is_consistent() {
     use clap::CommandFactory;

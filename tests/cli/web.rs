@@ -606,7 +606,7 @@ print(json.dumps(out))
     };
     let fixed = [
         "count", "rate", "sum", "mean", "min", "max", "stddev", "p50", "p90", "p95", "p99",
-        "unique",
+        "unique", "error",
     ];
     let mut expect: BTreeMap<(String, BTreeMap<String, String>), f64> = BTreeMap::new();
     for ((stat, key), all) in &want {
