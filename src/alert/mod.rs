@@ -680,7 +680,7 @@ impl Transition {
             "rule": rule.name,
             "stat": rule.stat,
             "key": self.key,
-            "value_name": rule.value,
+            "value_name": if rule.value.is_empty() { serde_json::Value::Null } else { rule.value.clone().into() },
             "state": self.status.as_str(),
             "value": self.value.map_or(serde_json::Value::Null, num),
             "threshold": self.threshold.json(),
