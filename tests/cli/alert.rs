@@ -562,7 +562,10 @@ fn alert_webhook_down_with_state_delivers_on_the_next_run() {
     assert!(failures[0].contains("POST http://127.0.0.1:"), "{err}");
     // The receiver is back (same URL, so its queue is taken): the next run, with no new
     // input, delivers what was kept, once, in order.
-    let (_, seen) = http_peer_on(port);
+    let (_, seen) = crate::emit::http_peer_on(
+        std::net::TcpListener::bind(("127.0.0.1", port)).unwrap(),
+        |_, _| Some("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()),
+    );
     let mut cmd = std::process::Command::new(crate::util::bin("pulse-alert"));
     cmd.args(["-r", r, "--state", s]).env("ALERT_URLS", &down);
     let out = cmd.stdin(Stdio::null()).output().unwrap();
@@ -597,53 +600,6 @@ fn alert_webhook_down_with_state_delivers_on_the_next_run() {
     cmd.args(["-r", r, "--state", s]).env("ALERT_URLS", &down);
     assert_ok(&cmd.stdin(Stdio::null()).output().unwrap());
     assert_eq!(seen.lock().unwrap().len(), reqs.len());
-}
-
-/// A server answering 200 to every request on `port` of loopback, recording the requests.
-fn http_peer_on(
-    port: u16,
-) -> (
-    String,
-    std::sync::Arc<std::sync::Mutex<Vec<crate::emit::Request>>>,
-) {
-    use std::io::{BufRead, BufReader, Read};
-    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().take(20) {
-            let Ok(mut conn) = conn else { continue };
-            let mut r = BufReader::new(conn.try_clone().unwrap());
-            let mut line = String::new();
-            if r.read_line(&mut line).unwrap_or(0) == 0 {
-                continue;
-            }
-            let mut headers = std::collections::BTreeMap::new();
-            loop {
-                let mut h = String::new();
-                if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim_end().is_empty() {
-                    break;
-                }
-                if let Some((k, v)) = h.trim_end().split_once(':') {
-                    headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-                }
-            }
-            let len: usize = headers
-                .get("content-length")
-                .and_then(|v: &String| v.parse().ok())
-                .unwrap_or(0);
-            let mut body = vec![0; len];
-            let _ = r.read_exact(&mut body);
-            log.lock().unwrap().push(crate::emit::Request {
-                line: line.trim_end().to_string(),
-                headers,
-                body,
-            });
-            let _ = conn
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        }
-    });
-    (format!("127.0.0.1:{port}"), seen)
 }
 
 #[test]

@@ -216,7 +216,14 @@ fn http_server(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<Request>>>) {
 pub fn http_peer(
     answer: impl Fn(usize, &Request) -> Option<String> + Send + 'static,
 ) -> (String, Arc<Mutex<Vec<Request>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    http_peer_on(TcpListener::bind("127.0.0.1:0").unwrap(), answer)
+}
+
+/// [`http_peer`] on a listener the caller bound (a port chosen in advance).
+pub fn http_peer_on(
+    listener: TcpListener,
+    answer: impl Fn(usize, &Request) -> Option<String> + Send + 'static,
+) -> (String, Arc<Mutex<Vec<Request>>>) {
     let addr = listener.local_addr().unwrap().to_string();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
