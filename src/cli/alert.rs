@@ -38,7 +38,7 @@ transitions watching it live gave.
 Examples:
   pulse-merge --listen 0.0.0.0:7000 | pulse-alert --rules ops.rules | kcat -P -t check-results
   pulse-alert --rules ops.rules --format table day.snapshots.ndjson
-  pulse-alert --rules ops.rules --webhook http://alertmanager:9093/api/v1/alerts ...
+  ALERT_URLS=https://bot:TOKEN@hooks.example.com/alertmanager pulse-alert --rules ops.rules ...
 A crontab line, evaluating each minute what was appended since the last run:
   * * * * * pulse-alert --rules ops.rules --state alert.state snaps.ndjson >> checks.ndjson";
 

@@ -663,3 +663,72 @@ fn alert_repeat_restates_firing_alerts_in_event_time() {
         .collect();
     assert_eq!(got, vec![(0, false), (3, true), (6, true)]);
 }
+
+/// The OPTIONS section of `man/pulse-alert.1` is generated from the clap definition between
+/// marker comments. `PULSE_BLESS=1 cargo test man_page` rewrites it.
+#[test]
+fn alert_man_page_options_match_help() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("man/pulse-alert.1");
+    let page = std::fs::read_to_string(&path).expect("man/pulse-alert.1");
+    let mut options = Vec::new();
+    clap_mangen::Man::new(pulse::cli::alert::command())
+        .render_options_section(&mut options)
+        .unwrap();
+    let options = String::from_utf8(options).unwrap();
+    let (begin, end) = (
+        ".\\\" BEGIN GENERATED OPTIONS\n",
+        ".\\\" END GENERATED OPTIONS\n",
+    );
+    let a = page.find(begin).expect("begin marker") + begin.len();
+    let b = page.find(end).expect("end marker");
+    if std::env::var_os("PULSE_BLESS").is_some() {
+        let new = format!("{}{}{}", &page[..a], options, &page[b..]);
+        std::fs::write(&path, new).unwrap();
+        return;
+    }
+    assert_eq!(
+        &page[a..b],
+        options,
+        "man/pulse-alert.1 OPTIONS drifted from --help: run PULSE_BLESS=1 cargo test man_page"
+    );
+    crate::util::assert_man_matches_help("pulse-alert", "pulse-alert.1");
+}
+
+/// Every example of pulse.rules(5) (its SYNOPSIS and EXAMPLES blocks) is a valid rules file.
+#[test]
+fn alert_rules_man_page_examples_parse() {
+    let page =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("man/pulse.rules.5"))
+            .unwrap();
+    let mut blocks = Vec::new();
+    let mut cur: Option<String> = None;
+    let mut section = String::new();
+    for line in page.lines() {
+        if let Some(s) = line.strip_prefix(".SH ") {
+            section = s.to_string();
+        } else if line == ".EX" {
+            cur = Some(String::new());
+        } else if line == ".EE" {
+            let b = cur.take().unwrap();
+            if section != "GRAMMAR" {
+                blocks.push(b);
+            }
+        } else if let Some(b) = cur.as_mut() {
+            b.push_str(&line.replace("\\-", "-").replace("\\e", "\\"));
+            b.push('\n');
+        }
+    }
+    assert!(blocks.len() >= 3);
+    let dir = tempfile::tempdir().unwrap();
+    let mut names = 0;
+    for (i, b) in blocks.iter().enumerate() {
+        let f = write(dir.path(), &format!("{i}.rules"), b.as_bytes());
+        let out = run("pulse-alert", &["-r", f.to_str().unwrap()], b"");
+        assert_ok(&out);
+        names += b
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#') && !l.starts_with(' '))
+            .count();
+    }
+    assert!(names >= 12, "{names}");
+}
