@@ -30,6 +30,15 @@ const TOOL: &str = "pulse-alert";
 /// Alerts per webhook POST.
 const ALERTS_PER_POST: usize = 200;
 
+/// How often the main loop looks up while the input is idle (webhook retries, state).
+const TICK: Duration = Duration::from_millis(200);
+
+/// How long a stopped stream is still read (what upstream writes as it ends).
+const DRAIN: Duration = Duration::from_secs(3);
+
+/// How often, at most, the state is saved while streaming when no transition was written.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+
 const AFTER_HELP: &str = "\
 Rules: one per line, NAME STAT[KEY] VALUE CONDITION [for D] [clear N] [keep D] [severity S]
 [\"SUMMARY\"]; see pulse.rules(5). Time is the snapshots' own: replaying a day gives the
@@ -428,55 +437,144 @@ pub fn run(args: Args) -> Result<i32> {
         } else {
             args.inputs.clone()
         };
-        for input in open_all(&inputs, Kind::Records) {
-            let name = input.name.clone();
-            let mut r = input.chunks();
-            let mut n = 0u64;
-            loop {
-                match r.next_chunk() {
-                    Ok(Some(chunk)) => {
-                        for line in lines(&chunk) {
-                            n += 1;
-                            take(&mut diag, &mut engine, &name, n, line, &mut ts)?;
-                            out.take(&engine, &mut ts)?;
-                        }
-                        out.flush(false)?;
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        diag.input_failed(Error::io(name.clone(), e))?;
-                        break;
-                    }
-                }
-            }
-        }
+        let saver = Saver {
+            path: args.state.clone(),
+            inputs: saved.inputs.clone(),
+            last: Instant::now(),
+            dirty: false,
+        };
+        stream(&inputs, &mut diag, &mut engine, &mut out, saver)?;
     }
     let delivered = out.flush(true)?;
     if engine.too_late > 0 {
         diag.count("too late to correct", engine.too_late);
     }
     if let Some(p) = &args.state {
-        let s = StateFile {
-            version: 1,
-            clock: engine.clock,
-            inputs: saved.inputs,
-            instances: engine.save(),
-            undelivered: out
-                .hooks
-                .iter()
-                .filter(|h| !h.queue.is_empty())
-                .map(|h| (h.http.shown().to_string(), h.queue.clone()))
-                .collect(),
-        };
-        let mut json = serde_json::to_vec(&s).map_err(|e| Error::Runtime(e.to_string()))?;
-        json.push(b'\n');
-        state::write_atomic(p, &json)?;
+        save_state(p, &engine, &saved.inputs, &out.hooks)?;
     }
     diag.finish();
     if !delivered || diag.failed() {
         return Ok(EXIT_FAILURE);
     }
     Ok(EXIT_OK)
+}
+
+/// Write the state file: every instance, the event time, the input checkpoints and what the
+/// webhooks still have to deliver.
+fn save_state(path: &Path, engine: &Engine, inputs: &[Entry], hooks: &[Hook]) -> Result<()> {
+    let s = StateFile {
+        version: 1,
+        clock: engine.clock,
+        inputs: inputs.to_vec(),
+        instances: engine.save(),
+        undelivered: hooks
+            .iter()
+            .filter(|h| !h.queue.is_empty())
+            .map(|h| (h.http.shown().to_string(), h.queue.clone()))
+            .collect(),
+    };
+    let mut json = serde_json::to_vec(&s).map_err(|e| Error::Runtime(e.to_string()))?;
+    json.push(b'\n');
+    state::write_atomic(path, &json)
+}
+
+/// While streaming, the state file is saved after every chunk that wrote a transition (once
+/// it was written, so a restart may repeat one, never miss one) and at most once a second
+/// otherwise.
+struct Saver {
+    path: Option<PathBuf>,
+    inputs: Vec<Entry>,
+    last: Instant,
+    dirty: bool,
+}
+
+impl Saver {
+    fn maybe(&mut self, engine: &Engine, hooks: &[Hook], wrote: bool) -> Result<()> {
+        let Some(p) = &self.path else { return Ok(()) };
+        if wrote || (self.dirty && self.last.elapsed() >= SAVE_EVERY) {
+            save_state(p, engine, &self.inputs, hooks)?;
+            self.last = Instant::now();
+            self.dirty = false;
+        }
+        Ok(())
+    }
+}
+
+/// What the reader thread hands over.
+enum Msg {
+    Chunk(usize, Vec<u8>),
+    Failed(Error),
+}
+
+/// Read `inputs` on a thread and evaluate what comes, retrying webhooks and saving the state
+/// while the input is idle. SIGINT and SIGTERM end the run as at the end of input, after
+/// taking for up to [`DRAIN`] what upstream still writes as it ends.
+fn stream(
+    inputs: &[PathBuf],
+    diag: &mut Diag,
+    engine: &mut Engine,
+    out: &mut Out,
+    mut saver: Saver,
+) -> Result<()> {
+    let inputs = open_all(inputs, Kind::Records);
+    let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
+    let (tx, rx) = crossbeam_channel::bounded::<Msg>(8);
+    std::thread::spawn(move || {
+        for (idx, input) in inputs.into_iter().enumerate() {
+            let name = input.name.clone();
+            let mut r = input.chunks();
+            loop {
+                match r.next_chunk() {
+                    Ok(Some(chunk)) => {
+                        if tx.send(Msg::Chunk(idx, chunk)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        if tx.send(Msg::Failed(Error::io(name, e))).is_err() {
+                            return;
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    crate::io::signals::stop_on_signal(&stop)?;
+    let mut drain_until: Option<Instant> = None;
+    let mut line_no = vec![0u64; names.len()];
+    let mut ts = Vec::new();
+    loop {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let until = *drain_until.get_or_insert_with(|| Instant::now() + DRAIN);
+            if Instant::now() >= until {
+                break;
+            }
+        }
+        match rx.recv_timeout(TICK) {
+            Ok(Msg::Chunk(idx, chunk)) => {
+                let mut wrote = false;
+                for line in lines(&chunk) {
+                    line_no[idx] += 1;
+                    take(diag, engine, &names[idx], line_no[idx], line, &mut ts)?;
+                    wrote |= !ts.is_empty();
+                    out.take(engine, &mut ts)?;
+                }
+                saver.dirty = true;
+                out.flush(false)?;
+                saver.maybe(engine, &out.hooks, wrote)?;
+            }
+            Ok(Msg::Failed(e)) => diag.input_failed(e)?,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                out.flush(false)?;
+                saver.maybe(engine, &out.hooks, false)?;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    Ok(())
 }
 
 fn take(

@@ -732,3 +732,39 @@ fn alert_rules_man_page_examples_parse() {
     }
     assert!(names >= 12, "{names}");
 }
+
+/// Live, killed without warning (SIGKILL) mid-incident while its input is still open: the
+/// state saved as it went lets the next run go on without a second firing.
+#[test]
+fn alert_killed_live_mid_incident_resumes_from_its_state() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let rules = write(dir.path(), "ops.rules", INCIDENT_RULES.as_bytes());
+    let st = dir.path().join("alert.state");
+    let (r, s) = (rules.to_str().unwrap(), st.to_str().unwrap());
+    let whole = run("pulse-alert", &["-r", r], incident_snapshots());
+    let (a, b) = cut_at(5);
+    let mut child = spawn_piped("pulse-alert", &["-r", r, "--state", s]);
+    let guard = crate::util::watchdog(child.id(), 30);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&a).unwrap();
+    stdin.flush().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    lines.read_line(&mut first).unwrap();
+    assert!(first.contains("\"state\":\"firing\""), "{first}");
+    // Idle for longer than the state's save interval, then killed.
+    std::thread::sleep(Duration::from_millis(1600));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(guard);
+    drop(stdin);
+    let second = run("pulse-alert", &["-r", r, "--state", s], &b);
+    assert_ok(&second);
+    let mut both = first.into_bytes();
+    both.extend(&second.stdout);
+    assert_eq!(
+        String::from_utf8_lossy(&both),
+        String::from_utf8_lossy(&whole.stdout)
+    );
+}
