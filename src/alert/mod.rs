@@ -72,7 +72,7 @@ impl Status {
 }
 
 /// The threshold a window was compared with.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Threshold {
     None,
     One(f64),
@@ -107,7 +107,7 @@ pub struct Inst {
 }
 
 /// One transition of one instance: the check result.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transition {
     /// Index into the rules.
     pub rule: usize,
@@ -124,6 +124,9 @@ pub struct Transition {
     pub withdrawn: bool,
     /// A firing alert stated again (`--repeat`), not a change.
     pub repeat: bool,
+    /// Evaluated on a provisional snapshot (`--early`): may be withdrawn when the window's
+    /// final snapshot says otherwise.
+    pub provisional: bool,
 }
 
 /// One alert instance: a rule over one key of its stat.
@@ -137,6 +140,10 @@ pub struct Instance {
     pub base: Inst,
     /// The windows held for corrections, oldest first.
     pub ring: VecDeque<Entry>,
+    /// With `--early`: the window a provisional snapshot was evaluated for, and the
+    /// provisional transitions written for it (withdrawn unless its final one confirms them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early: Option<(i64, Vec<Transition>)>,
 }
 
 impl Instance {
@@ -146,6 +153,7 @@ impl Instance {
             cur: Inst::default(),
             base: Inst::default(),
             ring: VecDeque::new(),
+            early: None,
         }
     }
 
@@ -221,6 +229,7 @@ pub fn step(
             correction: false,
             withdrawn: false,
             repeat,
+            provisional: false,
         })
     };
     let need = rule.need(e.secs);
@@ -292,6 +301,8 @@ pub struct Config {
     pub horizon: u32,
     /// Re-state firing alerts this often (event seconds).
     pub repeat: Option<i64>,
+    /// Also evaluate provisional snapshots (`--early`).
+    pub early: bool,
 }
 
 impl Default for Config {
@@ -299,6 +310,7 @@ impl Default for Config {
         Config {
             horizon: 10,
             repeat: None,
+            early: false,
         }
     }
 }
@@ -356,9 +368,13 @@ impl Engine {
             .sum()
     }
 
-    /// Take in one snapshot; transitions go to `out`. Provisional snapshots are ignored.
+    /// Take in one snapshot; transitions go to `out`. Provisional snapshots are ignored
+    /// unless [`Config::early`].
     pub fn add(&mut self, snap: &Snapshot, out: &mut Vec<Transition>) {
         if !snap.is_final {
+            if self.config.early {
+                self.add_early(snap, out);
+            }
             return;
         }
         let end = snap.start + snap.secs as i64;
@@ -399,6 +415,74 @@ impl Engine {
                     push(rule, inst, &snap.key, e, self.config, out);
                 }
             }
+        }
+    }
+
+    /// A provisional snapshot: what its window would give if it were final, written as
+    /// provisional; what an earlier provisional snapshot of the window gave and this one
+    /// does not is withdrawn.
+    fn add_early(&mut self, snap: &Snapshot, out: &mut Vec<Transition>) {
+        let Some(sr) = self.stats.get_mut(&snap.stat) else {
+            return;
+        };
+        let Some(insts) = sr.series.get_mut(&snap.key) else {
+            // A series not seen final yet: create it as a final would.
+            let rules = &self.rules;
+            let v: Vec<Instance> = sr
+                .rules
+                .iter()
+                .filter(|&&i| rules[i].keys.matches(snap.key.as_deref()))
+                .map(|&i| Instance::new(i))
+                .collect();
+            sr.series.insert(snap.key.clone(), v);
+            return self.add_early(snap, out);
+        };
+        let config = Config {
+            repeat: None,
+            ..self.config
+        };
+        for inst in insts.iter_mut() {
+            if inst.end().is_some_and(|last| snap.start < last) {
+                continue; // the window was evaluated on its final snapshot
+            }
+            let rule = &self.rules[inst.rule];
+            let e = Entry {
+                start: snap.start,
+                secs: snap.secs,
+                present: true,
+                value: snap.values.get(&rule.value).copied(),
+            };
+            let mut tmp = inst.clone();
+            tmp.early = None;
+            let mut got = Vec::new();
+            fill(
+                rule,
+                &mut tmp,
+                &snap.key,
+                snap.start,
+                config,
+                &mut Vec::new(),
+            );
+            push(rule, &mut tmp, &snap.key, e, config, &mut got);
+            got.retain(|t| t.start == snap.start);
+            for t in &mut got {
+                t.provisional = true;
+            }
+            let before = match inst.early.take() {
+                Some((w, b)) if w == snap.start => b,
+                Some((_, b)) => {
+                    withdraw(&b, &[], out);
+                    Vec::new()
+                }
+                None => Vec::new(),
+            };
+            withdraw(&before, &got, out);
+            for t in &got {
+                if !before.iter().any(|b| b.status == t.status) {
+                    out.push(t.clone());
+                }
+            }
+            inst.early = Some((snap.start, got));
         }
     }
 
@@ -479,6 +563,9 @@ impl Engine {
             let insts = sr.series.entry(s.key).or_default();
             let mut inst = s.inst;
             inst.rule = i;
+            if let Some((_, ts)) = &mut inst.early {
+                ts.iter_mut().for_each(|t| t.rule = i);
+            }
             insts.retain(|x| x.rule != i);
             insts.push(inst);
             insts.sort_by_key(|x| x.rule);
@@ -539,12 +626,38 @@ fn push(
     config: Config,
     out: &mut Vec<Transition>,
 ) {
+    let from = out.len();
     step(rule, inst.rule, key, &mut inst.cur, &e, config.repeat, out);
+    if let Some((w, early)) = inst.early.take() {
+        if w > e.start {
+            inst.early = Some((w, early));
+        } else {
+            let confirmed: Vec<Transition> = if w == e.start {
+                out[from..].to_vec()
+            } else {
+                Vec::new()
+            };
+            let mut gone = Vec::new();
+            withdraw(&early, &confirmed, &mut gone);
+            out.splice(from..from, gone);
+        }
+    }
     inst.ring.push_back(e);
     while inst.ring.len() > config.horizon.max(1) as usize {
         let old = inst.ring.pop_front().expect("not empty");
         let mut sink = Vec::new();
         step(rule, inst.rule, key, &mut inst.base, &old, None, &mut sink);
+    }
+}
+
+/// Write as withdrawn the provisional transitions of `before` that `now` does not have.
+fn withdraw(before: &[Transition], now: &[Transition], out: &mut Vec<Transition>) {
+    for b in before {
+        if !now.iter().any(|t| t.status == b.status) {
+            let mut w = b.clone();
+            w.withdrawn = true;
+            out.push(w);
+        }
     }
 }
 
@@ -696,6 +809,9 @@ impl Transition {
         }
         if self.repeat {
             v["repeat"] = true.into();
+        }
+        if self.provisional {
+            v["provisional"] = true.into();
         }
         v
     }

@@ -185,7 +185,7 @@ fn late_data_gives_corrections() {
         Rules::parse("r s count > 10", "t").unwrap(),
         Config {
             horizon: 2,
-            repeat: None,
+            ..Config::default()
         },
     );
     run(&mut e, &series("s", None, &[1., 1., 1., 1.]));
@@ -199,8 +199,8 @@ fn repeat_restates_firing() {
     let mut e = Engine::new(
         Rules::parse("r s count > 10", "t").unwrap(),
         Config {
-            horizon: 10,
             repeat: Some(120),
+            ..Config::default()
         },
     );
     let mut out = Vec::new();
@@ -290,4 +290,49 @@ proptest! {
         };
         prop_assert_eq!(norm(&straight), norm(&shuffled));
     }
+}
+
+fn provisional(stat: &str, key: Option<&str>, start: i64, v: f64) -> Snapshot {
+    Snapshot {
+        is_final: false,
+        ..snap(stat, key, start, v)
+    }
+}
+
+#[test]
+fn early_fires_provisionally_and_withdraws_what_the_final_does_not_confirm() {
+    let mut e = Engine::new(
+        Rules::parse("r s count > 10", "t").unwrap(),
+        Config {
+            early: true,
+            ..Config::default()
+        },
+    );
+    let mut out = Vec::new();
+    e.add(&snap("s", None, 0, 1.), &mut out);
+    // Window 1 looks bad early, then its final is fine: withdrawn.
+    e.add(&provisional("s", None, 60, 20.), &mut out);
+    e.add(&provisional("s", None, 60, 25.), &mut out); // same verdict: nothing new
+    e.add(&snap("s", None, 60, 5.), &mut out);
+    // Window 2 looks bad early, and its final confirms it.
+    e.add(&provisional("s", None, 120, 30.), &mut out);
+    e.add(&snap("s", None, 120, 40.), &mut out);
+    let got: Vec<(i64, &str, bool, bool)> = out
+        .iter()
+        .map(|t| (t.start / 60, t.status.as_str(), t.provisional, t.withdrawn))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, "firing", true, false),
+            (1, "firing", true, true),
+            (2, "firing", true, false),
+            (2, "firing", false, false),
+        ]
+    );
+    // Without --early, provisional snapshots change nothing.
+    let mut e = engine("r s count > 10");
+    let mut out = Vec::new();
+    e.add(&provisional("s", None, 0, 20.), &mut out);
+    assert!(out.is_empty());
 }

@@ -70,6 +70,9 @@ pub fn alert(t: &Transition, rules: &[Rule]) -> Value {
     if t.correction {
         annotations["correction"] = "true".into();
     }
+    if t.provisional {
+        annotations["provisional"] = "true".into();
+    }
     json!({
         "status": if firing { "firing" } else { "resolved" },
         "fingerprint": fingerprint(&labels),
@@ -123,6 +126,7 @@ mod tests {
             correction: false,
             withdrawn: false,
             repeat: false,
+            provisional: false,
         };
         let a = alert(&t, &rules);
         assert_eq!(a["status"], "firing");

@@ -93,6 +93,11 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", value_parser = parse_secs)]
     pub repeat: Option<u32>,
 
+    /// Also evaluate provisional snapshots: what they give is written with
+    /// `"provisional":true`, and withdrawn if the window's final snapshot says otherwise.
+    #[arg(long)]
+    pub early: bool,
+
     /// Windows each instance keeps so that late data (a final snapshot sent again with new
     /// values) can correct its transitions.
     #[arg(long, value_name = "N", default_value = "10")]
@@ -370,6 +375,7 @@ pub fn run(args: Args) -> Result<i32> {
         Config {
             horizon: args.horizon,
             repeat: args.repeat.map(i64::from),
+            early: args.early,
         },
     );
     let _lock = match &args.state {

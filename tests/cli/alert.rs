@@ -768,3 +768,64 @@ fn alert_killed_live_mid_incident_resumes_from_its_state() {
         String::from_utf8_lossy(&whole.stdout)
     );
 }
+
+/// --early evaluates provisional snapshots too: what it adds is marked provisional, and
+/// without those records the output is the final evaluation's.
+#[test]
+fn alert_early_adds_only_provisional_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = write(dir.path(), "r.rules", b"hot s[a] count > 10\n");
+    let r = rules.to_str().unwrap();
+    let prov = |start: i64, v: f64| {
+        format!(
+            "{{\"stat\":\"s\",\"key\":\"a\",\"start\":{start},\"secs\":60,\"final\":false,\"values\":{{\"count\":{v}}}}}\n"
+        )
+    };
+    let fin = |start: i64, v: f64| prov(start, v).replace("\"final\":false", "\"final\":true");
+    let input = [
+        fin(T0, 1.0),
+        prov(T0 + 60, 12.0), // looks bad early...
+        fin(T0 + 60, 3.0),   // ...but is not: withdrawn
+        prov(T0 + 120, 30.0),
+        fin(T0 + 120, 31.0), // confirmed
+    ]
+    .concat();
+    let plain = run("pulse-alert", &["-r", r], input.as_bytes());
+    assert_ok(&plain);
+    let early = run("pulse-alert", &["-r", r, "--early"], input.as_bytes());
+    assert_ok(&early);
+    let recs = ndjson(&early.stdout);
+    let got: Vec<(i64, String, bool, bool)> = recs
+        .iter()
+        .map(|r| {
+            (
+                (r["start"].as_i64().unwrap() - T0) / 60,
+                r["state"].as_str().unwrap().to_string(),
+                r["provisional"] == true,
+                r["withdrawn"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, "firing".into(), true, false),
+            (1, "firing".into(), true, true),
+            (2, "firing".into(), true, false),
+            (2, "firing".into(), false, false),
+        ]
+    );
+    let finals: Vec<&serde_json::Value> =
+        recs.iter().filter(|r| r["provisional"] != true).collect();
+    assert_eq!(finals, ndjson(&plain.stdout).iter().collect::<Vec<_>>());
+    // On the generated replay (whose merger wrote provisional snapshots too), the same.
+    let rules = write(dir.path(), "ops.rules", INCIDENT_RULES.as_bytes());
+    let r = rules.to_str().unwrap();
+    let plain = run("pulse-alert", &["-r", r], incident_snapshots());
+    let early = run("pulse-alert", &["-r", r, "--early"], incident_snapshots());
+    let finals: Vec<serde_json::Value> = ndjson(&early.stdout)
+        .into_iter()
+        .filter(|r| r["provisional"] != true)
+        .collect();
+    assert_eq!(finals, ndjson(&plain.stdout));
+}
