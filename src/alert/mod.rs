@@ -331,6 +331,17 @@ pub struct Engine {
     pub evaluated: u64,
 }
 
+/// A pending or firing alert, as [`Engine::active`] lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Active {
+    pub stat: String,
+    pub key: Option<String>,
+    pub rule: String,
+    pub severity: String,
+    pub phase: Phase,
+    pub since: i64,
+}
+
 /// What a state file keeps of one instance.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Saved {
@@ -518,6 +529,28 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// The instances that are pending or firing, by stat and key (for pulse-web's cells).
+    pub fn active(&self) -> Vec<Active> {
+        let mut out = Vec::new();
+        for (stat, sr) in &self.stats {
+            for (key, insts) in &sr.series {
+                for i in insts.iter().filter(|i| i.cur.phase != Phase::Ok) {
+                    let rule = &self.rules[i.rule];
+                    out.push(Active {
+                        stat: stat.clone(),
+                        key: key.clone(),
+                        rule: rule.name.clone(),
+                        severity: rule.severity.clone(),
+                        phase: i.cur.phase,
+                        since: i.cur.since,
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.stat, &a.key, &a.rule).cmp(&(&b.stat, &b.key, &b.rule)));
+        out
     }
 
     /// The instances for a state file.
