@@ -134,6 +134,9 @@ pub struct Transition {
 pub struct Instance {
     #[serde(skip)]
     pub rule: usize,
+    /// Index of the rule's value name in its stat's names (see `StatRules`).
+    #[serde(skip)]
+    name: usize,
     /// The state after the newest window.
     pub cur: Inst,
     /// The state before the oldest window of `ring`.
@@ -147,9 +150,10 @@ pub struct Instance {
 }
 
 impl Instance {
-    fn new(rule: usize) -> Instance {
+    fn new(rule: usize, name: usize) -> Instance {
         Instance {
             rule,
+            name,
             cur: Inst::default(),
             base: Inst::default(),
             ring: VecDeque::new(),
@@ -291,6 +295,10 @@ pub fn step(
 #[derive(Debug, Default)]
 struct StatRules {
     rules: Vec<usize>,
+    /// The value names its rules read, each once (looked up once per snapshot).
+    names: Vec<String>,
+    /// Per rule of the engine (indexed by rule), its value name's index in `names`.
+    name_of: HashMap<usize, usize>,
     series: HashMap<Option<String>, Vec<Instance>>,
 }
 
@@ -356,7 +364,16 @@ impl Engine {
     pub fn new(rules: Rules, config: Config) -> Engine {
         let mut stats: HashMap<String, StatRules> = HashMap::new();
         for (i, r) in rules.rules.iter().enumerate() {
-            stats.entry(r.stat.clone()).or_default().rules.push(i);
+            let sr = stats.entry(r.stat.clone()).or_default();
+            sr.rules.push(i);
+            let n = match sr.names.iter().position(|n| *n == r.value) {
+                Some(n) => n,
+                None => {
+                    sr.names.push(r.value.clone());
+                    sr.names.len() - 1
+                }
+            };
+            sr.name_of.insert(i, n);
         }
         let mut order: Vec<String> = stats.keys().cloned().collect();
         order.sort();
@@ -397,6 +414,11 @@ impl Engine {
         };
         self.evaluated += 1;
         let rules = &self.rules;
+        let vals: Vec<Option<f64>> = sr
+            .names
+            .iter()
+            .map(|n| snap.values.get(n).copied())
+            .collect();
         let insts = match sr.series.get_mut(&snap.key) {
             Some(v) => v,
             None => {
@@ -404,7 +426,7 @@ impl Engine {
                     .rules
                     .iter()
                     .filter(|&&i| rules[i].keys.matches(snap.key.as_deref()))
-                    .map(|&i| Instance::new(i))
+                    .map(|&i| Instance::new(i, sr.name_of[&i]))
                     .collect();
                 sr.series.entry(snap.key.clone()).or_insert(v)
             }
@@ -415,7 +437,7 @@ impl Engine {
                 start: snap.start,
                 secs: snap.secs,
                 present: true,
-                value: snap.values.get(&rule.value).copied(),
+                value: vals[inst.name],
             };
             match inst.end() {
                 Some(last) if snap.start < last => {
@@ -443,7 +465,7 @@ impl Engine {
                 .rules
                 .iter()
                 .filter(|&&i| rules[i].keys.matches(snap.key.as_deref()))
-                .map(|&i| Instance::new(i))
+                .map(|&i| Instance::new(i, sr.name_of[&i]))
                 .collect();
             sr.series.insert(snap.key.clone(), v);
             return self.add_early(snap, out);
@@ -504,7 +526,22 @@ impl Engine {
         let config = self.config;
         for stat in &self.order {
             let sr = self.stats.get_mut(stat).expect("in order");
-            let mut keys: Vec<&Option<String>> = sr.series.keys().collect();
+            // Only the series that miss a window: most sent one for every window.
+            let missing = |i: &Instance| {
+                i.ring
+                    .back()
+                    .is_some_and(|e| e.start + 2 * (e.secs as i64) < end)
+            };
+            let mut keys: Vec<&Option<String>> = sr
+                .series
+                .iter()
+                // The instances of a series are stepped together: the first tells.
+                .filter(|(_, insts)| insts.first().is_some_and(missing))
+                .map(|(k, _)| k)
+                .collect();
+            if keys.is_empty() {
+                continue;
+            }
             keys.sort();
             let keys: Vec<Option<String>> = keys.into_iter().cloned().collect();
             for key in keys {
@@ -522,7 +559,7 @@ impl Engine {
                 insts.retain(|i| {
                     matches!(self.rules[i.rule].cond, Cond::Absent)
                         || i.cur.phase != Phase::Ok
-                        || i.ring.iter().any(|e| e.present)
+                        || i.ring.iter().rev().any(|e| e.present)
                 });
                 if insts.is_empty() {
                     sr.series.remove(&key);
@@ -596,6 +633,7 @@ impl Engine {
             let insts = sr.series.entry(s.key).or_default();
             let mut inst = s.inst;
             inst.rule = i;
+            inst.name = sr.name_of[&i];
             if let Some((_, ts)) = &mut inst.early {
                 ts.iter_mut().for_each(|t| t.rule = i);
             }
