@@ -806,23 +806,6 @@ impl Threshold {
             Threshold::Range(a, b) => format!("{}..{}", fmt_num(*a), fmt_num(*b)),
         }
     }
-
-    fn json(&self) -> serde_json::Value {
-        match self {
-            Threshold::None => serde_json::Value::Null,
-            Threshold::One(t) => num(*t),
-            Threshold::Range(a, b) => serde_json::json!([num(*a), num(*b)]),
-        }
-    }
-}
-
-/// A JSON number, whole numbers without a fraction (as snapshots write them).
-fn num(v: f64) -> serde_json::Value {
-    if v.fract() == 0.0 && v.abs() < 9e15 {
-        serde_json::Value::from(v as i64)
-    } else {
-        serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number)
-    }
 }
 
 impl Transition {
@@ -859,32 +842,84 @@ impl Transition {
 
     /// The check result as a JSON object (see `man/pulse-alert.1`, FORMAT).
     pub fn to_json(&self, rules: &[Rule]) -> serde_json::Value {
+        serde_json::to_value(self.record(rules)).expect("a record serializes")
+    }
+
+    /// The check result as written: fields in the order of the format's documentation.
+    pub fn record<'a>(&'a self, rules: &'a [Rule]) -> Record<'a> {
         let rule = &rules[self.rule];
-        let mut v = serde_json::json!({
-            "rule": rule.name,
-            "stat": rule.stat,
-            "key": self.key,
-            "value_name": if rule.value.is_empty() { serde_json::Value::Null } else { rule.value.clone().into() },
-            "state": self.status.as_str(),
-            "value": self.value.map_or(serde_json::Value::Null, num),
-            "threshold": self.threshold.json(),
-            "start": self.start,
-            "secs": self.secs,
-            "since": self.since,
-            "severity": rule.severity,
-            "summary": self.summary(rule),
-            "correction": self.correction,
-        });
-        if self.withdrawn {
-            v["withdrawn"] = true.into();
+        Record {
+            rule: &rule.name,
+            stat: &rule.stat,
+            key: self.key.as_deref(),
+            value_name: Some(rule.value.as_str()).filter(|v| !v.is_empty()),
+            state: self.status.as_str(),
+            value: self.value.map(Num),
+            threshold: self.threshold,
+            start: self.start,
+            secs: self.secs,
+            since: self.since,
+            severity: &rule.severity,
+            summary: self.summary(rule),
+            correction: self.correction,
+            withdrawn: self.withdrawn,
+            repeat: self.repeat,
+            provisional: self.provisional,
         }
-        if self.repeat {
-            v["repeat"] = true.into();
+    }
+}
+
+/// A check result, serialized straight to JSON (see [`Transition::record`]).
+#[derive(Debug, Serialize)]
+pub struct Record<'a> {
+    pub rule: &'a str,
+    pub stat: &'a str,
+    pub key: Option<&'a str>,
+    pub value_name: Option<&'a str>,
+    pub state: &'static str,
+    pub value: Option<Num>,
+    #[serde(serialize_with = "threshold_json")]
+    pub threshold: Threshold,
+    pub start: i64,
+    pub secs: u32,
+    pub since: i64,
+    pub severity: &'a str,
+    pub summary: String,
+    pub correction: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub withdrawn: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub repeat: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub provisional: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A number written as snapshots write them: whole numbers without a fraction.
+#[derive(Debug, Clone, Copy)]
+pub struct Num(pub f64);
+
+impl Serialize for Num {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = self.0;
+        if v.fract() == 0.0 && v.abs() < 9e15 {
+            s.serialize_i64(v as i64)
+        } else if v.is_finite() {
+            s.serialize_f64(v)
+        } else {
+            s.serialize_none()
         }
-        if self.provisional {
-            v["provisional"] = true.into();
-        }
-        v
+    }
+}
+
+fn threshold_json<S: serde::Serializer>(t: &Threshold, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Threshold::None => s.serialize_none(),
+        Threshold::One(v) => Num(*v).serialize(s),
+        Threshold::Range(a, b) => [Num(*a), Num(*b)].serialize(s),
     }
 }
 

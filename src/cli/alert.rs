@@ -275,7 +275,7 @@ impl Out {
             match self.format {
                 Format::None => continue,
                 Format::Json => {
-                    serde_json::to_writer(&mut self.buf, &t.to_json(&engine.rules))
+                    serde_json::to_writer(&mut self.buf, &t.record(&engine.rules))
                         .map_err(|e| Error::Runtime(e.to_string()))?;
                     self.buf.push(b'\n');
                 }
