@@ -26,6 +26,28 @@
 //! which order the keys of one window came, does not change the transitions.
 //!
 //! Memory: per instance about 150 bytes plus 32 bytes per window of the horizon held.
+//!
+//! ```
+//! use pulse::alert::{Config, Engine, Rules};
+//! use pulse::record::Snapshot;
+//!
+//! let rules = Rules::parse("h12 router.errors[H12] count > 100 for 2m", "ops.rules").unwrap();
+//! let mut engine = Engine::new(rules, Config::default());
+//! let mut out = Vec::new();
+//! for (i, count) in [3.0, 402.0, 428.0, 5.0].into_iter().enumerate() {
+//!     let snap = Snapshot {
+//!         stat: "router.errors".into(),
+//!         key: Some("H12".into()),
+//!         start: 60 * i as i64,
+//!         secs: 60,
+//!         is_final: true,
+//!         values: [("count".to_string(), count)].into_iter().collect(),
+//!     };
+//!     engine.add(&snap, &mut out);
+//! }
+//! let states: Vec<(i64, &str)> = out.iter().map(|t| (t.start, t.status.as_str())).collect();
+//! assert_eq!(states, [(60, "pending"), (120, "firing"), (180, "resolved")]);
+//! ```
 
 pub mod rules;
 pub mod webhook;
