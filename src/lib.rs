@@ -39,6 +39,7 @@
 //! assert_eq!(a, whole);
 //! ```
 
+pub mod alert;
 pub mod cli;
 pub mod clock;
 pub mod error;

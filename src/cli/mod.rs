@@ -3,6 +3,7 @@
 //! `main` in each module is what the binary calls: it parses the command line (usage errors
 //! exit 2), runs the tool and maps its result to an exit status (see [`crate::error`]).
 
+pub mod alert;
 pub mod emit;
 pub mod fragment;
 pub mod merge;

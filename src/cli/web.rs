@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 
+use crate::alert::{Config, Engine, Rules};
 use crate::error::{exit_with, Diag, Error, Result, EXIT_OK};
 use crate::io::input::{open_all, Kind};
 use crate::io::lines::lines;
@@ -67,6 +68,11 @@ pub struct Args {
     /// pulse.dashboard(5)).
     #[arg(long, value_name = "FILE")]
     pub dashboard: Option<PathBuf>,
+
+    /// Alert rules (see pulse.rules(5)), evaluated as pulse-alert does: a cell with a firing
+    /// alert is coloured by its severity. Repeat for more.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
 
     /// HTTP basic auth for every route: USER:PASSWORD (the password at least 16 bytes).
     #[arg(
@@ -145,6 +151,19 @@ pub fn run(args: Args) -> Result<i32> {
         }
         None => Dashboard::default(),
     };
+    let mut alerts = if args.rules.is_empty() {
+        None
+    } else {
+        let mut rules = Rules::default();
+        for p in &args.rules {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;
+            rules
+                .extend_from(&text, &p.display().to_string())
+                .map_err(|e| Error::Usage(e.to_string()))?;
+        }
+        Some(Engine::new(rules, Config::default()))
+    };
     let listener = TcpListener::bind(&args.listen)
         .map_err(|e| Error::io(format!("--listen {}", args.listen), e))?;
     if auth.is_none() && !args.no_auth && !is_loopback(&listener) {
@@ -170,7 +189,7 @@ pub fn run(args: Args) -> Result<i32> {
 
     let mut diag = Diag::new(TOOL, false);
     if let Some(path) = &args.follow {
-        follow(path, &shared, &mut diag)?;
+        follow(path, &shared, &mut diag, &mut alerts)?;
     }
     let stdin_too = args.follow.is_none() && args.inputs.is_empty();
     let inputs = if stdin_too {
@@ -190,7 +209,7 @@ pub fn run(args: Args) -> Result<i32> {
                         n += 1;
                         take(&mut diag, &name, n, line, &mut batch);
                     }
-                    shared.update(|h| batch.into_iter().for_each(|s| h.add(s)));
+                    add_batch(&shared, batch, &mut alerts);
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -227,8 +246,30 @@ fn take(
     }
 }
 
+/// Take in a batch of snapshots, and step the alert rules over them.
+fn add_batch(shared: &Shared, batch: Vec<crate::record::Snapshot>, alerts: &mut Option<Engine>) {
+    let active = alerts.as_mut().map(|e| {
+        let mut sink = Vec::new();
+        for s in &batch {
+            e.add(s, &mut sink);
+        }
+        e.active()
+    });
+    shared.update(|h| {
+        batch.into_iter().for_each(|s| h.add(s));
+        if let Some(a) = active {
+            h.set_alerts(a);
+        }
+    });
+}
+
 /// Follow `path` for ever: the checkpoint of `pulse-emit --state`, kept in memory.
-fn follow(path: &std::path::Path, shared: &Shared, diag: &mut Diag) -> Result<i32> {
+fn follow(
+    path: &std::path::Path,
+    shared: &Shared,
+    diag: &mut Diag,
+    alerts: &mut Option<Engine>,
+) -> Result<i32> {
     let mut prev = State::default();
     let inputs = [path.to_path_buf()];
     loop {
@@ -243,7 +284,7 @@ fn follow(path: &std::path::Path, shared: &Shared, diag: &mut Diag) -> Result<i3
             &mut |note| crate::error::warn(TOOL, &note),
         )?;
         if !batch.is_empty() {
-            shared.update(|h| batch.into_iter().for_each(|s| h.add(s)));
+            add_batch(shared, batch, alerts);
         }
         prev = next;
         std::thread::sleep(POLL);

@@ -415,6 +415,39 @@ impl Http {
     }
 }
 
+impl Http {
+    /// POST one JSON body, trying up to `tries` times with backoff when the server is
+    /// unreachable or answers 408, 429 or 5xx; the error is one line naming the URL (without
+    /// its secrets) and the number of tries.
+    pub fn deliver(&mut self, body: &[u8]) -> Result<()> {
+        let mut attempt = 1;
+        loop {
+            match self.post(body) {
+                Ok(()) => {
+                    self.backoff.reset();
+                    return Ok(());
+                }
+                Err((msg, retry)) => {
+                    if !retry || attempt >= self.tries {
+                        let s = if attempt == 1 { "try" } else { "tries" };
+                        return Err(Error::Runtime(format!(
+                            "POST {}: {msg} (after {attempt} {s})",
+                            self.target.shown
+                        )));
+                    }
+                    attempt += 1;
+                    std::thread::sleep(self.backoff.next_delay());
+                }
+            }
+        }
+    }
+
+    /// The URL as messages show it.
+    pub fn shown(&self) -> &str {
+        &self.target.shown
+    }
+}
+
 impl Sink for Http {
     fn name(&self) -> String {
         format!("POST {}", self.target.shown)
@@ -424,26 +457,7 @@ impl Sink for Http {
         let items = body_items(batch);
         for chunk in items.chunks(VALUES_PER_POST) {
             let body = serde_json::to_vec(chunk).map_err(|e| Error::Runtime(e.to_string()))?;
-            let mut attempt = 1;
-            loop {
-                match self.post(&body) {
-                    Ok(()) => {
-                        self.backoff.reset();
-                        break;
-                    }
-                    Err((msg, retry)) => {
-                        if !retry || attempt >= self.tries {
-                            let s = if attempt == 1 { "try" } else { "tries" };
-                            return Err(Error::Runtime(format!(
-                                "{}: {msg} (after {attempt} {s})",
-                                self.name()
-                            )));
-                        }
-                        attempt += 1;
-                        std::thread::sleep(self.backoff.next_delay());
-                    }
-                }
-            }
+            self.deliver(&body)?;
         }
         Ok(())
     }

@@ -75,6 +75,11 @@ pub struct Lock {
 
 /// Take the run lock beside the state file; fails at once if another run holds it.
 pub fn lock(state: &Path) -> Result<Lock> {
+    lock_for(state, "pulse-emit", "sending")
+}
+
+/// [`lock`] for another tool: the message names `tool` and what it will not do.
+pub fn lock_for(state: &Path, tool: &str, doing: &str) -> Result<Lock> {
     let path = lock_path(state);
     let file = OpenOptions::new()
         .create(true)
@@ -86,7 +91,7 @@ pub fn lock(state: &Path) -> Result<Lock> {
     match file.try_lock() {
         Ok(()) => Ok(Lock { _file: file }),
         Err(fs::TryLockError::WouldBlock) => Err(Error::Runtime(format!(
-            "{}: another pulse-emit run holds the lock; not sending",
+            "{}: another {tool} run holds the lock; not {doing}",
             path.display()
         ))),
         Err(fs::TryLockError::Error(e)) => Err(Error::io(path.display().to_string(), e)),
@@ -127,23 +132,12 @@ fn lock_path(state: &Path) -> PathBuf {
 impl State {
     /// Read the state file; a missing file is an empty state (first run).
     pub fn load(path: &Path) -> Result<State> {
-        let opened = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path);
-        let mut file = match opened {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(State {
-                    version: 1,
-                    ..State::default()
-                })
-            }
-            Err(e) => return Err(no_follow_error(path, e)),
+        let Some(text) = read_no_follow(path)? else {
+            return Ok(State {
+                version: 1,
+                ..State::default()
+            });
         };
-        let mut text = Vec::new();
-        file.read_to_end(&mut text)
-            .map_err(|e| Error::io(path.display().to_string(), e))?;
         let state: State = serde_json::from_slice(&text).map_err(|e| {
             Error::Runtime(format!(
                 "{}: not a pulse-emit state file ({e}); move it away to start over",
@@ -162,59 +156,10 @@ impl State {
 
     /// Replace the state file atomically: temporary file, fsync, rename, fsync directory.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        // `FILE.tmp`: runs are serialised by the lock, so one name is enough, and a file left
-        // there by a run that was killed is removed first (unlink never follows a link).
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        let io = |e| Error::io(tmp.display().to_string(), e);
         let mut json =
             serde_json::to_vec_pretty(self).map_err(|e| Error::Runtime(e.to_string()))?;
         json.push(b'\n');
-        let link = |p: &Path| fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
-        // Refuse a state path that is a symbolic link: rename would replace the link, but a
-        // link there means someone else prepared the directory.
-        for p in [path, tmp.as_path()] {
-            if link(p) {
-                return Err(no_follow_error(
-                    p,
-                    std::io::Error::from_raw_os_error(libc::ELOOP),
-                ));
-            }
-        }
-        if fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_file()) {
-            fs::remove_file(&tmp).map_err(io)?;
-        }
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => Error::Runtime(format!(
-                    "{}: appeared while saving (a symbolic link?); not writing through it",
-                    tmp.display()
-                )),
-                _ => no_follow_error(&tmp, e),
-            })?;
-        let mut guard = TempFile {
-            path: tmp.clone(),
-            keep: false,
-        };
-        f.write_all(&json).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        drop(f);
-        fs::rename(&tmp, path).map_err(|e| Error::io(path.display().to_string(), e))?;
-        guard.keep = true;
-        if let Ok(d) = File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        write_atomic(path, &json)
     }
 
     fn entry(&self, path: &Path) -> Option<&Entry> {
@@ -227,6 +172,80 @@ impl State {
             None => self.inputs.push(entry),
         }
     }
+}
+
+/// Read a file that must not be a symbolic link (`O_NOFOLLOW`); `None` when it does not
+/// exist.
+pub fn read_no_follow(path: &Path) -> Result<Option<Vec<u8>>> {
+    let opened = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path);
+    let mut file = match opened {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(no_follow_error(path, e)),
+    };
+    let mut text = Vec::new();
+    file.read_to_end(&mut text)
+        .map_err(|e| Error::io(path.display().to_string(), e))?;
+    Ok(Some(text))
+}
+
+/// Replace `path` with `json` atomically: `FILE.tmp` created exclusively (`O_EXCL`,
+/// `O_NOFOLLOW`, mode 0600), fsynced, renamed into place, directory fsynced. Neither path
+/// may be a symbolic link.
+pub fn write_atomic(path: &Path, json: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    // `FILE.tmp`: runs are serialised by the lock, so one name is enough, and a file left
+    // there by a run that was killed is removed first (unlink never follows a link).
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let io = |e| Error::io(tmp.display().to_string(), e);
+    let link = |p: &Path| fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
+    // Refuse a state path that is a symbolic link: rename would replace the link, but a
+    // link there means someone else prepared the directory.
+    for p in [path, tmp.as_path()] {
+        if link(p) {
+            return Err(no_follow_error(
+                p,
+                std::io::Error::from_raw_os_error(libc::ELOOP),
+            ));
+        }
+    }
+    if fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_file()) {
+        fs::remove_file(&tmp).map_err(io)?;
+    }
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Error::Runtime(format!(
+                "{}: appeared while saving (a symbolic link?); not writing through it",
+                tmp.display()
+            )),
+            _ => no_follow_error(&tmp, e),
+        })?;
+    let mut guard = TempFile {
+        path: tmp.clone(),
+        keep: false,
+    };
+    f.write_all(json).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(|e| Error::io(path.display().to_string(), e))?;
+    guard.keep = true;
+    if let Ok(d) = File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 /// Find the file with `dev`/`ino` near `path`: `path.1` first, then the same directory.

@@ -489,7 +489,7 @@ fn valid_name(s: &str) -> bool {
 }
 
 /// A duration in whole seconds: `10s`, `1m`, `5min`, `1h`, `1d`; `1500ms` is not whole.
-fn duration(word: &str) -> Result<u32, String> {
+pub(crate) fn duration(word: &str) -> Result<u32, String> {
     const UNITS: &str = "s, m, h or d (10s, 90s, 1m, 30m, 1h, 1d)";
     let secs = match split_quantity(word) {
         Some((x, Suffix::Unit(u))) if u.dim() == Dim::Time => {

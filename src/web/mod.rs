@@ -99,6 +99,8 @@ pub struct History {
     pub ingested: u64,
     /// Bumped on every change, for the live stream.
     pub version: u64,
+    /// With `--rules`: the pending and firing alerts of each stat and key.
+    pub alerts: HashMap<SeriesId, Vec<crate::alert::Active>>,
 }
 
 impl History {
@@ -111,6 +113,21 @@ impl History {
             overflow: 0,
             ingested: 0,
             version: 0,
+            alerts: HashMap::new(),
+        }
+    }
+
+    /// Replace the alerts shown (pulse-web `--rules`).
+    pub fn set_alerts(&mut self, active: Vec<crate::alert::Active>) {
+        let mut by: HashMap<SeriesId, Vec<crate::alert::Active>> = HashMap::new();
+        for a in active {
+            by.entry((a.stat.clone(), a.key.clone()))
+                .or_default()
+                .push(a);
+        }
+        if by != self.alerts {
+            self.alerts = by;
+            self.version += 1;
         }
     }
 

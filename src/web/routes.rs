@@ -183,7 +183,7 @@ pub fn stats(h: &History, dash: &Dashboard) -> Value {
                 .map(|l| l.1)
                 .or_else(|| ranked.first().and_then(|r| r[1].as_f64()))
                 .unwrap_or(f64::NEG_INFINITY);
-            let level = latest.map_or("", |(_, v, _)| {
+            let mut level = latest.map_or("", |(_, v, _)| {
                 if p.critical.is_some_and(|l| l.crossed(v)) {
                     "critical"
                 } else if p.warning.is_some_and(|l| l.crossed(v)) {
@@ -192,6 +192,18 @@ pub fn stats(h: &History, dash: &Dashboard) -> Value {
                     ""
                 }
             });
+            // The same evaluation as pulse-alert's (--rules): a firing alert colours the
+            // cell by its severity, critical over warning.
+            let alerts = h.alerts.get(&(p.stat.clone(), (*key).clone()));
+            for a in alerts.into_iter().flatten() {
+                if a.phase == crate::alert::Phase::Firing {
+                    if a.severity == "critical" {
+                        level = "critical";
+                    } else if level.is_empty() {
+                        level = "warning";
+                    }
+                }
+            }
             cells.push((
                 sort,
                 json!({
@@ -202,6 +214,9 @@ pub fn stats(h: &History, dash: &Dashboard) -> Value {
                     "latest": latest.map(|l| json!({"start": l.0, "value": l.1, "final": l.2})),
                     "top": ranked,
                     "level": level,
+                    "alerts": alerts.map_or(Vec::new(), |v| v.iter().map(|a| json!({
+                        "rule": a.rule, "state": a.phase, "severity": a.severity, "since": a.since,
+                    })).collect::<Vec<_>>()),
                 }),
             ));
         }

@@ -188,10 +188,10 @@ fn usage_errors_exit_2() {
 
 /// One request as the test server saw it.
 #[derive(Debug, Clone)]
-struct Request {
-    line: String,
-    headers: BTreeMap<String, String>,
-    body: Vec<u8>,
+pub struct Request {
+    pub line: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
 }
 
 /// A real HTTP/1.1 server on loopback that records requests and answers with the statuses
@@ -213,10 +213,17 @@ fn http_server(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<Request>>>) {
 /// A real HTTP/1.1 server on loopback that records each request (method and path, headers,
 /// body) and writes what `answer(index, request)` returns; `None` never answers (the
 /// connection is held open: a hung endpoint). One request per connection.
-fn http_peer(
+pub fn http_peer(
     answer: impl Fn(usize, &Request) -> Option<String> + Send + 'static,
 ) -> (String, Arc<Mutex<Vec<Request>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    http_peer_on(TcpListener::bind("127.0.0.1:0").unwrap(), answer)
+}
+
+/// [`http_peer`] on a listener the caller bound (a port chosen in advance).
+pub fn http_peer_on(
+    listener: TcpListener,
+    answer: impl Fn(usize, &Request) -> Option<String> + Send + 'static,
+) -> (String, Arc<Mutex<Vec<Request>>>) {
     let addr = listener.local_addr().unwrap().to_string();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();

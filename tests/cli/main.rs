@@ -1,5 +1,6 @@
 //! CLI tests: one integration binary driving the real binaries.
 
+mod alert;
 mod e2e;
 mod emit;
 mod fragment;

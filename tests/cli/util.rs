@@ -13,6 +13,7 @@ pub fn bin(name: &str) -> PathBuf {
         "pulse-merge" => PathBuf::from(env!("CARGO_BIN_EXE_pulse-merge")),
         "pulse-emit" => PathBuf::from(env!("CARGO_BIN_EXE_pulse-emit")),
         "pulse-web" => PathBuf::from(env!("CARGO_BIN_EXE_pulse-web")),
+        "pulse-alert" => PathBuf::from(env!("CARGO_BIN_EXE_pulse-alert")),
         _ => panic!("unknown binary {name}"),
     }
 }

@@ -520,6 +520,62 @@ fn web_dashboard_file_orders_titles_and_colours() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2, column 3: unknown option"));
 }
 
+/// `--rules`: the cells of series with a firing alert are coloured by the rule's severity,
+/// by the same evaluation as pulse-alert's (which writes the firing for the same input).
+#[test]
+fn web_rules_colour_the_cells_of_firing_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("s.ndjson");
+    let mut text = String::new();
+    for w in 0..3 {
+        text += &snap("errs", Some("a"), 60 * w, true, 20.0);
+        text += &snap("errs", Some("b"), 60 * w, true, 1.0);
+        text += &snap("slow", None, 60 * w, true, 20.0);
+    }
+    std::fs::write(&f, &text).unwrap();
+    let rules = dir.path().join("r.rules");
+    std::fs::write(
+        &rules,
+        "hot errs[*] count > 10 for 2m severity critical\nwarm slow count > 10 for 5m\n",
+    )
+    .unwrap();
+    let web = Web::start(
+        &["--rules", rules.to_str().unwrap(), f.to_str().unwrap()],
+        &[],
+        None,
+    );
+    let v = web.wait_stats(|v| v["ingested"] == 9);
+    let a = cell(&v, "errs", Some("a"));
+    assert_eq!(a["level"], "critical", "{a}");
+    assert_eq!(a["alerts"][0]["rule"], "hot");
+    assert_eq!(a["alerts"][0]["state"], "firing");
+    assert_eq!(cell(&v, "errs", Some("b"))["level"], "");
+    // Pending (3 of the 5 minutes): listed, not coloured.
+    let slow = cell(&v, "slow", None);
+    assert_eq!(slow["level"], "", "{slow}");
+    assert_eq!(slow["alerts"][0]["state"], "pending");
+    let out = crate::util::run(
+        "pulse-alert",
+        &["--rules", rules.to_str().unwrap(), f.to_str().unwrap()],
+        b"",
+    );
+    let recs = crate::util::ndjson(&out.stdout);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(
+        (recs[0]["key"].as_str(), recs[0]["state"].as_str()),
+        (Some("a"), Some("firing"))
+    );
+    // A mistake in the rules names its place.
+    std::fs::write(&rules, "hot errs count >\n").unwrap();
+    let out = Command::new(bin("pulse-web"))
+        .args(["--rules", rules.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("r.rules:1:17: expected a threshold"));
+}
+
 /// Python with the `prometheus_client` package (CI installs it), or None outside CI.
 fn prometheus_python() -> Option<()> {
     let ok = Command::new("python3")

@@ -73,6 +73,7 @@ function cell(stat, k) {
     chart(svg, [{points: k.points}], 200, 40);
     const vals = k.points.map(p => p[2]);
     if (vals.length) c.title = `range ${fmt(Math.min(...vals))} – ${fmt(Math.max(...vals))} over ${vals.length} windows`;
+    if (k.alerts && k.alerts.length) c.title += "\n" + k.alerts.map(a => `${a.rule}: ${a.state} (${a.severity})`).join("\n");
     c.appendChild(svg);
   }
   c.onclick = () => { open = {stat: stat.stat, key: k.key}; detail(); };

@@ -1,0 +1,338 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn snap(stat: &str, key: Option<&str>, start: i64, v: f64) -> Snapshot {
+    Snapshot {
+        stat: stat.into(),
+        key: key.map(Into::into),
+        start,
+        secs: 60,
+        is_final: true,
+        values: [("count".to_string(), v)].into_iter().collect(),
+    }
+}
+
+fn engine(rules: &str) -> Engine {
+    Engine::new(Rules::parse(rules, "t").unwrap(), Config::default())
+}
+
+/// (window index, status, correction, withdrawn) of every transition.
+fn run(e: &mut Engine, snaps: &[Snapshot]) -> Vec<(i64, &'static str, bool, bool)> {
+    let mut out = Vec::new();
+    for s in snaps {
+        e.add(s, &mut out);
+    }
+    out.iter()
+        .map(|t| (t.start / 60, t.status.as_str(), t.correction, t.withdrawn))
+        .collect()
+}
+
+fn series(stat: &str, key: Option<&str>, vals: &[f64]) -> Vec<Snapshot> {
+    vals.iter()
+        .enumerate()
+        .map(|(i, &v)| snap(stat, key, i as i64 * 60, v))
+        .collect()
+}
+
+#[test]
+fn for_gives_pending_then_firing_then_resolved() {
+    let mut e = engine("r s count > 10 for 3m");
+    let got = run(
+        &mut e,
+        &series("s", None, &[1., 20., 20., 20., 20., 1., 1.]),
+    );
+    assert_eq!(
+        got,
+        vec![
+            (1, "pending", false, false),
+            (3, "firing", false, false),
+            (5, "resolved", false, false)
+        ]
+    );
+}
+
+#[test]
+fn pending_that_lapses_is_ok_and_never_fires() {
+    let mut e = engine("r s count > 10 for 2m");
+    let got = run(&mut e, &series("s", None, &[20., 1., 20., 1., 20., 1.]));
+    assert!(
+        got.iter().all(|t| t.1 == "pending" || t.1 == "ok"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn clear_stops_flapping() {
+    // Oscillates around 100 once it fired: with clear 80 it stays firing until 70.
+    let mut e = engine("r s count > 100 for 2m clear 80");
+    let vals = [120., 130., 95., 105., 90., 110., 99., 101., 70., 75.];
+    let got = run(&mut e, &series("s", None, &vals));
+    assert_eq!(
+        got,
+        vec![
+            (0, "pending", false, false),
+            (1, "firing", false, false),
+            (8, "resolved", false, false)
+        ]
+    );
+    // Without clear it flaps.
+    let mut e = engine("r s count > 100");
+    let got = run(&mut e, &series("s", None, &vals));
+    assert!(
+        got.iter().filter(|t| t.1 == "firing").count() >= 3,
+        "{got:?}"
+    );
+}
+
+#[test]
+fn keep_stays_firing_after_the_condition_clears() {
+    let mut e = engine("r s count > 10 keep 2m");
+    let got = run(&mut e, &series("s", None, &[20., 1., 20., 1., 1., 1., 1.]));
+    assert_eq!(
+        got,
+        vec![(0, "firing", false, false), (5, "resolved", false, false)]
+    );
+}
+
+#[test]
+fn absent_fires_on_silence_known_from_other_series_and_not_at_the_end() {
+    let mut e = engine("gone s[*] absent for 2m");
+    let mut snaps = Vec::new();
+    for w in 0..10 {
+        snaps.push(snap("other", None, w * 60, 1.0));
+        // "a" is silent in windows 3..=5.
+        if !(3..=5).contains(&w) {
+            snaps.push(snap("s", Some("a"), w * 60, 1.0));
+        }
+    }
+    // "a" also goes silent at 10 and 11, but the input ends: never closed, never absent.
+    snaps.push(snap("other", None, 600, 1.0));
+    let got = run(&mut e, &snaps);
+    assert_eq!(
+        got,
+        vec![
+            (3, "pending", false, false),
+            (4, "firing", false, false),
+            (6, "resolved", false, false)
+        ]
+    );
+}
+
+#[test]
+fn a_count_that_stops_resolves() {
+    let mut e = engine("r s[H12] count > 10");
+    let mut snaps = series("s", Some("H12"), &[20., 20.]);
+    snaps.extend([snap("t", None, 120, 0.), snap("t", None, 180, 0.)]);
+    let got = run(&mut e, &snaps);
+    assert_eq!(
+        got,
+        vec![(0, "firing", false, false), (2, "resolved", false, false)]
+    );
+    assert_eq!(e.instances(), 1);
+    let more: Vec<Snapshot> = (4..14).map(|w| snap("t", None, w * 60, 0.)).collect();
+    run(&mut e, &more);
+    assert_eq!(
+        e.instances(),
+        0,
+        "an ok instance silent for the whole horizon is dropped"
+    );
+}
+
+#[test]
+fn rises_by_and_outside() {
+    let mut e = engine("r s count rises by 50%");
+    let got = run(&mut e, &series("s", None, &[100., 140., 220., 230.]));
+    assert_eq!(
+        got,
+        vec![(2, "firing", false, false), (3, "resolved", false, false)]
+    );
+    let mut e = engine("r s count outside 10..20 clear 12..18");
+    let got = run(&mut e, &series("s", None, &[15., 25., 19., 17., 5.]));
+    assert_eq!(
+        got,
+        vec![
+            (1, "firing", false, false),
+            (3, "resolved", false, false),
+            (4, "firing", false, false)
+        ]
+    );
+}
+
+#[test]
+fn late_data_gives_corrections() {
+    let mut e = engine("r s count > 10 for 2m");
+    let mut snaps = series("s", None, &[1., 20., 5., 1.]);
+    // Window 2 re-emitted above the threshold: it fires at 2 after all, and resolves at 3.
+    snaps.push(snap("s", None, 120, 30.));
+    let got = run(&mut e, &snaps);
+    assert_eq!(
+        got,
+        vec![
+            (1, "pending", false, false),
+            (2, "ok", false, false),
+            (2, "ok", true, true),
+            (2, "firing", true, false),
+            (3, "resolved", true, false)
+        ]
+    );
+    // The same value again changes nothing.
+    let mut out = Vec::new();
+    e.add(&snap("s", None, 120, 30.), &mut out);
+    assert!(out.is_empty());
+    // Too old for the horizon: counted, ignored.
+    let mut e = Engine::new(
+        Rules::parse("r s count > 10", "t").unwrap(),
+        Config {
+            horizon: 2,
+            ..Config::default()
+        },
+    );
+    run(&mut e, &series("s", None, &[1., 1., 1., 1.]));
+    let got = run(&mut e, &[snap("s", None, 0, 99.)]);
+    assert!(got.is_empty());
+    assert_eq!(e.too_late, 1);
+}
+
+#[test]
+fn repeat_restates_firing() {
+    let mut e = Engine::new(
+        Rules::parse("r s count > 10", "t").unwrap(),
+        Config {
+            repeat: Some(120),
+            ..Config::default()
+        },
+    );
+    let mut out = Vec::new();
+    for s in series("s", None, &[20., 20., 20., 20., 20.]) {
+        e.add(&s, &mut out);
+    }
+    let reps: Vec<i64> = out
+        .iter()
+        .filter(|t| t.repeat)
+        .map(|t| t.start / 60)
+        .collect();
+    assert_eq!(reps, vec![2, 4]);
+}
+
+#[test]
+fn state_survives_save_and_restore() {
+    let rules = "r s count > 10 for 2m";
+    let snaps = series("s", None, &[20., 20., 20., 1., 1.]);
+    let mut whole = engine(rules);
+    let all = run(&mut whole, &snaps);
+    let mut first = engine(rules);
+    let mut got = run(&mut first, &snaps[..2]);
+    let saved = serde_json::to_string(&first.save()).unwrap();
+    let mut second = engine(rules);
+    second.restore(serde_json::from_str(&saved).unwrap(), first.clock);
+    got.extend(run(&mut second, &snaps[2..]));
+    assert_eq!(got, all);
+}
+
+#[test]
+fn summary_template() {
+    let rules = Rules::parse(
+        "r s[*] count > 10 \"{rule}: {key} {name} at {value} over {threshold} {x}\"",
+        "t",
+    )
+    .unwrap();
+    let mut e = Engine::new(rules, Config::default());
+    let mut out = Vec::new();
+    e.add(&snap("s", Some("web"), 0, 12.5), &mut out);
+    assert_eq!(
+        out[0].summary(&e.rules[0]),
+        "r: web count at 12.5 over 10 {x}"
+    );
+    let j = out[0].to_json(&e.rules);
+    assert_eq!(j["threshold"], 10);
+    assert_eq!(j["value"], 12.5);
+    assert_eq!(j["state"], "firing");
+    assert_eq!(j["correction"], false);
+}
+
+proptest! {
+    /// Any order of the keys within each window gives the same transitions, per series.
+    #[test]
+    fn key_order_within_windows_does_not_matter(
+        vals in proptest::collection::vec(proptest::collection::vec(0u8..4, 3), 1..14),
+        perm in proptest::collection::vec(0usize..6, 14),
+        gaps in proptest::collection::vec(any::<bool>(), 14),
+    ) {
+        let rules = "a s count > 2 for 2m clear 1\nb s[*] absent for 2m\nc s count rises by 50% keep 1m";
+        let keys = ["x", "y", "z"];
+        let orders = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+        let mut straight = Vec::new();
+        let mut shuffled = Vec::new();
+        for (w, row) in vals.iter().enumerate() {
+            for k in 0..3 {
+                if gaps[w] && k == 1 {
+                    continue;
+                }
+                straight.push(snap("s", Some(keys[k]), w as i64 * 60, row[k] as f64));
+            }
+            for &k in &orders[perm[w]] {
+                if gaps[w] && k == 1 {
+                    continue;
+                }
+                shuffled.push(snap("s", Some(keys[k]), w as i64 * 60, row[k] as f64));
+            }
+        }
+        let norm = |snaps: &[Snapshot]| {
+            let mut e = engine(rules);
+            let mut out = Vec::new();
+            for s in snaps {
+                e.add(s, &mut out);
+            }
+            let mut v: Vec<String> = out.iter().map(|t| t.to_json(&e.rules).to_string()).collect();
+            v.sort();
+            v
+        };
+        prop_assert_eq!(norm(&straight), norm(&shuffled));
+    }
+}
+
+fn provisional(stat: &str, key: Option<&str>, start: i64, v: f64) -> Snapshot {
+    Snapshot {
+        is_final: false,
+        ..snap(stat, key, start, v)
+    }
+}
+
+#[test]
+fn early_fires_provisionally_and_withdraws_what_the_final_does_not_confirm() {
+    let mut e = Engine::new(
+        Rules::parse("r s count > 10", "t").unwrap(),
+        Config {
+            early: true,
+            ..Config::default()
+        },
+    );
+    let mut out = Vec::new();
+    e.add(&snap("s", None, 0, 1.), &mut out);
+    // Window 1 looks bad early, then its final is fine: withdrawn.
+    e.add(&provisional("s", None, 60, 20.), &mut out);
+    e.add(&provisional("s", None, 60, 25.), &mut out); // same verdict: nothing new
+    e.add(&snap("s", None, 60, 5.), &mut out);
+    // Window 2 looks bad early, and its final confirms it.
+    e.add(&provisional("s", None, 120, 30.), &mut out);
+    e.add(&snap("s", None, 120, 40.), &mut out);
+    let got: Vec<(i64, &str, bool, bool)> = out
+        .iter()
+        .map(|t| (t.start / 60, t.status.as_str(), t.provisional, t.withdrawn))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, "firing", true, false),
+            (1, "firing", true, true),
+            (2, "firing", true, false),
+            (2, "firing", false, false),
+        ]
+    );
+    // Without --early, provisional snapshots change nothing.
+    let mut e = engine("r s count > 10");
+    let mut out = Vec::new();
+    e.add(&provisional("s", None, 0, 20.), &mut out);
+    assert!(out.is_empty());
+}

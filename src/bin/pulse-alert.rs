@@ -1,0 +1,3 @@
+fn main() {
+    pulse::cli::alert::main()
+}
