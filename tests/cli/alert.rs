@@ -12,7 +12,7 @@ use crate::util::{assert_ok, ndjson, run, sh, spawn_piped};
 const T0: i64 = 1767225600;
 
 /// Rules for the three incidents of `gen-router-log --incidents`.
-const INCIDENT_RULES: &str = "\
+pub const INCIDENT_RULES: &str = "\
 # The incidents of scripts/gen-router-log --incidents
 h12-storm   router.errors[H12]       count  > 100   for 2m  severity critical  \"{value} H12 timeouts a minute\"
 silent-app  router.requests.app[*]          absent  for 2m  \"{key} stopped sending traffic\"
@@ -31,7 +31,7 @@ fn write(dir: &Path, name: &str, text: &[u8]) -> PathBuf {
 
 /// The snapshots of a 22-minute generated replay with incidents, through the real pipeline
 /// (gen-router-log → pulse-fragment --raw → pulse-merge), made once per test run.
-fn incident_snapshots() -> &'static [u8] {
+pub fn incident_snapshots() -> &'static [u8] {
     static SNAPS: OnceLock<Vec<u8>> = OnceLock::new();
     SNAPS.get_or_init(|| {
         let gen = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gen-router-log");
@@ -45,7 +45,7 @@ fn incident_snapshots() -> &'static [u8] {
 }
 
 /// (rule, key, state, minute of the window) of every record.
-fn summary(out: &[u8]) -> Vec<(String, String, String, i64)> {
+pub fn summary(out: &[u8]) -> Vec<(String, String, String, i64)> {
     ndjson(out)
         .iter()
         .map(|r| {
@@ -59,7 +59,7 @@ fn summary(out: &[u8]) -> Vec<(String, String, String, i64)> {
         .collect()
 }
 
-fn expected_incidents() -> Vec<(String, String, String, i64)> {
+pub fn expected_incidents() -> Vec<(String, String, String, i64)> {
     [
         ("h12-storm", "H12", "firing", 4),
         ("h12-storm", "H12", "resolved", 6),

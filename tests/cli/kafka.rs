@@ -221,3 +221,36 @@ fn kafka_restarted_receiver_and_merger_stay_exact() {
         .sum::<usize>();
     assert_eq!(n, sent);
 }
+
+/// The talk's `cat aggregates | alert | kafka --to check-results`: snapshots in a topic,
+/// pulse-alert between two kcats, the check results in another topic: exactly the
+/// incidents' transitions, byte for byte what pulse-alert writes on its own.
+#[test]
+fn kafka_aggregates_through_pulse_alert_to_check_results() {
+    use crate::alert::{expected_incidents, incident_snapshots, summary, INCIDENT_RULES};
+    let Some(k) = Kafka::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("ops.rules");
+    std::fs::write(&rules, INCIDENT_RULES).unwrap();
+    let snaps = dir.path().join("snaps.ndjson");
+    std::fs::write(&snaps, incident_snapshots()).unwrap();
+    k.create_topic("aggregates", 1);
+    k.create_topic("check-results", 1);
+    let kcat = k.kcat();
+    assert_ok(&sh(&format!(
+        "timeout 60 {kcat} -P -t aggregates -l {}",
+        snaps.display()
+    )));
+    let rules = rules.display();
+    assert_ok(&sh(&format!(
+        "timeout 60 {kcat} -C -t aggregates -o beginning -e -q | pulse-alert --rules {rules} | timeout 60 {kcat} -P -t check-results"
+    )));
+    let got = consume(&k, "check-results", None, "%s\\n");
+    assert_eq!(summary(&got), expected_incidents());
+    let direct = sh(&format!("pulse-alert --rules {rules} {}", snaps.display()));
+    assert_ok(&direct);
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&direct.stdout)
+    );
+}
