@@ -179,6 +179,8 @@ pub fn run(args: Args) -> Result<i32> {
         args.inputs.clone()
     };
     let mut first: Option<Instant> = None;
+    // Snapshots in the last chunk: the next batch's capacity.
+    let mut room = 0;
     for input in open_all(&inputs, Kind::Records) {
         let name = input.name.clone();
         let mut r = input.chunks();
@@ -188,13 +190,14 @@ pub fn run(args: Args) -> Result<i32> {
                 Ok(Some(chunk)) => {
                     let t0 = *first.get_or_insert_with(Instant::now);
                     // Parsed before the lock is taken, the names borrowed from the chunk.
-                    let mut batch = Vec::new();
+                    let mut batch = Vec::with_capacity(room);
                     for line in lines(&chunk) {
                         n += 1;
                         if let Some(s) = parse(&mut diag, &name, n, line) {
                             batch.push(s);
                         }
                     }
+                    room = batch.len();
                     shared.update(|h| {
                         batch.iter().for_each(|s| h.add_ref(s));
                         h.read_secs = t0.elapsed().as_secs_f64();

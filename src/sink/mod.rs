@@ -214,23 +214,26 @@ impl<'de: 'a, 'a> Deserialize<'de> for WireValues<'a> {
                 self,
                 mut m: M,
             ) -> std::result::Result<Self::Value, M::Error> {
-                let mut all: Vec<(Cow<'de, str>, Option<f64>)> = Vec::with_capacity(8);
+                // A `null` is held as NaN until a later value of the same name replaces it;
+                // JSON numbers are never NaN.
+                let mut all: Vec<(Cow<'de, str>, f64)> = Vec::with_capacity(8);
                 while let Some((k, v)) = m.next_entry::<WireStr<'de>, Option<f64>>()? {
-                    all.push((k.0, v));
+                    all.push((k.0, v.unwrap_or(f64::NAN)));
                 }
-                // Stable: of equal names, the last one given ends up last.
-                all.sort_by(|a, b| a.0.cmp(&b.0));
-                let mut out: Vec<(Cow<'de, str>, f64)> = Vec::with_capacity(all.len());
-                let mut it = all.into_iter().peekable();
-                while let Some((k, v)) = it.next() {
-                    if it.peek().is_some_and(|next| next.0 == k) {
-                        continue;
-                    }
-                    if let Some(v) = v.filter(|v| v.is_finite()) {
-                        out.push((k, v));
-                    }
+                if !all.windows(2).all(|w| w[0].0 < w[1].0) {
+                    // Stable: of equal names, the last one given ends up last, and its
+                    // value is kept.
+                    all.sort_by(|a, b| a.0.cmp(&b.0));
+                    all.dedup_by(|later, kept| {
+                        let same = later.0 == kept.0;
+                        if same {
+                            kept.1 = later.1;
+                        }
+                        same
+                    });
                 }
-                Ok(WireValues(out))
+                all.retain(|(_, v)| v.is_finite());
+                Ok(WireValues(all))
             }
         }
         d.deserialize_map(V)
@@ -395,6 +398,7 @@ mod tests {
         for line in [
             &br#"{"stat":"s","key":"k","start":60,"secs":60,"final":true,"values":{"p99":3,"count":2,"max":null}}"#[..],
             br#"{"stat":"a\"b","key":"x\ny\u00e9","start":-5,"secs":1,"values":{"z":1,"a":2,"z":null,"a":7,"m\u0041":1e400}}"#,
+            br#"{"stat":"s","key":"k","start":0,"secs":60,"values":{"b":null,"a":1,"b":3,"c":2,"c":null}}"#,
             br#"{"values":{},"secs":9,"start":0,"key":null,"stat":"s","extra":[1,{"a":2}]}"#,
             br#"{"stat":"s","key":5,"start":0,"secs":1,"values":{}}"#,
             br#"{"stat":"s","start":0,"secs":1,"values":{"a":"x"}}"#,
