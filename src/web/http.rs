@@ -43,6 +43,22 @@ pub struct Shared {
     pub dashboard: Dashboard,
     pub auth: Option<Tokens>,
     conns: AtomicUsize,
+    /// The last `/api/stats` reply and the state of the history it was made from: every open
+    /// page asks for it on every update, and all but the first get the same bytes.
+    stats_cache: Mutex<Option<(StatsKey, Arc<Reply>)>>,
+}
+
+/// What `/api/stats` depends on besides the dashboard (which does not change).
+type StatsKey = (u64, u64, u64, bool, u64);
+
+fn stats_key(h: &History) -> StatsKey {
+    (
+        h.version,
+        h.ingested,
+        h.overflow,
+        h.read_done,
+        h.read_secs.to_bits(),
+    )
 }
 
 impl Shared {
@@ -53,6 +69,7 @@ impl Shared {
             dashboard,
             auth,
             conns: AtomicUsize::new(0),
+            stats_cache: Mutex::new(None),
         }
     }
 
@@ -189,7 +206,20 @@ fn handle(mut conn: TcpStream, shared: &Shared) {
     }
     let reply = {
         let h = shared.history.lock().unwrap_or_else(|e| e.into_inner());
-        route(&head.path, &head.query, &h, &shared.dashboard)
+        if head.path == "/api/stats" {
+            let mut cache = shared.stats_cache.lock().unwrap_or_else(|e| e.into_inner());
+            let key = stats_key(&h);
+            match &*cache {
+                Some((k, r)) if *k == key => r.clone(),
+                _ => {
+                    let r = Arc::new(route(&head.path, &head.query, &h, &shared.dashboard));
+                    *cache = Some((key, r.clone()));
+                    r
+                }
+            }
+        } else {
+            Arc::new(route(&head.path, &head.query, &h, &shared.dashboard))
+        }
     };
     let _ = write_reply(&conn, &reply, head_only, &[]);
 }
