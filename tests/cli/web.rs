@@ -838,6 +838,21 @@ fn web_page_in_chromium_draws_the_snapshots_updates_live_and_reconnects() {
     if let Ok(out) = std::env::var("PULSE_WEB_SCREENSHOT") {
         browser.screenshot(Path::new(&out));
     }
+    // The dark scheme: the page follows prefers-color-scheme.
+    let bg = "return getComputedStyle(document.body).backgroundColor";
+    browser.cdp(
+        "Emulation.setEmulatedMedia",
+        json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}),
+    );
+    assert_eq!(browser.eval(bg), "rgb(15, 18, 23)");
+    if let Ok(out) = std::env::var("PULSE_WEB_SCREENSHOT_DARK") {
+        browser.screenshot(Path::new(&out));
+    }
+    browser.cdp(
+        "Emulation.setEmulatedMedia",
+        json!({"features": [{"name": "prefers-color-scheme", "value": "light"}]}),
+    );
+    assert_eq!(browser.eval(bg), "rgb(246, 247, 249)");
     // Newer snapshots: the page changes without a reload, within 2 s.
     browser.eval("window.__same_page = true; return 1");
     let newest = *want[&("events.total".to_string(), None)]
@@ -1088,7 +1103,7 @@ fn web_bench_50_clients_on_the_stream() {
             "secs": 60, "final": false, "values": {"count": round, "p95": 1000 + round}});
         let t0 = Instant::now();
         append(&snaps, &format!("{line}\n"));
-        let mut got = vec![false; CLIENTS];
+        let mut got = [false; CLIENTS];
         let until = t0 + Duration::from_secs(5);
         while got.iter().any(|g| !g) {
             let Ok((c, r, event, data)) =
