@@ -950,11 +950,6 @@ fn bench_web(args: &[&str], snapshots: u64) -> Web {
     web
 }
 
-/// Where the body of a raw HTTP reply starts.
-fn memchr_body(raw: &[u8]) -> Option<usize> {
-    raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
-}
-
 /// The snapshots [`bench_cells`] writes.
 const CELLS: u64 = 25 * 20 * 60;
 
@@ -1070,17 +1065,21 @@ fn web_bench_50_clients_on_the_stream() {
                 q.read_to_end(&mut raw)
                     .unwrap_or_else(|e| panic!("client {c}: /api/stats: {e}"));
                 let data = Instant::now();
-                let at = memchr_body(&raw).expect("a head");
                 assert!(
                     raw.starts_with(b"HTTP/1.1 200"),
                     "client {c}: {}",
-                    String::from_utf8_lossy(&raw[..at])
+                    String::from_utf8_lossy(&raw[..raw.len().min(200)])
                 );
-                let v: Value = serde_json::from_slice(&raw[at..]).unwrap();
-                // Round r writes p95 = 1000 + r (the bench data's own are below 400).
-                let round = cell(&v, "bench.s00", Some("host-00"))["latest"]["value"]
-                    .as_f64()
-                    .map_or(0, |x| (x as usize).saturating_sub(1000));
+                // Round r writes p95 = 1000 + r, the latest value of its cell (the bench
+                // data's own are below 1000); found without parsing the whole reply, as the
+                // clients share two cores with pulse-web.
+                let round = (1..=ROUNDS)
+                    .rev()
+                    .find(|r| {
+                        memchr::memmem::find(&raw, format!("\"value\":{}.0", 1000 + r).as_bytes())
+                            .is_some()
+                    })
+                    .unwrap_or(0);
                 if (1..=ROUNDS).contains(&round) && round > seen {
                     seen = round;
                     if tx.send((c, round, event, data)).is_err() {
