@@ -8,7 +8,7 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, Parser};
 
@@ -17,8 +17,8 @@ use crate::error::{exit_with, Diag, Error, Result, EXIT_OK};
 use crate::io::input::{open_all, Kind};
 use crate::io::lines::lines;
 use crate::io::listen::{is_loopback, Tokens};
-use crate::sink::parse_snapshot;
 use crate::sink::state::{self, State};
+use crate::sink::{parse_snapshot_ref, SnapshotRef};
 use crate::web::dashboard::Dashboard;
 use crate::web::http::{serve, Shared};
 use crate::web::{History, Keep};
@@ -197,6 +197,9 @@ pub fn run(args: Args) -> Result<i32> {
     } else {
         args.inputs.clone()
     };
+    let mut first: Option<Instant> = None;
+    // Snapshots in the last chunk: the next batch's capacity.
+    let mut room = 0;
     for input in open_all(&inputs, Kind::Records) {
         let name = input.name.clone();
         let mut r = input.chunks();
@@ -204,12 +207,17 @@ pub fn run(args: Args) -> Result<i32> {
         loop {
             match r.next_chunk() {
                 Ok(Some(chunk)) => {
-                    let mut batch = Vec::new();
+                    let t0 = *first.get_or_insert_with(Instant::now);
+                    // Parsed before the lock is taken, the names borrowed from the chunk.
+                    let mut batch = Vec::with_capacity(room);
                     for line in lines(&chunk) {
                         n += 1;
-                        take(&mut diag, &name, n, line, &mut batch);
+                        if let Some(s) = parse(&mut diag, &name, n, line) {
+                            batch.push(s);
+                        }
                     }
-                    add_batch(&shared, batch, &mut alerts);
+                    room = batch.len();
+                    add_batch(&shared, &batch, &mut alerts, t0);
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -219,6 +227,7 @@ pub fn run(args: Args) -> Result<i32> {
             }
         }
     }
+    shared.update(|h| h.read_done = true);
     diag.finish();
     // The input ended: keep serving what was read until stopped.
     loop {
@@ -228,35 +237,33 @@ pub fn run(args: Args) -> Result<i32> {
     Ok(EXIT_OK)
 }
 
-fn take(
-    diag: &mut Diag,
-    name: &str,
-    n: u64,
-    line: &[u8],
-    batch: &mut Vec<crate::record::Snapshot>,
-) {
+/// One line as a snapshot, or `None` (blank, or bad: reported).
+fn parse<'a>(diag: &mut Diag, name: &str, n: u64, line: &'a [u8]) -> Option<SnapshotRef<'a>> {
     if line.iter().all(u8::is_ascii_whitespace) {
-        return;
+        return None;
     }
-    match parse_snapshot(line) {
-        Ok(s) => batch.push(s),
+    match parse_snapshot_ref(line) {
+        Ok(s) => Some(s),
         Err(e) => {
             let _ = diag.bad("bad", &format!("{name}: line {n}"), &e);
+            None
         }
     }
 }
 
-/// Take in a batch of snapshots, and step the alert rules over them.
-fn add_batch(shared: &Shared, batch: Vec<crate::record::Snapshot>, alerts: &mut Option<Engine>) {
+/// Take in a batch of snapshots (the reader's first one came at `t0`), and step the alert
+/// rules over them.
+fn add_batch(shared: &Shared, batch: &[SnapshotRef], alerts: &mut Option<Engine>, t0: Instant) {
     let active = alerts.as_mut().map(|e| {
         let mut sink = Vec::new();
-        for s in &batch {
-            e.add(s, &mut sink);
+        for s in batch {
+            e.add(&s.clone().into_owned(), &mut sink);
         }
         e.active()
     });
     shared.update(|h| {
-        batch.into_iter().for_each(|s| h.add(s));
+        batch.iter().for_each(|s| h.add_ref(s));
+        h.read_secs = t0.elapsed().as_secs_f64();
         if let Some(a) = active {
             h.set_alerts(a);
         }
@@ -272,19 +279,24 @@ fn follow(
 ) -> Result<i32> {
     let mut prev = State::default();
     let inputs = [path.to_path_buf()];
+    let mut first: Option<Instant> = None;
     loop {
         let mut batch = Vec::new();
         let next = state::read_new(
             &prev,
             &inputs,
             &mut |label, n, line| {
-                take(diag, label, n, line, &mut batch);
+                if let Some(s) = parse(diag, label, n, line) {
+                    batch.push(s.into_owned());
+                }
                 Ok(())
             },
             &mut |note| crate::error::warn(TOOL, &note),
         )?;
         if !batch.is_empty() {
-            add_batch(shared, batch, alerts);
+            let t0 = *first.get_or_insert_with(Instant::now);
+            let refs: Vec<SnapshotRef> = batch.iter().map(SnapshotRef::from).collect();
+            add_batch(shared, &refs, alerts, t0);
         }
         prev = next;
         std::thread::sleep(POLL);

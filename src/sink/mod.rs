@@ -11,9 +11,11 @@
 //! - [`text`]: `json`, `csv`, `table` and `graphite` lines on a writer (stdout);
 //! - [`state`]: the checkpoint that lets `pulse-emit --state` run from cron.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use crate::error::Result;
@@ -112,41 +114,171 @@ impl Latest {
     }
 }
 
+/// A snapshot as read, its names borrowed from the line where they hold no escapes: what
+/// [`parse_snapshot_ref`] gives, so that a reader that keeps only numbers (pulse-web's
+/// history) allocates nothing per line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotRef<'a> {
+    pub stat: Cow<'a, str>,
+    pub key: Option<Cow<'a, str>>,
+    pub start: i64,
+    pub secs: u32,
+    pub is_final: bool,
+    /// The finite values, sorted by name, one per name (the last one given).
+    pub values: Vec<(Cow<'a, str>, f64)>,
+}
+
+impl SnapshotRef<'_> {
+    /// The value of `name`.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.values
+            .binary_search_by(|(n, _)| n.as_ref().cmp(name))
+            .ok()
+            .map(|i| self.values[i].1)
+    }
+
+    pub fn into_owned(self) -> Snapshot {
+        Snapshot {
+            stat: self.stat.into_owned(),
+            key: self.key.map(Cow::into_owned),
+            start: self.start,
+            secs: self.secs,
+            is_final: self.is_final,
+            values: self
+                .values
+                .into_iter()
+                .map(|(k, v)| (k.into_owned(), v))
+                .collect(),
+        }
+    }
+}
+
+impl<'a> From<&'a Snapshot> for SnapshotRef<'a> {
+    fn from(s: &'a Snapshot) -> SnapshotRef<'a> {
+        SnapshotRef {
+            stat: Cow::Borrowed(&s.stat),
+            key: s.key.as_deref().map(Cow::Borrowed),
+            start: s.start,
+            secs: s.secs,
+            is_final: s.is_final,
+            values: s
+                .values
+                .iter()
+                .map(|(k, &v)| (Cow::Borrowed(k.as_str()), v))
+                .collect(),
+        }
+    }
+}
+
+/// A JSON string, borrowed from the line unless it holds escapes.
+struct WireStr<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for WireStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = WireStr<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(
+                self,
+                s: &'de str,
+            ) -> std::result::Result<Self::Value, E> {
+                Ok(WireStr(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<Self::Value, E> {
+                Ok(WireStr(Cow::Owned(s.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> std::result::Result<Self::Value, E> {
+                Ok(WireStr(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The values object: read as a map of names to numbers or `null`, then sorted by name with
+/// the last value of a repeated name kept (as a map would), and only the finite ones kept.
+struct WireValues<'a>(Vec<(Cow<'a, str>, f64)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for WireValues<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = WireValues<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<M: MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> std::result::Result<Self::Value, M::Error> {
+                // A `null` is held as NaN until a later value of the same name replaces it;
+                // JSON numbers are never NaN.
+                let mut all: Vec<(Cow<'de, str>, f64)> = Vec::with_capacity(8);
+                while let Some((k, v)) = m.next_entry::<WireStr<'de>, Option<f64>>()? {
+                    all.push((k.0, v.unwrap_or(f64::NAN)));
+                }
+                if !all.windows(2).all(|w| w[0].0 < w[1].0) {
+                    // Stable: of equal names, the last one given ends up last, and its
+                    // value is kept.
+                    all.sort_by(|a, b| a.0.cmp(&b.0));
+                    all.dedup_by(|later, kept| {
+                        let same = later.0 == kept.0;
+                        if same {
+                            kept.1 = later.1;
+                        }
+                        same
+                    });
+                }
+                all.retain(|(_, v)| v.is_finite());
+                Ok(WireValues(all))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 /// The snapshot as read: values may be `null` (a merger writes non-finite numbers so).
 #[derive(Deserialize)]
-struct WireSnapshot {
-    stat: String,
-    key: Option<String>,
+struct WireSnapshot<'a> {
+    #[serde(borrow)]
+    stat: WireStr<'a>,
+    #[serde(borrow)]
+    key: Option<WireStr<'a>>,
     start: i64,
     secs: u32,
     #[serde(rename = "final", default)]
     is_final: bool,
-    values: BTreeMap<String, Option<f64>>,
+    #[serde(borrow)]
+    values: WireValues<'a>,
 }
 
 /// Parse one NDJSON line as a snapshot. `null` values are dropped (they carry no number).
 pub fn parse_snapshot(line: &[u8]) -> std::result::Result<Snapshot, String> {
+    parse_snapshot_ref(line).map(SnapshotRef::into_owned)
+}
+
+/// [`parse_snapshot`], borrowing the names from `line`.
+pub fn parse_snapshot_ref(line: &[u8]) -> std::result::Result<SnapshotRef<'_>, String> {
     let w: WireSnapshot = serde_json::from_slice(line).map_err(|e| {
         let msg = e.to_string();
         format!("not a snapshot: {msg}")
     })?;
-    if w.stat.is_empty() {
+    if w.stat.0.is_empty() {
         return Err("not a snapshot: empty stat name".into());
     }
     if w.secs == 0 {
         return Err("not a snapshot: secs is 0".into());
     }
-    Ok(Snapshot {
-        stat: w.stat,
-        key: w.key,
+    Ok(SnapshotRef {
+        stat: w.stat.0,
+        key: w.key.map(|k| k.0),
         start: w.start,
         secs: w.secs,
         is_final: w.is_final,
-        values: w
-            .values
-            .into_iter()
-            .filter_map(|(k, v)| v.filter(|v| v.is_finite()).map(|v| (k, v)))
-            .collect(),
+        values: w.values.0,
     })
 }
 
@@ -226,6 +358,61 @@ mod tests {
         let v = l.drain();
         assert_eq!(v.len(), 2);
         assert_eq!(v[1].values["count"], 2.0);
+    }
+
+    /// The parse as it was, into owned maps: the borrowing parse must agree with it.
+    fn parse_owned(line: &[u8]) -> std::result::Result<Snapshot, String> {
+        #[derive(Deserialize)]
+        struct Old {
+            stat: String,
+            key: Option<String>,
+            start: i64,
+            secs: u32,
+            #[serde(rename = "final", default)]
+            is_final: bool,
+            values: BTreeMap<String, Option<f64>>,
+        }
+        let w: Old = serde_json::from_slice(line).map_err(|e| format!("not a snapshot: {e}"))?;
+        if w.stat.is_empty() {
+            return Err("not a snapshot: empty stat name".into());
+        }
+        if w.secs == 0 {
+            return Err("not a snapshot: secs is 0".into());
+        }
+        Ok(Snapshot {
+            stat: w.stat,
+            key: w.key,
+            start: w.start,
+            secs: w.secs,
+            is_final: w.is_final,
+            values: w
+                .values
+                .into_iter()
+                .filter_map(|(k, v)| v.filter(|v| v.is_finite()).map(|v| (k, v)))
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn borrowing_parse_agrees_with_owned_maps() {
+        for line in [
+            &br#"{"stat":"s","key":"k","start":60,"secs":60,"final":true,"values":{"p99":3,"count":2,"max":null}}"#[..],
+            br#"{"stat":"a\"b","key":"x\ny\u00e9","start":-5,"secs":1,"values":{"z":1,"a":2,"z":null,"a":7,"m\u0041":1e400}}"#,
+            br#"{"stat":"s","key":"k","start":0,"secs":60,"values":{"b":null,"a":1,"b":3,"c":2,"c":null}}"#,
+            br#"{"values":{},"secs":9,"start":0,"key":null,"stat":"s","extra":[1,{"a":2}]}"#,
+            br#"{"stat":"s","key":5,"start":0,"secs":1,"values":{}}"#,
+            br#"{"stat":"s","start":0,"secs":1,"values":{"a":"x"}}"#,
+            br#"{"stat":"s","start":0,"secs":1,"values":[]}"#,
+            br#"{"stat":"","start":0,"secs":1,"values":{}}"#,
+            br#"{"stat":"s","start":0,"secs":1}"#,
+            br#"{"stat":"s","start":0,"secs":1,"values":{"a":1}"#,
+            b"{}",
+            b"[1]",
+            b"not json",
+        ] {
+            let text = String::from_utf8_lossy(line);
+            assert_eq!(parse_snapshot(line), parse_owned(line), "{text}");
+        }
     }
 
     #[test]

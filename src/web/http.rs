@@ -43,6 +43,22 @@ pub struct Shared {
     pub dashboard: Dashboard,
     pub auth: Option<Tokens>,
     conns: AtomicUsize,
+    /// The last `/api/stats` reply and the state of the history it was made from: every open
+    /// page asks for it on every update, and all but the first get the same bytes.
+    stats_cache: Mutex<Option<(StatsKey, Arc<Reply>)>>,
+}
+
+/// What `/api/stats` depends on besides the dashboard (which does not change).
+type StatsKey = (u64, u64, u64, bool, u64);
+
+fn stats_key(h: &History) -> StatsKey {
+    (
+        h.version,
+        h.ingested,
+        h.overflow,
+        h.read_done,
+        h.read_secs.to_bits(),
+    )
 }
 
 impl Shared {
@@ -53,6 +69,7 @@ impl Shared {
             dashboard,
             auth,
             conns: AtomicUsize::new(0),
+            stats_cache: Mutex::new(None),
         }
     }
 
@@ -62,6 +79,17 @@ impl Shared {
         f(&mut h);
         drop(h);
         self.changed.notify_all();
+    }
+}
+
+/// Give the pages freed after building a large reply back to the system: the JSON tree of
+/// `/api/stats` takes several times the bytes it serializes to, and glibc keeps the freed
+/// pages below a block still held (the reply kept for the next page) resident.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -189,7 +217,21 @@ fn handle(mut conn: TcpStream, shared: &Shared) {
     }
     let reply = {
         let h = shared.history.lock().unwrap_or_else(|e| e.into_inner());
-        route(&head.path, &head.query, &h, &shared.dashboard)
+        if head.path == "/api/stats" {
+            let mut cache = shared.stats_cache.lock().unwrap_or_else(|e| e.into_inner());
+            let key = stats_key(&h);
+            match &*cache {
+                Some((k, r)) if *k == key => r.clone(),
+                _ => {
+                    let r = Arc::new(route(&head.path, &head.query, &h, &shared.dashboard));
+                    *cache = Some((key, r.clone()));
+                    release_free_memory();
+                    r
+                }
+            }
+        } else {
+            Arc::new(route(&head.path, &head.query, &h, &shared.dashboard))
+        }
     };
     let _ = write_reply(&conn, &reply, head_only, &[]);
 }

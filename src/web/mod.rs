@@ -11,6 +11,7 @@ pub mod routes;
 use std::collections::{BTreeMap, HashMap};
 
 use crate::record::Snapshot;
+use crate::sink::SnapshotRef;
 
 /// How much history each series keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,12 +86,23 @@ impl Series {
 /// Stat name, key.
 pub type SeriesId = (String, Option<String>);
 
+/// A [`SeriesId`] borrowed from a snapshot being read, to look a series up without
+/// allocating: it hashes as the tuple does (field by field) and compares equal to it.
+#[derive(Hash)]
+struct IdRef<'a>(&'a str, Option<&'a str>);
+
+impl hashbrown::Equivalent<SeriesId> for IdRef<'_> {
+    fn equivalent(&self, id: &SeriesId) -> bool {
+        self.0 == id.0 && self.1 == id.1.as_deref()
+    }
+}
+
 /// Every series held, bounded by `max_series` (one series per stat, key and value name).
 #[derive(Debug)]
 pub struct History {
     keep: Keep,
     max_series: usize,
-    pub series: HashMap<SeriesId, Series>,
+    pub series: hashbrown::HashMap<SeriesId, Series>,
     /// Series (stat, key, value name) currently held.
     pub count: usize,
     /// Snapshots whose new series did not fit under `max_series` (not held).
@@ -101,6 +113,11 @@ pub struct History {
     pub version: u64,
     /// With `--rules`: the pending and firing alerts of each stat and key.
     pub alerts: HashMap<SeriesId, Vec<crate::alert::Active>>,
+    /// Seconds from the reader's first snapshot to the latest it took in (for input read
+    /// once, the time it took to read it), as the reader reports it.
+    pub read_secs: f64,
+    /// Whether the input was read to its end (not with `--follow`, which never ends).
+    pub read_done: bool,
 }
 
 impl History {
@@ -108,12 +125,14 @@ impl History {
         History {
             keep,
             max_series,
-            series: HashMap::new(),
+            series: hashbrown::HashMap::new(),
             count: 0,
             overflow: 0,
             ingested: 0,
             version: 0,
             alerts: HashMap::new(),
+            read_secs: 0.0,
+            read_done: false,
         }
     }
 
@@ -135,8 +154,14 @@ impl History {
     /// what the history keeps is ignored; one that would add series past `max_series` is
     /// counted in `overflow` and dropped.
     pub fn add(&mut self, snap: Snapshot) {
+        self.add_ref(&SnapshotRef::from(&snap));
+    }
+
+    /// [`History::add`] of a snapshot as read: nothing is allocated unless it brings a new
+    /// series, a new value name or a new window.
+    pub fn add_ref(&mut self, snap: &SnapshotRef) {
         self.ingested += 1;
-        let id = (snap.stat, snap.key);
+        let id = IdRef(&snap.stat, snap.key.as_deref());
         let series = match self.series.get_mut(&id) {
             Some(s) => s,
             None => {
@@ -144,14 +169,29 @@ impl History {
                     self.overflow += 1;
                     return;
                 }
-                self.series.entry(id).or_default()
+                self.series
+                    .entry((
+                        snap.stat.to_string(),
+                        snap.key.as_deref().map(str::to_string),
+                    ))
+                    .or_default()
             }
         };
-        let new_names = snap
-            .values
-            .keys()
-            .filter(|k| !series.names.contains(k))
-            .count();
+        // The usual case: the same value names as before, in the same (sorted) order.
+        let same_names = series.names.len() == snap.values.len()
+            && series
+                .names
+                .iter()
+                .zip(&snap.values)
+                .all(|(a, (b, _))| a == b);
+        let new_names = if same_names {
+            0
+        } else {
+            snap.values
+                .iter()
+                .filter(|(k, _)| !series.names.iter().any(|n| n == k))
+                .count()
+        };
         if new_names > 0 && self.count + new_names > self.max_series {
             self.overflow += 1;
             return;
@@ -173,17 +213,33 @@ impl History {
                 return;
             }
         }
-        for k in snap.values.keys() {
-            if !series.names.contains(k) {
-                series.names.push(k.clone());
+        if new_names > 0 {
+            for (k, _) in &snap.values {
+                if !series.names.iter().any(|n| n == k) {
+                    series.names.push(k.to_string());
+                }
             }
         }
         self.count += new_names;
-        let vals = series
-            .names
-            .iter()
-            .map(|n| snap.values.get(n).copied().unwrap_or(f64::NAN))
-            .collect();
+        // The vector of the window replaced, or of the oldest one about to leave a full
+        // ring, is reused.
+        let mut vals = match series.windows.get_mut(&snap.start) {
+            Some(w) => std::mem::take(&mut w.vals),
+            None => match self.keep {
+                Keep::Windows(n) if series.windows.len() >= n => series
+                    .windows
+                    .pop_first()
+                    .map(|(_, w)| w.vals)
+                    .unwrap_or_default(),
+                _ => Vec::with_capacity(series.names.len()),
+            },
+        };
+        vals.clear();
+        if same_names {
+            vals.extend(snap.values.iter().map(|&(_, v)| v));
+        } else {
+            vals.extend(series.names.iter().map(|n| snap.get(n).unwrap_or(f64::NAN)));
+        }
         series.windows.insert(
             snap.start,
             Window {
@@ -279,6 +335,32 @@ mod tests {
         let s = &h.series[&("s".to_string(), Some("k".to_string()))];
         assert_eq!(s.points("count")[0].0, 120);
         assert_eq!(h.count, 1);
+    }
+
+    #[test]
+    fn value_names_in_first_seen_order_and_windows_reused() {
+        let mut h = History::new(Keep::Windows(2), 100);
+        h.add(snap(0, true, &[("p99", 1.0), ("count", 2.0)]));
+        h.add(snap(60, true, &[("max", 3.0), ("count", 4.0)]));
+        h.add(snap(
+            120,
+            true,
+            &[("count", 5.0), ("max", 6.0), ("p99", 7.0)],
+        ));
+        h.add(snap(120, false, &[("p99", 8.0)]));
+        let s = &h.series[&("s".to_string(), Some("k".to_string()))];
+        assert_eq!(s.names, ["count", "p99", "max"]);
+        assert_eq!(h.count, 3);
+        let starts: Vec<i64> = s.windows.keys().copied().collect();
+        assert_eq!(starts, [60, 120]);
+        assert_eq!(s.windows[&60].vals[0], 4.0);
+        assert!(s.windows[&60].vals[1].is_nan());
+        assert_eq!(s.windows[&60].vals[2], 3.0);
+        assert!(s.windows[&120].vals[0].is_nan());
+        assert_eq!(s.windows[&120].vals[1], 8.0);
+        assert!(!s.windows[&120].is_final);
+        assert_eq!(h.ingested, 4);
+        assert_eq!(h.version, 4);
     }
 
     #[test]

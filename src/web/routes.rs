@@ -235,6 +235,8 @@ pub fn stats(h: &History, dash: &Dashboard) -> Value {
         "series": h.count,
         "overflow": h.overflow,
         "ingested": h.ingested,
+        "read_secs": h.read_secs,
+        "read_done": h.read_done,
         "version": h.version,
     })
 }

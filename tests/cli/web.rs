@@ -63,7 +63,12 @@ impl Web {
     /// Start pulse-web with `args` (plus `--listen 127.0.0.1:PORT` unless given) and wait
     /// until it serves.
     fn start(args: &[&str], env: &[(&str, &str)], stdin: Option<PathBuf>) -> Web {
-        let mut cmd = Command::new(bin("pulse-web"));
+        Web::start_bin(bin("pulse-web"), args, env, stdin)
+    }
+
+    /// [`Web::start`] of the binary `exe`.
+    fn start_bin(exe: PathBuf, args: &[&str], env: &[(&str, &str)], stdin: Option<PathBuf>) -> Web {
+        let mut cmd = Command::new(exe);
         let port;
         let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         if !args.contains(&"--listen") {
@@ -771,6 +776,11 @@ impl Browser {
         serde_json::from_str::<Value>(&text).unwrap()["value"].clone()
     }
 
+    /// A DevTools protocol command, through chromedriver.
+    fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.cmd("goog/cdp/execute", json!({ "cmd": cmd, "params": params }))
+    }
+
     fn goto(&self, url: &str) {
         self.cmd("url", json!({ "url": url }));
     }
@@ -884,6 +894,21 @@ fn web_page_in_chromium_draws_the_snapshots_updates_live_and_reconnects() {
     if let Ok(out) = std::env::var("PULSE_WEB_SCREENSHOT") {
         browser.screenshot(Path::new(&out));
     }
+    // The dark scheme: the page follows prefers-color-scheme.
+    let bg = "return getComputedStyle(document.body).backgroundColor";
+    browser.cdp(
+        "Emulation.setEmulatedMedia",
+        json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}),
+    );
+    assert_eq!(browser.eval(bg), "rgb(15, 18, 23)");
+    if let Ok(out) = std::env::var("PULSE_WEB_SCREENSHOT_DARK") {
+        browser.screenshot(Path::new(&out));
+    }
+    browser.cdp(
+        "Emulation.setEmulatedMedia",
+        json!({"features": [{"name": "prefers-color-scheme", "value": "light"}]}),
+    );
+    assert_eq!(browser.eval(bg), "rgb(246, 247, 249)");
     // Newer snapshots: the page changes without a reload, within 2 s.
     browser.eval("window.__same_page = true; return 1");
     let newest = *want[&("events.total".to_string(), None)]
@@ -966,4 +991,214 @@ fn web_man_page_options_match_help() {
         "man/pulse-web.1 OPTIONS drifted from --help: run PULSE_BLESS=1 cargo test man_page"
     );
     crate::util::assert_man_matches_help("pulse-web", "pulse-web.1");
+}
+
+/// The pulse-web the benches run: `PULSE_WEB_BIN` (scripts/bench-web passes the release
+/// build), else the one under test.
+fn bench_web(args: &[&str], snapshots: u64) -> Web {
+    let web = Web::start_bin(
+        std::env::var_os("PULSE_WEB_BIN").map_or_else(|| bin("pulse-web"), PathBuf::from),
+        args,
+        &[],
+        None,
+    );
+    web.wait_stats(|v| v["ingested"].as_u64() == Some(snapshots));
+    web
+}
+
+/// The snapshots [`bench_cells`] writes.
+const CELLS: u64 = 25 * 20 * 60;
+
+/// 25 stats x 20 keys (the keys a stat shows) x 60 windows of 5 values: 500 cells.
+fn bench_cells(path: &Path) {
+    let mut out = String::new();
+    for w in 0..60i64 {
+        for s in 0..25 {
+            for k in 0..20 {
+                let v = json!({"stat": format!("bench.s{s:02}"), "key": format!("host-{k:02}"),
+                    "start": 1_767_225_600 + 60 * w, "secs": 60, "final": w < 59,
+                    "values": {"count": k * 10 + w, "max": 900 + w, "p50": 40 + (w * k) % 7,
+                        "p95": 300 + (w * 7 + k * 13) % 50, "p99": 700 + w}});
+                out.push_str(&v.to_string());
+                out.push('\n');
+            }
+        }
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// scripts/bench-web: a page of 500 cells in headless Chromium, from navigation until the
+/// 500th cell's chart is in the DOM (a MutationObserver installed before the page's own
+/// script, by the DevTools protocol) and then painted (the next animation frame).
+#[test]
+#[ignore = "a benchmark: scripts/bench-web runs it"]
+fn web_bench_page_of_500_cells_in_chromium() {
+    let Some(browser) = Browser::start() else {
+        println!("skipped page: chromium or chromedriver missing");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let snaps = dir.path().join("cells.ndjson");
+    bench_cells(&snaps);
+    let web = bench_web(&[snaps.to_str().unwrap()], CELLS);
+    browser.cdp(
+        "Page.addScriptToEvaluateOnNewDocument",
+        json!({"source": "
+            window.__drawn = null;
+            new MutationObserver((_, obs) => {
+                if (document.querySelectorAll('.cell svg.spark circle.point').length >= 500 * 60) {
+                    const dom = performance.now();
+                    obs.disconnect();
+                    requestAnimationFrame(() => setTimeout(() => {
+                        window.__drawn = {dom, painted: performance.now()};
+                    }));
+                }
+            }).observe(document, {childList: true, subtree: true});"}),
+    );
+    let mut runs = Vec::new();
+    for _ in 0..5 {
+        browser.goto(&format!("http://{}/", web.addr));
+        let t = browser.wait("return window.__drawn", Duration::from_secs(30));
+        let cells = browser.eval("return document.querySelectorAll('.cell').length");
+        assert_eq!(cells, 500);
+        runs.push((t["dom"].as_f64().unwrap(), t["painted"].as_f64().unwrap()));
+    }
+    runs.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let (dom, painted) = runs[runs.len() / 2];
+    let worst = runs.last().unwrap().1;
+    println!(
+        "page: 500 cells x 60 points drawn {:.0} ms after navigation, painted at {:.0} ms (median of 5; worst {:.0} ms) (target < 1000 ms: {})",
+        dom,
+        painted,
+        worst,
+        if worst < 1000.0 { "met" } else { "NOT met" }
+    );
+}
+
+/// scripts/bench-web: 50 clients on `/events` of `pulse-web --follow`, as 50 pages: on each
+/// `update` event a client fetches `/api/stats`. For each of 20 snapshots appended to the
+/// file, the delay from the write to each client having the event, and to its having
+/// `/api/stats` with the new value.
+#[test]
+#[ignore = "a benchmark: scripts/bench-web runs it"]
+fn web_bench_50_clients_on_the_stream() {
+    const CLIENTS: usize = 50;
+    const ROUNDS: usize = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let snaps = dir.path().join("cells.ndjson");
+    bench_cells(&snaps);
+    let web = bench_web(&["--follow", snaps.to_str().unwrap()], CELLS);
+    let addr = web.addr.clone();
+    // Each client sends (round seen in /api/stats, when the event came, when the data came).
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, usize, Instant, Instant)>();
+    let mut ready = Vec::new();
+    for c in 0..CLIENTS {
+        let (tx, addr) = (tx.clone(), addr.clone());
+        let (rtx, rrx) = std::sync::mpsc::channel();
+        ready.push(rrx);
+        std::thread::spawn(move || {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            write!(s, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let mut r = BufReader::new(s);
+            let mut line = String::new();
+            let mut seen = 0;
+            loop {
+                line.clear();
+                if r.read_line(&mut line).unwrap() == 0 {
+                    return;
+                }
+                if !line.starts_with("event: update") {
+                    continue;
+                }
+                let event = Instant::now();
+                // As a page does: a new connection, the whole body (pulse-web closes it).
+                let mut q = TcpStream::connect(&addr).unwrap();
+                write!(q, "GET /api/stats HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                let mut raw = Vec::new();
+                q.read_to_end(&mut raw)
+                    .unwrap_or_else(|e| panic!("client {c}: /api/stats: {e}"));
+                let data = Instant::now();
+                assert!(
+                    raw.starts_with(b"HTTP/1.1 200"),
+                    "client {c}: {}",
+                    String::from_utf8_lossy(&raw[..raw.len().min(200)])
+                );
+                // Round r writes p95 = 1000 + r, the latest value of its cell (the latest
+                // values of the bench data's own are below 1000); found without parsing the
+                // whole reply, as the clients share two cores with pulse-web.
+                let round = memchr::memmem::find(&raw, b"\"value\":10")
+                    .map(|i| &raw[i + 8..])
+                    .and_then(|v| {
+                        std::str::from_utf8(
+                            &v[..v.iter().position(|b| !b.is_ascii_digit()).unwrap_or(0)],
+                        )
+                        .ok()?
+                        .parse::<usize>()
+                        .ok()
+                    })
+                    .map_or(0, |v| v.saturating_sub(1000));
+                // Ready once the reply to the first event (at connection) came.
+                let _ = rtx.send(());
+                if (1..=ROUNDS).contains(&round) && round > seen {
+                    seen = round;
+                    if tx.send((c, round, event, data)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    for r in ready {
+        r.recv_timeout(Duration::from_secs(20)).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut event_ms = Vec::new();
+    let mut data_ms = Vec::new();
+    let mut missed = 0;
+    let start = 1_767_225_600 + 60 * 60;
+    for round in 1..=ROUNDS {
+        let line = json!({"stat": "bench.s00", "key": "host-00", "start": start + 60 * round as i64,
+            "secs": 60, "final": false, "values": {"count": round, "p95": 1000 + round}});
+        let t0 = Instant::now();
+        append(&snaps, &format!("{line}\n"));
+        let mut got = [false; CLIENTS];
+        let until = t0 + Duration::from_secs(5);
+        while got.iter().any(|g| !g) {
+            let Ok((c, r, event, data)) =
+                rx.recv_timeout(until.saturating_duration_since(Instant::now()))
+            else {
+                break;
+            };
+            if r == round && !got[c] {
+                got[c] = true;
+                event_ms.push(event.duration_since(t0).as_secs_f64() * 1e3);
+                data_ms.push(data.duration_since(t0).as_secs_f64() * 1e3);
+            }
+        }
+        let late = got.iter().filter(|g| !**g).count();
+        if late > 0 {
+            println!("stream: round {round}: {late} clients without it after 5 s");
+        }
+        missed += late;
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    let q = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(f64::total_cmp);
+        v.get(((v.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    for l in web.stderr_lines() {
+        println!("stderr: {l}");
+    }
+    let met = missed == 0 && data_ms.iter().all(|&d| d < 1000.0);
+    println!(
+        "stream: {CLIENTS} clients x {ROUNDS} snapshots appended: event after median {:.0} ms, max {:.0} ms; /api/stats with the new value after median {:.0} ms, p99 {:.0} ms, max {:.0} ms; {missed} missed (target: every client every update < 1000 ms: {})",
+        q(&mut event_ms, 0.5),
+        q(&mut event_ms, 1.0),
+        q(&mut data_ms, 0.5),
+        q(&mut data_ms, 0.99),
+        q(&mut data_ms, 1.0),
+        if met { "met" } else { "NOT met" }
+    );
 }

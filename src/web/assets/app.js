@@ -25,34 +25,47 @@ function sv(tag, attrs) {
   for (const k in attrs) e.setAttribute(k, attrs[k]);
   return e;
 }
-// points: [[start, secs, value, final]...]; a window missing between two is a gap.
-function chart(svg, series, w, h, lo, hi) {
+// points: [[start, secs, value, final]...]; a window missing between two is a gap. The lines
+// of a series are one path per kind (final, provisional), so that a page of 500 sparklines
+// stays light; `titles` gives each point a tooltip (the detail view).
+function chart(svg, series, w, h, titles) {
   const all = series.flatMap(s => s.points);
   if (!all.length) return;
-  const t0 = Math.min(...all.map(p => p[0]));
-  const t1 = Math.max(...all.map(p => p[0] + p[1]));
-  if (lo === undefined) lo = Math.min(0, ...all.map(p => p[2]));
-  if (hi === undefined) hi = Math.max(...all.map(p => p[2]));
+  let t0 = Infinity, t1 = -Infinity, lo = 0, hi = -Infinity;
+  for (const p of all) {
+    t0 = Math.min(t0, p[0]); t1 = Math.max(t1, p[0] + p[1]);
+    lo = Math.min(lo, p[2]); hi = Math.max(hi, p[2]);
+  }
   if (hi === lo) hi = lo + 1;
   const x = p => 3 + (w - 6) * ((p[0] + p[1] / 2 - t0) / Math.max(1, t1 - t0));
   const y = v => h - 3 - (h - 6) * ((v - lo) / (hi - lo));
-  series.forEach((s, i) => {
+  series.forEach(s => {
     const color = s.color;
+    const d = {final: "", prov: ""}, end = {final: -1, prov: -1};
     for (let j = 1; j < s.points.length; j++) {
       const a = s.points[j - 1], b = s.points[j];
       if (a[0] + a[1] !== b[0]) continue; // a gap, never interpolated
-      const p = sv("path", {d: `M${x(a).toFixed(1)},${y(a[2]).toFixed(1)}L${x(b).toFixed(1)},${y(b[2]).toFixed(1)}`,
-        class: a[3] && b[3] ? "final" : "prov"});
+      const kind = a[3] && b[3] ? "final" : "prov";
+      if (end[kind] !== j - 1) d[kind] += `M${x(a).toFixed(1)},${y(a[2]).toFixed(1)}`;
+      d[kind] += `L${x(b).toFixed(1)},${y(b[2]).toFixed(1)}`;
+      end[kind] = j;
+    }
+    for (const kind of ["final", "prov"]) {
+      if (!d[kind]) continue;
+      const p = sv("path", {d: d[kind], class: kind});
       if (color) p.style.stroke = color;
       svg.appendChild(p);
     }
+    const r = s.points.length > 40 ? 1.5 : 2.2;
     for (const p of s.points) {
-      const c = sv("circle", {cx: x(p).toFixed(1), cy: y(p[2]).toFixed(1), r: s.points.length > 40 ? 1.5 : 2.2,
+      const c = sv("circle", {cx: x(p).toFixed(1), cy: y(p[2]).toFixed(1), r,
         class: "point " + (p[3] ? "final" : "prov"), "data-start": p[0], "data-value": p[2]});
       if (color) c.style.fill = color;
-      const t = sv("title", {});
-      t.textContent = `${new Date(p[0] * 1000).toISOString().slice(0, 16).replace("T", " ")}  ${fmt(p[2])}${p[3] ? "" : " (provisional)"}`;
-      c.appendChild(t);
+      if (titles) {
+        const t = sv("title", {});
+        t.textContent = `${new Date(p[0] * 1000).toISOString().slice(0, 16).replace("T", " ")}  ${fmt(p[2])}${p[3] ? "" : " (provisional)"}`;
+        c.appendChild(t);
+      }
       svg.appendChild(c);
     }
   });
@@ -121,7 +134,7 @@ async function detail() {
   drawn.forEach(s => { const x = el("span", {}, "● " + s.name); x.style.color = s.color; leg.appendChild(x); });
   box.appendChild(leg);
   const svg = sv("svg", {viewBox: "0 0 800 200", preserveAspectRatio: "none"});
-  chart(svg, drawn, 800, 200);
+  chart(svg, drawn, 800, 200, true);
   box.appendChild(svg);
   const t = el("table");
   const hr = el("tr"); ["start", "final", ...d.values].forEach(h => hr.appendChild(el("th", {}, h))); t.appendChild(hr);
