@@ -158,7 +158,8 @@ pub fn stats(h: &History, dash: &Dashboard) -> Value {
                 Some(n) => (points_json(s, n), s.latest(n)),
                 None => (Vec::new(), None),
             };
-            // A top: the latest window's values, largest first.
+            // A top: the latest window's values, largest first (`(other)`, the rest of the
+            // count, is not one of them).
             let ranked: Vec<Value> = if top {
                 let mut r: Vec<(&str, f64)> = s
                     .windows
@@ -168,7 +169,11 @@ pub fn stats(h: &History, dash: &Dashboard) -> Value {
                         s.names
                             .iter()
                             .zip(&w.vals)
-                            .filter(|(n, v)| !v.is_nan() && !super::FIXED.contains(&n.as_str()))
+                            .filter(|(n, v)| {
+                                !v.is_nan()
+                                    && !super::FIXED.contains(&n.as_str())
+                                    && n.as_str() != "(other)"
+                            })
                             .map(|(n, &v)| (n.as_str(), v))
                             .collect()
                     })

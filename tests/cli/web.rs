@@ -764,6 +764,61 @@ impl Browser {
         })
     }
 
+    /// A headless Firefox (firefox-esr) driven by geckodriver, in the dark scheme when
+    /// `dark` (the content's prefers-color-scheme), else the light one.
+    fn firefox(dark: bool) -> Option<Browser> {
+        let firefox = ["firefox-esr", "firefox"]
+            .into_iter()
+            .find(|p| crate::servers::which(p).is_some());
+        if !available(
+            "web browser test (Firefox)",
+            &["geckodriver", firefox.unwrap_or("firefox-esr")],
+        ) {
+            return None;
+        }
+        let port = free_port();
+        let driver = Command::new("geckodriver")
+            .args(["--port", &port.to_string(), "--host", "127.0.0.1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr = format!("127.0.0.1:{port}");
+        let until = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < until, "geckodriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let profile = tempfile::tempdir().unwrap();
+        // 0: dark, 1: light (layout.css.prefers-color-scheme.content-override).
+        let scheme = if dark { 0 } else { 1 };
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "firefox",
+            "moz:firefoxOptions": {
+                "binary": crate::servers::which(firefox.unwrap()).unwrap(),
+                "args": ["-headless", "-width", "1400", "-height", "1000",
+                    "-profile", profile.path().display().to_string()],
+                "prefs": {
+                    "layout.css.prefers-color-scheme.content-override": scheme,
+                    "app.update.enabled": false,
+                    "browser.shell.checkDefaultBrowser": false,
+                    "datareporting.policy.dataSubmissionEnabled": false,
+                    "network.captive-portal-service.enabled": false
+                }
+            }
+        }}});
+        let (st, body) = http(&addr, "POST", "/session", Some(&caps.to_string()), &[]);
+        assert_eq!(st, 200, "new session: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let session = v["value"]["sessionId"].as_str().unwrap().to_string();
+        Some(Browser {
+            driver,
+            addr,
+            session,
+            _profile: profile,
+        })
+    }
+
     fn cmd(&self, path: &str, body: Value) -> Value {
         let (st, text) = http(
             &self.addr,
@@ -961,6 +1016,119 @@ fn web_page_in_chromium_draws_the_snapshots_updates_live_and_reconnects() {
     );
     assert!(links.to_string().contains("format=csv"), "{links}");
     drop(web);
+}
+
+/// The page in Firefox, light and dark: the cells and their latest values and points, a
+/// live update without a reload within 2 s, and a reconnect after a restart.
+#[test]
+fn web_page_in_firefox_draws_the_snapshots_light_and_dark_and_updates_live() {
+    for dark in [false, true] {
+        let Some(browser) = Browser::firefox(dark) else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let snaps = apache_snapshots(dir.path());
+        let want = latest(&snaps);
+        let follow = dir.path().join("follow.ndjson");
+        std::fs::copy(&snaps, &follow).unwrap();
+        let listen = format!("127.0.0.1:{}", free_port());
+        let f = follow.to_str().unwrap().to_string();
+        let mut web = Web::start(&["--listen", &listen, "--follow", &f], &[], None);
+        let n_lines = ndjson(&std::fs::read(&snaps).unwrap()).len() as u64;
+        let stats = web.wait_stats(|v| v["ingested"].as_u64() == Some(n_lines));
+        browser.goto(&format!("http://{listen}/"));
+        browser.wait(
+            "return document.body.dataset.connected === '1' && document.querySelectorAll('.cell').length > 0",
+            Duration::from_secs(30),
+        );
+        let expect_cells: usize = stats["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["keys"].as_array().unwrap().len().min(20))
+            .sum();
+        let cells = browser.eval("return document.querySelectorAll('.cell').length");
+        assert_eq!(cells.as_u64(), Some(expect_cells as u64), "dark {dark}");
+        for (stat, key, name) in [
+            ("http.requests", Some("200"), "count"),
+            ("http.bytes", None, "mean"),
+        ] {
+            let id = (stat.to_string(), key.map(str::to_string));
+            let last = want[&id].values().next_back().unwrap().1[name];
+            let sel = format!(
+                "document.querySelector('.cell[data-stat=\"{stat}\"][data-key=\"{}\"]')",
+                key.unwrap_or("")
+            );
+            let shown = browser.eval(&format!(
+                "return {sel}.querySelector('.latest').dataset.value"
+            ));
+            assert_eq!(shown.as_str().unwrap().parse::<f64>().unwrap(), last);
+            let points = browser.eval(&format!(
+                "return {sel}.querySelectorAll('circle.point').length"
+            ));
+            assert_eq!(points.as_u64(), Some(want[&id].len().min(60) as u64));
+        }
+        // A top's list ranks its values; `(other)`, the rest of the count, is none of them.
+        let listed = browser.eval(
+            "return [...document.querySelectorAll('.cell[data-stat=\"http.paths\"] ol.top li')].map(li => li.firstChild.textContent)",
+        );
+        let listed: Vec<&str> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(listed.len(), 5, "{listed:?}");
+        assert!(!listed.contains(&"(other)"), "{listed:?}");
+        let bg = browser.eval("return getComputedStyle(document.body).backgroundColor");
+        let want_bg = if dark {
+            "rgb(15, 18, 23)"
+        } else {
+            "rgb(246, 247, 249)"
+        };
+        assert_eq!(bg, want_bg, "dark {dark}");
+        if let Ok(out) = std::env::var(if dark {
+            "PULSE_WEB_SCREENSHOT_FIREFOX_DARK"
+        } else {
+            "PULSE_WEB_SCREENSHOT_FIREFOX"
+        }) {
+            browser.screenshot(Path::new(&out));
+        }
+        browser.eval("window.__same_page = true; return 1");
+        let newest = *want[&("events.total".to_string(), None)]
+            .keys()
+            .next_back()
+            .unwrap();
+        append(
+            &follow,
+            &snap("events.total", None, newest + 60, false, 4242.0),
+        );
+        let t0 = Instant::now();
+        browser.wait(
+            "return window.__same_page && document.querySelector('.cell[data-stat=\"events.total\"] .latest').dataset.value === '4242'",
+            Duration::from_secs(5),
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            t0.elapsed()
+        );
+        drop(web);
+        browser.wait(
+            "return document.body.dataset.connected === '0'",
+            Duration::from_secs(10),
+        );
+        append(
+            &follow,
+            &snap("events.total", None, newest + 120, true, 777.0),
+        );
+        web = Web::start(&["--listen", &listen, "--follow", &f], &[], None);
+        browser.wait(
+            "return window.__same_page && document.body.dataset.connected === '1' && document.querySelector('.cell[data-stat=\"events.total\"] .latest').dataset.value === '777'",
+            Duration::from_secs(10),
+        );
+        drop(web);
+    }
 }
 
 /// The OPTIONS section of `man/pulse-web.1` is generated from the clap definition between
