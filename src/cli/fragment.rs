@@ -589,14 +589,7 @@ fn resend(
     buf: &mut Vec<u8>,
     last: bool,
 ) {
-    let lost = forgotten.before(broke);
-    if lost > 0 {
-        link.add_lost(lost);
-        eprintln!(
-            "{TOOL}: {lost} windows were forgotten (past --lateness) less than {} s before the connection broke and cannot be re-sent: the merger may not have them",
-            link::SUSPECT.as_secs()
-        );
-    }
+    link.count_forgotten(TOOL, forgotten, broke, "--lateness", "the merger");
     for w in done.iter_mut() {
         w.resend(stats, buf, true);
     }

@@ -124,19 +124,6 @@ pub struct Args {
     pub now: Option<f64>,
 }
 
-/// After a reconnect: windows forgotten shortly before the connection broke cannot be
-/// re-sent; they are counted and reported.
-fn count_lost(link: &Link, forgotten: &Forgotten, broke: Instant) {
-    let lost = forgotten.before(broke);
-    if lost > 0 {
-        link.add_lost(lost);
-        eprintln!(
-            "{TOOL}: {lost} windows were forgotten (past --retain) less than {} s before the connection broke and cannot be re-sent: the merger above may not have them",
-            link::SUSPECT.as_secs()
-        );
-    }
-}
-
 /// An error while the link had given up says why, and what it could not deliver.
 fn link_error(link: &Option<Link>, e: Error, merger: &Merger) -> Error {
     match link.as_ref().and_then(Link::fatal) {
@@ -508,7 +495,7 @@ pub fn run(args: Args) -> Result<i32> {
             }
             if let Some(l) = &link {
                 if let Some(broke) = l.take_resend() {
-                    count_lost(l, &forgotten, broke);
+                    l.count_forgotten(TOOL, &forgotten, broke, "--retain", "the merger above");
                     merger.resend(&mut buf, false);
                 }
             }
@@ -529,7 +516,7 @@ pub fn run(args: Args) -> Result<i32> {
         .map_err(Error::from)
         .and_then(|()| match &link {
             Some(l) => l.close(|broke, b| {
-                count_lost(l, &forgotten, broke);
+                l.count_forgotten(TOOL, &forgotten, broke, "--retain", "the merger above");
                 merger.resend(b, true)
             }),
             None => Ok(()),

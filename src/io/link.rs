@@ -215,6 +215,27 @@ impl Link {
         self.shared.lock().lost += windows;
     }
 
+    /// After a reconnect that replaced the connection broken at `broke`: the windows
+    /// forgotten (past `horizon`, the tool's flag) shortly before it cannot be re-sent;
+    /// count them as possibly undelivered and say so on stderr, as `tool`, of `merger`.
+    pub fn count_forgotten(
+        &self,
+        tool: &str,
+        forgotten: &Forgotten,
+        broke: Instant,
+        horizon: &str,
+        merger: &str,
+    ) {
+        let lost = forgotten.before(broke);
+        if lost > 0 {
+            self.add_lost(lost);
+            eprintln!(
+                "{tool}: {lost} windows were forgotten (past {horizon}) less than {} s before the connection broke and cannot be re-sent: {merger} may not have them",
+                SUSPECT.as_secs()
+            );
+        }
+    }
+
     /// Windows counted as possibly undelivered.
     pub fn lost(&self) -> u64 {
         self.shared.lock().lost

@@ -609,29 +609,11 @@ fn csv_loads_into_real_postgres() {
 /// marker comments; the rest is hand-written. `PULSE_BLESS=1 cargo test man_page` rewrites it.
 #[test]
 fn man_page_options_match_help() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("man/pulse-emit.1");
-    let page = std::fs::read_to_string(&path).expect("man/pulse-emit.1");
-    let mut options = Vec::new();
-    clap_mangen::Man::new(pulse::cli::emit::command())
-        .render_options_section(&mut options)
-        .unwrap();
-    let options = String::from_utf8(options).unwrap();
-    let (begin, end) = (
-        ".\\\" BEGIN GENERATED OPTIONS\n",
-        ".\\\" END GENERATED OPTIONS\n",
-    );
-    let a = page.find(begin).expect("begin marker") + begin.len();
-    let b = page.find(end).expect("end marker");
-    if std::env::var_os("PULSE_BLESS").is_some() {
-        let new = format!("{}{}{}", &page[..a], options, &page[b..]);
-        std::fs::write(&path, new).unwrap();
+    let Some(page) =
+        crate::util::generated_options_match("pulse-emit.1", pulse::cli::emit::command())
+    else {
         return;
-    }
-    assert_eq!(
-        &page[a..b],
-        options,
-        "man/pulse-emit.1 OPTIONS drifted from --help: run PULSE_BLESS=1 cargo test man_page"
-    );
+    };
     for section in [
         ".SH NAME",
         ".SH SYNOPSIS",

@@ -172,3 +172,35 @@ pub fn assert_ok(out: &Output) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The OPTIONS section of `man/PAGE`, generated from `command`'s clap definition between
+/// marker comments, equals what clap renders now; the rest of the page is hand-written.
+/// `PULSE_BLESS=1 cargo test man_page` rewrites the section instead (and gives `None`).
+/// The page's text otherwise.
+pub fn generated_options_match(page: &str, command: clap::Command) -> Option<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("man")
+        .join(page);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("man/{page}: {e}"));
+    let mut options = Vec::new();
+    clap_mangen::Man::new(command)
+        .render_options_section(&mut options)
+        .unwrap();
+    let options = String::from_utf8(options).unwrap();
+    let (begin, end) = (
+        ".\\\" BEGIN GENERATED OPTIONS\n",
+        ".\\\" END GENERATED OPTIONS\n",
+    );
+    let a = text.find(begin).expect("begin marker") + begin.len();
+    let b = text.find(end).expect("end marker");
+    if std::env::var_os("PULSE_BLESS").is_some() {
+        std::fs::write(&path, format!("{}{}{}", &text[..a], options, &text[b..])).unwrap();
+        return None;
+    }
+    assert_eq!(
+        &text[a..b],
+        options,
+        "man/{page} OPTIONS drifted from --help: run PULSE_BLESS=1 cargo test man_page"
+    );
+    Some(text)
+}

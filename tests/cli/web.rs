@@ -889,24 +889,31 @@ impl Drop for Browser {
     }
 }
 
-#[test]
-fn web_page_in_chromium_draws_the_snapshots_updates_live_and_reconnects() {
-    let Some(browser) = Browser::start() else {
-        return;
-    };
+/// pulse-web following the real Apache snapshots, in `browser`: the cells, the chosen
+/// cells' latest values and points equal the snapshots, a top's list ranks its values
+/// without `(other)`; `look` runs on the drawn page (screenshots, colour schemes); then
+/// newer snapshots change the page without a reload within 2 s (the provisional point drawn
+/// as such), and after a restart the page reconnects by itself and shows the new process's
+/// data. The restarted pulse-web is returned, running (with the directory of its input).
+fn page_draws_updates_and_reconnects(
+    browser: &Browser,
+    look: impl FnOnce(&Browser),
+) -> (Web, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let snaps = apache_snapshots(dir.path());
     let want = latest(&snaps);
     let follow = dir.path().join("follow.ndjson");
     std::fs::copy(&snaps, &follow).unwrap();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
+    let listen = format!("127.0.0.1:{}", free_port());
     let f = follow.to_str().unwrap().to_string();
-    let mut web = Web::start(&["--listen", &listen, "--follow", &f], &[], None);
+    let web = Web::start(&["--listen", &listen, "--follow", &f], &[], None);
     let n_lines = ndjson(&std::fs::read(&snaps).unwrap()).len() as u64;
     let stats = web.wait_stats(|v| v["ingested"].as_u64() == Some(n_lines));
     browser.goto(&format!("http://{listen}/"));
-    browser.wait("return document.body.dataset.connected === '1' && document.querySelectorAll('.cell').length > 0", Duration::from_secs(20));
+    browser.wait(
+        "return document.body.dataset.connected === '1' && document.querySelectorAll('.cell').length > 0",
+        Duration::from_secs(30),
+    );
     // Cells: one per stat and key, at most 20 per stat.
     let expect_cells: usize = stats["stats"]
         .as_array()
@@ -945,25 +952,19 @@ fn web_page_in_chromium_draws_the_snapshots_updates_live_and_reconnects() {
             "{stat} {key:?}"
         );
     }
-    // scripts/screenshot-web: the page on the real sample.
-    if let Ok(out) = std::env::var("PULSE_WEB_SCREENSHOT") {
-        browser.screenshot(Path::new(&out));
-    }
-    // The dark scheme: the page follows prefers-color-scheme.
-    let bg = "return getComputedStyle(document.body).backgroundColor";
-    browser.cdp(
-        "Emulation.setEmulatedMedia",
-        json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}),
+    // A top's list ranks its values; `(other)`, the rest of the count, is none of them.
+    let listed = browser.eval(
+        "return [...document.querySelectorAll('.cell[data-stat=\"http.paths\"] ol.top li')].map(li => li.firstChild.textContent)",
     );
-    assert_eq!(browser.eval(bg), "rgb(15, 18, 23)");
-    if let Ok(out) = std::env::var("PULSE_WEB_SCREENSHOT_DARK") {
-        browser.screenshot(Path::new(&out));
-    }
-    browser.cdp(
-        "Emulation.setEmulatedMedia",
-        json!({"features": [{"name": "prefers-color-scheme", "value": "light"}]}),
-    );
-    assert_eq!(browser.eval(bg), "rgb(246, 247, 249)");
+    let listed: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(listed.len(), 5, "{listed:?}");
+    assert!(!listed.contains(&"(other)"), "{listed:?}");
+    look(browser);
     // Newer snapshots: the page changes without a reload, within 2 s.
     browser.eval("window.__same_page = true; return 1");
     let newest = *want[&("events.total".to_string(), None)]
@@ -999,11 +1000,44 @@ fn web_page_in_chromium_draws_the_snapshots_updates_live_and_reconnects() {
         &follow,
         &snap("events.total", None, newest + 120, true, 777.0),
     );
-    web = Web::start(&["--listen", &listen, "--follow", &f], &[], None);
+    let web = Web::start(&["--listen", &listen, "--follow", &f], &[], None);
     browser.wait(
         "return window.__same_page && document.body.dataset.connected === '1' && document.querySelector('.cell[data-stat=\"events.total\"] .latest').dataset.value === '777'",
         Duration::from_secs(10),
     );
+    (web, dir)
+}
+
+/// The page's background colour.
+const BACKGROUND: &str = "return getComputedStyle(document.body).backgroundColor";
+const LIGHT: &str = "rgb(246, 247, 249)";
+const DARK: &str = "rgb(15, 18, 23)";
+
+#[test]
+fn web_page_in_chromium_draws_the_snapshots_updates_live_and_reconnects() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let scheme = |browser: &Browser, value: &str| {
+        browser.cdp(
+            "Emulation.setEmulatedMedia",
+            json!({"features": [{"name": "prefers-color-scheme", "value": value}]}),
+        );
+    };
+    let (web, _dir) = page_draws_updates_and_reconnects(&browser, |browser| {
+        // scripts/screenshot-web: the page on the real sample.
+        if let Ok(out) = std::env::var("PULSE_WEB_SCREENSHOT") {
+            browser.screenshot(Path::new(&out));
+        }
+        // The dark scheme: the page follows prefers-color-scheme.
+        scheme(browser, "dark");
+        assert_eq!(browser.eval(BACKGROUND), DARK);
+        if let Ok(out) = std::env::var("PULSE_WEB_SCREENSHOT_DARK") {
+            browser.screenshot(Path::new(&out));
+        }
+        scheme(browser, "light");
+        assert_eq!(browser.eval(BACKGROUND), LIGHT);
+    });
     // The detail view: a chart of every value, a table, CSV and JSON links.
     browser.eval("document.querySelector('.cell[data-stat=\"http.bytes\"]').click(); return 1");
     let rows = browser.wait(
@@ -1018,115 +1052,24 @@ fn web_page_in_chromium_draws_the_snapshots_updates_live_and_reconnects() {
     drop(web);
 }
 
-/// The page in Firefox, light and dark: the cells and their latest values and points, a
-/// live update without a reload within 2 s, and a reconnect after a restart.
+/// The same page in Firefox, once in the light scheme and once in the dark one.
 #[test]
 fn web_page_in_firefox_draws_the_snapshots_light_and_dark_and_updates_live() {
     for dark in [false, true] {
         let Some(browser) = Browser::firefox(dark) else {
             return;
         };
-        let dir = tempfile::tempdir().unwrap();
-        let snaps = apache_snapshots(dir.path());
-        let want = latest(&snaps);
-        let follow = dir.path().join("follow.ndjson");
-        std::fs::copy(&snaps, &follow).unwrap();
-        let listen = format!("127.0.0.1:{}", free_port());
-        let f = follow.to_str().unwrap().to_string();
-        let mut web = Web::start(&["--listen", &listen, "--follow", &f], &[], None);
-        let n_lines = ndjson(&std::fs::read(&snaps).unwrap()).len() as u64;
-        let stats = web.wait_stats(|v| v["ingested"].as_u64() == Some(n_lines));
-        browser.goto(&format!("http://{listen}/"));
-        browser.wait(
-            "return document.body.dataset.connected === '1' && document.querySelectorAll('.cell').length > 0",
-            Duration::from_secs(30),
-        );
-        let expect_cells: usize = stats["stats"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["keys"].as_array().unwrap().len().min(20))
-            .sum();
-        let cells = browser.eval("return document.querySelectorAll('.cell').length");
-        assert_eq!(cells.as_u64(), Some(expect_cells as u64), "dark {dark}");
-        for (stat, key, name) in [
-            ("http.requests", Some("200"), "count"),
-            ("http.bytes", None, "mean"),
-        ] {
-            let id = (stat.to_string(), key.map(str::to_string));
-            let last = want[&id].values().next_back().unwrap().1[name];
-            let sel = format!(
-                "document.querySelector('.cell[data-stat=\"{stat}\"][data-key=\"{}\"]')",
-                key.unwrap_or("")
-            );
-            let shown = browser.eval(&format!(
-                "return {sel}.querySelector('.latest').dataset.value"
-            ));
-            assert_eq!(shown.as_str().unwrap().parse::<f64>().unwrap(), last);
-            let points = browser.eval(&format!(
-                "return {sel}.querySelectorAll('circle.point').length"
-            ));
-            assert_eq!(points.as_u64(), Some(want[&id].len().min(60) as u64));
-        }
-        // A top's list ranks its values; `(other)`, the rest of the count, is none of them.
-        let listed = browser.eval(
-            "return [...document.querySelectorAll('.cell[data-stat=\"http.paths\"] ol.top li')].map(li => li.firstChild.textContent)",
-        );
-        let listed: Vec<&str> = listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
-        assert_eq!(listed.len(), 5, "{listed:?}");
-        assert!(!listed.contains(&"(other)"), "{listed:?}");
-        let bg = browser.eval("return getComputedStyle(document.body).backgroundColor");
-        let want_bg = if dark {
-            "rgb(15, 18, 23)"
-        } else {
-            "rgb(246, 247, 249)"
-        };
-        assert_eq!(bg, want_bg, "dark {dark}");
-        if let Ok(out) = std::env::var(if dark {
-            "PULSE_WEB_SCREENSHOT_FIREFOX_DARK"
-        } else {
-            "PULSE_WEB_SCREENSHOT_FIREFOX"
-        }) {
-            browser.screenshot(Path::new(&out));
-        }
-        browser.eval("window.__same_page = true; return 1");
-        let newest = *want[&("events.total".to_string(), None)]
-            .keys()
-            .next_back()
-            .unwrap();
-        append(
-            &follow,
-            &snap("events.total", None, newest + 60, false, 4242.0),
-        );
-        let t0 = Instant::now();
-        browser.wait(
-            "return window.__same_page && document.querySelector('.cell[data-stat=\"events.total\"] .latest').dataset.value === '4242'",
-            Duration::from_secs(5),
-        );
-        assert!(
-            t0.elapsed() < Duration::from_secs(2),
-            "took {:?}",
-            t0.elapsed()
-        );
-        drop(web);
-        browser.wait(
-            "return document.body.dataset.connected === '0'",
-            Duration::from_secs(10),
-        );
-        append(
-            &follow,
-            &snap("events.total", None, newest + 120, true, 777.0),
-        );
-        web = Web::start(&["--listen", &listen, "--follow", &f], &[], None);
-        browser.wait(
-            "return window.__same_page && document.body.dataset.connected === '1' && document.querySelector('.cell[data-stat=\"events.total\"] .latest').dataset.value === '777'",
-            Duration::from_secs(10),
-        );
+        let (web, _dir) = page_draws_updates_and_reconnects(&browser, |browser| {
+            assert_eq!(browser.eval(BACKGROUND), if dark { DARK } else { LIGHT });
+            let shot = if dark {
+                "PULSE_WEB_SCREENSHOT_FIREFOX_DARK"
+            } else {
+                "PULSE_WEB_SCREENSHOT_FIREFOX"
+            };
+            if let Ok(out) = std::env::var(shot) {
+                browser.screenshot(Path::new(&out));
+            }
+        });
         drop(web);
     }
 }
@@ -1135,29 +1078,9 @@ fn web_page_in_firefox_draws_the_snapshots_light_and_dark_and_updates_live() {
 /// marker comments. `PULSE_BLESS=1 cargo test man_page` rewrites it.
 #[test]
 fn web_man_page_options_match_help() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("man/pulse-web.1");
-    let page = std::fs::read_to_string(&path).expect("man/pulse-web.1");
-    let mut options = Vec::new();
-    clap_mangen::Man::new(pulse::cli::web::command())
-        .render_options_section(&mut options)
-        .unwrap();
-    let options = String::from_utf8(options).unwrap();
-    let (begin, end) = (
-        ".\\\" BEGIN GENERATED OPTIONS\n",
-        ".\\\" END GENERATED OPTIONS\n",
-    );
-    let a = page.find(begin).expect("begin marker") + begin.len();
-    let b = page.find(end).expect("end marker");
-    if std::env::var_os("PULSE_BLESS").is_some() {
-        let new = format!("{}{}{}", &page[..a], options, &page[b..]);
-        std::fs::write(&path, new).unwrap();
+    if crate::util::generated_options_match("pulse-web.1", pulse::cli::web::command()).is_none() {
         return;
     }
-    assert_eq!(
-        &page[a..b],
-        options,
-        "man/pulse-web.1 OPTIONS drifted from --help: run PULSE_BLESS=1 cargo test man_page"
-    );
     crate::util::assert_man_matches_help("pulse-web", "pulse-web.1");
 }
 
