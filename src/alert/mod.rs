@@ -52,11 +52,16 @@
 pub mod rules;
 pub mod webhook;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::hash::BuildHasherDefault;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::Snapshot;
+use crate::record::{write_json_str, Snapshot};
+use crate::sink::SnapshotRef;
+use crate::stat::hash::FastHasher;
 pub use rules::{Cond, KeySel, Op, Rule, Rules};
 
 /// A phase of the state machine.
@@ -113,7 +118,7 @@ pub struct Entry {
 }
 
 /// The state of one instance between windows.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Inst {
     pub phase: Phase,
     /// Windows in a row the condition held (while pending).
@@ -133,7 +138,7 @@ pub struct Inst {
 pub struct Transition {
     /// Index into the rules.
     pub rule: usize,
-    pub key: Option<String>,
+    pub key: Key,
     pub status: Status,
     pub value: Option<f64>,
     pub threshold: Threshold,
@@ -151,22 +156,39 @@ pub struct Transition {
     pub provisional: bool,
 }
 
+/// A series' key, shared by its instances and the transitions they write.
+pub type Key = Option<Arc<str>>;
+
+/// A window held for corrections, with the instance's state before it: a late snapshot
+/// replays from there, and the oldest one's is the state a correction can go back to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Slot {
+    e: Entry,
+    before: Inst,
+}
+
 /// One alert instance: a rule over one key of its stat.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Instance {
-    #[serde(skip)]
     pub rule: usize,
     /// Index of the rule's value name in its stat's names (see `StatRules`).
-    #[serde(skip)]
     name: usize,
     /// The state after the newest window.
     pub cur: Inst,
-    /// The state before the oldest window of `ring`.
-    pub base: Inst,
     /// The windows held for corrections, oldest first.
-    pub ring: VecDeque<Entry>,
+    ring: VecDeque<Slot>,
     /// With `--early`: the window a provisional snapshot was evaluated for, and the
     /// provisional transitions written for it (withdrawn unless its final one confirms them).
+    early: Option<(i64, Vec<Transition>)>,
+}
+
+/// An instance as a state file keeps it: the state after the newest window, the state
+/// before the oldest one held, and the windows held.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedInst {
+    pub cur: Inst,
+    pub base: Inst,
+    pub ring: VecDeque<Entry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early: Option<(i64, Vec<Transition>)>,
 }
@@ -177,7 +199,6 @@ impl Instance {
             rule,
             name,
             cur: Inst::default(),
-            base: Inst::default(),
             ring: VecDeque::new(),
             early: None,
         }
@@ -185,7 +206,49 @@ impl Instance {
 
     /// End of the newest window evaluated.
     fn end(&self) -> Option<i64> {
-        self.ring.back().map(|e| e.start + e.secs as i64)
+        self.ring.back().map(|s| s.e.start + s.e.secs as i64)
+    }
+
+    /// The state before the oldest window held (the newest one's when none is held).
+    fn base(&self) -> &Inst {
+        self.ring.front().map_or(&self.cur, |s| &s.before)
+    }
+
+    fn saved(&self) -> SavedInst {
+        SavedInst {
+            cur: self.cur,
+            base: *self.base(),
+            ring: self.ring.iter().map(|s| s.e).collect(),
+            early: self.early.clone(),
+        }
+    }
+
+    /// From a state file: the state before each window held is found again by stepping
+    /// from `base` (as a correction would).
+    fn from_saved(rule: &Rule, idx: usize, name: usize, s: SavedInst) -> Instance {
+        let mut st = s.base;
+        let mut sink = Vec::new();
+        let ring = s
+            .ring
+            .into_iter()
+            .map(|e| {
+                let before = st;
+                step(rule, idx, &None, &mut st, &e, None, &mut sink);
+                sink.clear();
+                Slot { e, before }
+            })
+            .collect();
+        let mut early = s.early;
+        if let Some((_, ts)) = &mut early {
+            ts.iter_mut().for_each(|t| t.rule = idx);
+        }
+        Instance {
+            rule: idx,
+            name,
+            cur: s.cur,
+            ring,
+            early,
+        }
     }
 }
 
@@ -230,7 +293,7 @@ fn eval(rule: &Rule, e: &Entry, prev: Option<f64>, firing: bool) -> (bool, Thres
 pub fn step(
     rule: &Rule,
     idx: usize,
-    key: &Option<String>,
+    key: &Key,
     st: &mut Inst,
     e: &Entry,
     repeat: Option<i64>,
@@ -258,13 +321,12 @@ pub fn step(
             provisional: false,
         })
     };
-    let need = rule.need(e.secs);
     match st.phase {
         Phase::Ok => {
             if holds {
                 st.since = e.start;
                 st.run = 1;
-                if need <= 1 {
+                if rule.need(e.secs) <= 1 {
                     st.phase = Phase::Firing;
                     st.fail = 0;
                     st.stated = e.start;
@@ -278,7 +340,7 @@ pub fn step(
         Phase::Pending => {
             if holds {
                 st.run += 1;
-                if st.run >= need {
+                if st.run >= rule.need(e.secs) {
                     st.phase = Phase::Firing;
                     st.fail = 0;
                     st.stated = e.start;
@@ -313,15 +375,54 @@ pub fn step(
     }
 }
 
+/// The series of one stat: its key and the instances of the rules that watch it.
+#[derive(Debug)]
+struct Series {
+    key: Key,
+    insts: Vec<Instance>,
+}
+
+/// A series key as a snapshot gives it, to look a series up without making a [`Key`].
+#[derive(Hash)]
+struct KeyRef<'a>(Option<&'a str>);
+
+impl hashbrown::Equivalent<Key> for KeyRef<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        self.0 == key.as_deref()
+    }
+}
+
+type FastBuild = BuildHasherDefault<FastHasher>;
+
 /// The instances of one stat's rules.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct StatRules {
+    stat: String,
     rules: Vec<usize>,
     /// The value names its rules read, each once (looked up once per snapshot).
     names: Vec<String>,
     /// Per rule of the engine (indexed by rule), its value name's index in `names`.
     name_of: HashMap<usize, usize>,
-    series: HashMap<Option<String>, Vec<Instance>>,
+    /// `KeyRef` hashes as `Key` does: `Option<&str>` and `Option<Arc<str>>` both hash the
+    /// variant, then the text.
+    series: hashbrown::HashMap<Key, Series, FastBuild>,
+}
+
+impl StatRules {
+    /// The instances of `key`, made for the rules that watch it on its first snapshot.
+    fn series(&mut self, rules: &[Rule], key: Option<&str>) -> &mut Series {
+        if !self.series.contains_key(&KeyRef(key)) {
+            let insts = self
+                .rules
+                .iter()
+                .filter(|&&i| rules[i].keys.matches(key))
+                .map(|&i| Instance::new(i, self.name_of[&i]))
+                .collect();
+            let key: Key = key.map(Arc::from);
+            self.series.insert(key.clone(), Series { key, insts });
+        }
+        self.series.get_mut(&KeyRef(key)).expect("just made")
+    }
 }
 
 /// Options of the evaluation.
@@ -349,10 +450,17 @@ impl Default for Config {
 #[derive(Debug)]
 pub struct Engine {
     pub rules: Vec<Rule>,
+    /// Each rule's summary template, read once.
+    templates: Vec<Template>,
+    /// Each rule's fixed parts of its JSON record.
+    heads: Vec<RecordHead>,
     config: Config,
-    stats: HashMap<String, StatRules>,
-    /// Stat names in sorted order (for a deterministic order of output).
-    order: Vec<String>,
+    /// The stats some rule watches, in sorted order (the order of output when time
+    /// advances), and where each is in it.
+    stats: Vec<StatRules>,
+    index: HashMap<String, usize, FastBuild>,
+    /// The values of the snapshot being taken in, by the index of their name (reused).
+    vals: Vec<Option<f64>>,
     /// Event time: the newest end of a final snapshot's window.
     pub clock: Option<i64>,
     /// Final snapshots for windows older than the horizon of their instance, ignored.
@@ -379,14 +487,20 @@ pub struct Saved {
     pub stat: String,
     pub key: Option<String>,
     #[serde(flatten)]
-    pub inst: Instance,
+    pub inst: SavedInst,
 }
 
 impl Engine {
     pub fn new(rules: Rules, config: Config) -> Engine {
-        let mut stats: HashMap<String, StatRules> = HashMap::new();
+        let mut by_stat: BTreeMap<String, StatRules> = BTreeMap::new();
         for (i, r) in rules.rules.iter().enumerate() {
-            let sr = stats.entry(r.stat.clone()).or_default();
+            let sr = by_stat.entry(r.stat.clone()).or_insert_with(|| StatRules {
+                stat: r.stat.clone(),
+                rules: Vec::new(),
+                names: Vec::new(),
+                name_of: HashMap::new(),
+                series: hashbrown::HashMap::default(),
+            });
             sr.rules.push(i);
             let n = match sr.names.iter().position(|n| *n == r.value) {
                 Some(n) => n,
@@ -397,13 +511,24 @@ impl Engine {
             };
             sr.name_of.insert(i, n);
         }
-        let mut order: Vec<String> = stats.keys().cloned().collect();
-        order.sort();
+        let stats: Vec<StatRules> = by_stat.into_values().collect();
+        let index = stats
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.stat.clone(), i))
+            .collect();
         Engine {
+            templates: rules
+                .rules
+                .iter()
+                .map(|r| Template::parse(&r.summary))
+                .collect(),
+            heads: rules.rules.iter().map(RecordHead::new).collect(),
             rules: rules.rules,
             config,
             stats,
-            order,
+            index,
+            vals: Vec::new(),
             clock: None,
             too_late: 0,
             evaluated: 0,
@@ -413,14 +538,19 @@ impl Engine {
     /// Number of alert instances held.
     pub fn instances(&self) -> usize {
         self.stats
-            .values()
-            .map(|s| s.series.values().map(Vec::len).sum::<usize>())
+            .iter()
+            .map(|s| s.series.values().map(|s| s.insts.len()).sum::<usize>())
             .sum()
     }
 
     /// Take in one snapshot; transitions go to `out`. Provisional snapshots are ignored
     /// unless [`Config::early`].
     pub fn add(&mut self, snap: &Snapshot, out: &mut Vec<Transition>) {
+        self.add_ref(&SnapshotRef::from(snap), out);
+    }
+
+    /// [`Engine::add`] of a snapshot as read, its names borrowed from the line.
+    pub fn add_ref(&mut self, snap: &SnapshotRef, out: &mut Vec<Transition>) {
         if !snap.is_final {
             if self.config.early {
                 self.add_early(snap, out);
@@ -431,43 +561,34 @@ impl Engine {
         if self.clock.is_none_or(|c| end > c) {
             self.advance(end, out);
         }
-        let Some(sr) = self.stats.get_mut(&snap.stat) else {
+        let Some(&si) = self.index.get(snap.stat.as_ref()) else {
             return;
         };
         self.evaluated += 1;
+        let sr = &mut self.stats[si];
+        self.vals.clear();
+        self.vals.extend(sr.names.iter().map(|n| snap.get(n)));
         let rules = &self.rules;
-        let vals: Vec<Option<f64>> = sr
-            .names
-            .iter()
-            .map(|n| snap.values.get(n).copied())
-            .collect();
-        let insts = match sr.series.get_mut(&snap.key) {
-            Some(v) => v,
-            None => {
-                let v: Vec<Instance> = sr
-                    .rules
-                    .iter()
-                    .filter(|&&i| rules[i].keys.matches(snap.key.as_deref()))
-                    .map(|&i| Instance::new(i, sr.name_of[&i]))
-                    .collect();
-                sr.series.entry(snap.key.clone()).or_insert(v)
-            }
-        };
-        for inst in insts.iter_mut() {
+        let series = sr.series(rules, snap.key.as_deref());
+        for inst in series.insts.iter_mut() {
             let rule = &rules[inst.rule];
             let e = Entry {
                 start: snap.start,
                 secs: snap.secs,
                 present: true,
-                value: vals[inst.name],
+                value: self.vals[inst.name],
             };
             match inst.end() {
+                // The next window, as nearly always.
+                Some(last) if snap.start == last => {
+                    push(rule, inst, &series.key, e, self.config, out);
+                }
                 Some(last) if snap.start < last => {
-                    correct(rule, inst, &snap.key, e, &mut self.too_late, out);
+                    correct(rule, inst, &series.key, e, &mut self.too_late, out);
                 }
                 _ => {
-                    fill(rule, inst, &snap.key, snap.start, self.config, out);
-                    push(rule, inst, &snap.key, e, self.config, out);
+                    fill(rule, inst, &series.key, snap.start, self.config, out);
+                    push(rule, inst, &series.key, e, self.config, out);
                 }
             }
         }
@@ -476,27 +597,17 @@ impl Engine {
     /// A provisional snapshot: what its window would give if it were final, written as
     /// provisional; what an earlier provisional snapshot of the window gave and this one
     /// does not is withdrawn.
-    fn add_early(&mut self, snap: &Snapshot, out: &mut Vec<Transition>) {
-        let Some(sr) = self.stats.get_mut(&snap.stat) else {
+    fn add_early(&mut self, snap: &SnapshotRef, out: &mut Vec<Transition>) {
+        let Some(&si) = self.index.get(snap.stat.as_ref()) else {
             return;
         };
-        let Some(insts) = sr.series.get_mut(&snap.key) else {
-            // A series not seen final yet: create it as a final would.
-            let rules = &self.rules;
-            let v: Vec<Instance> = sr
-                .rules
-                .iter()
-                .filter(|&&i| rules[i].keys.matches(snap.key.as_deref()))
-                .map(|&i| Instance::new(i, sr.name_of[&i]))
-                .collect();
-            sr.series.insert(snap.key.clone(), v);
-            return self.add_early(snap, out);
-        };
+        // A series not seen final yet is made as a final would make it.
+        let series = self.stats[si].series(&self.rules, snap.key.as_deref());
         let config = Config {
             repeat: None,
             ..self.config
         };
-        for inst in insts.iter_mut() {
+        for inst in series.insts.iter_mut() {
             if inst.end().is_some_and(|last| snap.start < last) {
                 continue; // the window was evaluated on its final snapshot
             }
@@ -505,7 +616,7 @@ impl Engine {
                 start: snap.start,
                 secs: snap.secs,
                 present: true,
-                value: snap.values.get(&rule.value).copied(),
+                value: snap.get(&rule.value),
             };
             let mut tmp = inst.clone();
             tmp.early = None;
@@ -513,12 +624,12 @@ impl Engine {
             fill(
                 rule,
                 &mut tmp,
-                &snap.key,
+                &series.key,
                 snap.start,
                 config,
                 &mut Vec::new(),
             );
-            push(rule, &mut tmp, &snap.key, e, config, &mut got);
+            push(rule, &mut tmp, &series.key, e, config, &mut got);
             got.retain(|t| t.start == snap.start);
             for t in &mut got {
                 t.provisional = true;
@@ -546,45 +657,44 @@ impl Engine {
     fn advance(&mut self, end: i64, out: &mut Vec<Transition>) {
         self.clock = Some(end);
         let config = self.config;
-        for stat in &self.order {
-            let sr = self.stats.get_mut(stat).expect("in order");
+        for sr in &mut self.stats {
             // Only the series that miss a window: most sent one for every window.
             let missing = |i: &Instance| {
                 i.ring
                     .back()
-                    .is_some_and(|e| e.start + 2 * (e.secs as i64) < end)
+                    .is_some_and(|s| s.e.start + 2 * (s.e.secs as i64) < end)
             };
-            let mut keys: Vec<&Option<String>> = sr
+            let mut keys: Vec<Key> = sr
                 .series
-                .iter()
+                .values()
                 // The instances of a series are stepped together: the first tells.
-                .filter(|(_, insts)| insts.first().is_some_and(missing))
-                .map(|(k, _)| k)
+                .filter(|s| s.insts.first().is_some_and(missing))
+                .map(|s| s.key.clone())
                 .collect();
             if keys.is_empty() {
                 continue;
             }
             keys.sort();
-            let keys: Vec<Option<String>> = keys.into_iter().cloned().collect();
             for key in keys {
-                let insts = sr.series.get_mut(&key).expect("a key");
-                for inst in insts.iter_mut() {
+                let kr = KeyRef(key.as_deref());
+                let series = sr.series.get_mut(&kr).expect("a key");
+                for inst in series.insts.iter_mut() {
                     let rule = &self.rules[inst.rule];
                     let Some(last) = inst.end() else { continue };
-                    let secs = inst.ring.back().map_or(60, |e| e.secs) as i64;
+                    let secs = inst.ring.back().map_or(60, |s| s.e.secs) as i64;
                     // Windows [last, last + secs) ... ending before `end`.
                     let upto = last + ((end - last - 1).max(0) / secs) * secs;
-                    fill(rule, inst, &key, upto, config, out);
+                    fill(rule, inst, &series.key, upto, config, out);
                 }
                 // An instance that holds nothing but missing windows, and is ok, is gone
                 // (an `absent` rule keeps it: its series was seen).
-                insts.retain(|i| {
+                series.insts.retain(|i| {
                     matches!(self.rules[i.rule].cond, Cond::Absent)
                         || i.cur.phase != Phase::Ok
-                        || i.ring.iter().rev().any(|e| e.present)
+                        || i.ring.iter().rev().any(|s| s.e.present)
                 });
-                if insts.is_empty() {
-                    sr.series.remove(&key);
+                if series.insts.is_empty() {
+                    sr.series.remove(&kr);
                 }
             }
         }
@@ -593,13 +703,13 @@ impl Engine {
     /// The instances that are pending or firing, by stat and key (for pulse-web's cells).
     pub fn active(&self) -> Vec<Active> {
         let mut out = Vec::new();
-        for (stat, sr) in &self.stats {
-            for (key, insts) in &sr.series {
-                for i in insts.iter().filter(|i| i.cur.phase != Phase::Ok) {
+        for sr in &self.stats {
+            for series in sr.series.values() {
+                for i in series.insts.iter().filter(|i| i.cur.phase != Phase::Ok) {
                     let rule = &self.rules[i.rule];
                     out.push(Active {
-                        stat: stat.clone(),
-                        key: key.clone(),
+                        stat: sr.stat.clone(),
+                        key: series.key.as_deref().map(str::to_string),
                         rule: rule.name.clone(),
                         severity: rule.severity.clone(),
                         phase: i.cur.phase,
@@ -615,17 +725,16 @@ impl Engine {
     /// The instances for a state file.
     pub fn save(&self) -> Vec<Saved> {
         let mut out = Vec::new();
-        for stat in &self.order {
-            let sr = &self.stats[stat];
-            let mut keys: Vec<&Option<String>> = sr.series.keys().collect();
-            keys.sort();
-            for key in keys {
-                for inst in &sr.series[key] {
+        for sr in &self.stats {
+            let mut series: Vec<&Series> = sr.series.values().collect();
+            series.sort_by(|a, b| a.key.cmp(&b.key));
+            for s in series {
+                for inst in &s.insts {
                     out.push(Saved {
                         rule: self.rules[inst.rule].name.clone(),
-                        stat: stat.clone(),
-                        key: key.clone(),
-                        inst: inst.clone(),
+                        stat: sr.stat.clone(),
+                        key: s.key.as_deref().map(str::to_string),
+                        inst: inst.saved(),
                     });
                 }
             }
@@ -651,19 +760,205 @@ impl Engine {
                 dropped += 1;
                 continue;
             }
-            let sr = self.stats.get_mut(&s.stat).expect("a rule's stat");
-            let insts = sr.series.entry(s.key).or_default();
-            let mut inst = s.inst;
-            inst.rule = i;
-            inst.name = sr.name_of[&i];
-            if let Some((_, ts)) = &mut inst.early {
-                ts.iter_mut().for_each(|t| t.rule = i);
-            }
-            insts.retain(|x| x.rule != i);
-            insts.push(inst);
-            insts.sort_by_key(|x| x.rule);
+            let sr = &mut self.stats[self.index[&s.stat]];
+            let name = sr.name_of[&i];
+            let key: Key = s.key.as_deref().map(Arc::from);
+            let series = sr.series.entry(key.clone()).or_insert_with(|| Series {
+                key,
+                insts: Vec::new(),
+            });
+            let inst = Instance::from_saved(&self.rules[i], i, name, s.inst);
+            series.insts.retain(|x| x.rule != i);
+            series.insts.push(inst);
+            series.insts.sort_by_key(|x| x.rule);
         }
         dropped
+    }
+
+    /// Write `t` as its JSON record (see `man/pulse-alert.1`, FORMAT) and a newline: the
+    /// same bytes as serializing [`Transition::record`], without building it.
+    pub fn write_json(&self, t: &Transition, out: &mut Vec<u8>, scratch: &mut String) {
+        let head = &self.heads[t.rule];
+        out.extend_from_slice(&head.rule_stat);
+        match &t.key {
+            Some(k) => write_json_str(out, k),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(&head.value_name);
+        out.extend_from_slice(t.status.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"value\":");
+        match t.value {
+            Some(v) => write_num(out, v),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"threshold\":");
+        match t.threshold {
+            Threshold::None => out.extend_from_slice(b"null"),
+            Threshold::One(v) => write_num(out, v),
+            Threshold::Range(a, b) => {
+                out.push(b'[');
+                write_num(out, a);
+                out.push(b',');
+                write_num(out, b);
+                out.push(b']');
+            }
+        }
+        let mut int = itoa::Buffer::new();
+        out.extend_from_slice(b",\"start\":");
+        out.extend_from_slice(int.format(t.start).as_bytes());
+        out.extend_from_slice(b",\"secs\":");
+        out.extend_from_slice(int.format(t.secs).as_bytes());
+        out.extend_from_slice(b",\"since\":");
+        out.extend_from_slice(int.format(t.since).as_bytes());
+        out.extend_from_slice(&head.severity);
+        scratch.clear();
+        self.templates[t.rule].fill(t, &self.rules[t.rule], scratch);
+        write_json_str(out, scratch);
+        out.extend_from_slice(if t.correction {
+            b",\"correction\":true"
+        } else {
+            b",\"correction\":false"
+        });
+        if t.withdrawn {
+            out.extend_from_slice(b",\"withdrawn\":true");
+        }
+        if t.repeat {
+            out.extend_from_slice(b",\"repeat\":true");
+        }
+        if t.provisional {
+            out.extend_from_slice(b",\"provisional\":true");
+        }
+        out.extend_from_slice(b"}\n");
+    }
+}
+
+/// The parts of a rule's JSON record that are the same in every transition it writes.
+#[derive(Debug)]
+struct RecordHead {
+    /// `{"rule":NAME,"stat":STAT,"key":`
+    rule_stat: Vec<u8>,
+    /// `,"value_name":NAME,"state":"`
+    value_name: Vec<u8>,
+    /// `,"severity":SEVERITY,"summary":`
+    severity: Vec<u8>,
+}
+
+impl RecordHead {
+    fn new(rule: &Rule) -> RecordHead {
+        let mut rule_stat = b"{\"rule\":".to_vec();
+        write_json_str(&mut rule_stat, &rule.name);
+        rule_stat.extend_from_slice(b",\"stat\":");
+        write_json_str(&mut rule_stat, &rule.stat);
+        rule_stat.extend_from_slice(b",\"key\":");
+        let mut value_name = b",\"value_name\":".to_vec();
+        if rule.value.is_empty() {
+            value_name.extend_from_slice(b"null");
+        } else {
+            write_json_str(&mut value_name, &rule.value);
+        }
+        value_name.extend_from_slice(b",\"state\":\"");
+        let mut severity = b",\"severity\":".to_vec();
+        write_json_str(&mut severity, &rule.severity);
+        severity.extend_from_slice(b",\"summary\":");
+        RecordHead {
+            rule_stat,
+            value_name,
+            severity,
+        }
+    }
+}
+
+/// A number as [`Num`] serializes it.
+fn write_num(out: &mut Vec<u8>, v: f64) {
+    use serde_json::ser::Formatter;
+    let mut f = serde_json::ser::CompactFormatter;
+    let written = if v.fract() == 0.0 && v.abs() < 9e15 {
+        f.write_i64(out, v as i64)
+    } else if v.is_finite() {
+        f.write_f64(out, v)
+    } else {
+        f.write_null(out)
+    };
+    written.expect("writing to a Vec");
+}
+
+/// One piece of a summary template.
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    Text(String),
+    Key,
+    Value,
+    Threshold,
+    Rule,
+    Stat,
+    Name,
+    State,
+    Severity,
+}
+
+/// A summary template, read once: text and the fields it names.
+#[derive(Debug, Clone, PartialEq)]
+struct Template(Vec<Part>);
+
+impl Template {
+    fn parse(text: &str) -> Template {
+        let mut parts = Vec::new();
+        let mut lit = String::new();
+        let mut rest = text;
+        while let Some(i) = rest.find('{') {
+            lit.push_str(&rest[..i]);
+            let tail = &rest[i..];
+            let Some(j) = tail.find('}') else {
+                lit.push_str(tail);
+                rest = "";
+                break;
+            };
+            let part = match &tail[1..j] {
+                "key" => Part::Key,
+                "value" => Part::Value,
+                "threshold" => Part::Threshold,
+                "rule" => Part::Rule,
+                "stat" => Part::Stat,
+                "name" => Part::Name,
+                "state" => Part::State,
+                "severity" => Part::Severity,
+                // Not a field: kept as written.
+                _ => {
+                    lit.push_str(&tail[..=j]);
+                    rest = &tail[j + 1..];
+                    continue;
+                }
+            };
+            if !lit.is_empty() {
+                parts.push(Part::Text(std::mem::take(&mut lit)));
+            }
+            parts.push(part);
+            rest = &tail[j + 1..];
+        }
+        lit.push_str(rest);
+        if !lit.is_empty() {
+            parts.push(Part::Text(lit));
+        }
+        Template(parts)
+    }
+
+    fn fill(&self, t: &Transition, rule: &Rule, out: &mut String) {
+        for p in &self.0 {
+            match p {
+                Part::Text(s) => out.push_str(s),
+                Part::Key => out.push_str(t.key.as_deref().unwrap_or("null")),
+                Part::Value => match t.value {
+                    Some(v) => push_num(out, v),
+                    None => out.push_str("none"),
+                },
+                Part::Threshold => t.threshold.push_text(out),
+                Part::Rule => out.push_str(&rule.name),
+                Part::Stat => out.push_str(&rule.stat),
+                Part::Name => out.push_str(&rule.value),
+                Part::State => out.push_str(t.status.as_str()),
+                Part::Severity => out.push_str(&rule.severity),
+            }
+        }
     }
 }
 
@@ -672,13 +967,16 @@ impl Engine {
 fn fill(
     rule: &Rule,
     inst: &mut Instance,
-    key: &Option<String>,
+    key: &Key,
     upto: i64,
     config: Config,
     out: &mut Vec<Transition>,
 ) {
     let Some(mut w) = inst.end() else { return };
-    let secs = inst.ring.back().map_or(60, |e| e.secs);
+    if w >= upto {
+        return;
+    }
+    let secs = inst.ring.back().map_or(60, |s| s.e.secs);
     let settle = (rule.need(secs) + rule.keep(secs) + config.horizon + 2) as i64;
     let total = (upto - w) / secs as i64;
     if total > settle {
@@ -691,7 +989,6 @@ fn fill(
         let jump = upto - config.horizon as i64 * secs as i64;
         if jump > w {
             w = jump;
-            inst.base = inst.cur.clone();
             inst.ring.clear();
         }
     }
@@ -714,33 +1011,41 @@ fn missing(start: i64, secs: u32) -> Entry {
 fn push(
     rule: &Rule,
     inst: &mut Instance,
-    key: &Option<String>,
+    key: &Key,
     e: Entry,
     config: Config,
     out: &mut Vec<Transition>,
 ) {
     let from = out.len();
+    let before = inst.cur;
     step(rule, inst.rule, key, &mut inst.cur, &e, config.repeat, out);
-    if let Some((w, early)) = inst.early.take() {
-        if w > e.start {
-            inst.early = Some((w, early));
-        } else {
-            let confirmed: Vec<Transition> = if w == e.start {
-                out[from..].to_vec()
-            } else {
-                Vec::new()
-            };
-            let mut gone = Vec::new();
-            withdraw(&early, &confirmed, &mut gone);
-            out.splice(from..from, gone);
-        }
+    if inst.early.is_some() {
+        confirm_early(inst, e.start, from, out);
     }
-    inst.ring.push_back(e);
-    while inst.ring.len() > config.horizon.max(1) as usize {
-        let old = inst.ring.pop_front().expect("not empty");
-        let mut sink = Vec::new();
-        step(rule, inst.rule, key, &mut inst.base, &old, None, &mut sink);
+    if inst.ring.len() >= config.horizon.max(1) as usize {
+        inst.ring.pop_front();
     }
+    inst.ring.push_back(Slot { e, before });
+}
+
+/// The final snapshot of window `w` was stepped, writing `out[from..]`: the provisional
+/// transitions of that window (or of an older one) it does not confirm are withdrawn.
+fn confirm_early(inst: &mut Instance, w: i64, from: usize, out: &mut Vec<Transition>) {
+    let Some((ew, early)) = inst.early.take() else {
+        return;
+    };
+    if ew > w {
+        inst.early = Some((ew, early));
+        return;
+    }
+    let confirmed: Vec<Transition> = if ew == w {
+        out[from..].to_vec()
+    } else {
+        Vec::new()
+    };
+    let mut gone = Vec::new();
+    withdraw(&early, &confirmed, &mut gone);
+    out.splice(from..from, gone);
 }
 
 /// Write as withdrawn the provisional transitions of `before` that `now` does not have.
@@ -754,37 +1059,38 @@ fn withdraw(before: &[Transition], now: &[Transition], out: &mut Vec<Transition>
     }
 }
 
-/// Replay an instance from its base over its ring (without repeats).
-fn replay(rule: &Rule, inst: &Instance, key: &Option<String>, out: &mut Vec<Transition>) -> Inst {
-    let mut st = inst.base.clone();
-    for e in &inst.ring {
-        step(rule, inst.rule, key, &mut st, e, None, out);
-    }
-    st
-}
-
 /// A final snapshot for a window already evaluated: replace it and write what changed.
+/// Only the windows from it on can change, so they alone are stepped again (without
+/// repeats), from the state before it.
 fn correct(
     rule: &Rule,
     inst: &mut Instance,
-    key: &Option<String>,
+    key: &Key,
     e: Entry,
     too_late: &mut u64,
     out: &mut Vec<Transition>,
 ) {
-    let Some(i) = inst.ring.iter().position(|x| x.start == e.start) else {
+    let Some(i) = inst.ring.iter().position(|x| x.e.start == e.start) else {
         *too_late += 1;
         return;
     };
-    if inst.ring[i] == e || inst.ring[i].secs != e.secs {
+    if inst.ring[i].e == e || inst.ring[i].e.secs != e.secs {
         return;
     }
     let mut before = Vec::new();
-    replay(rule, inst, key, &mut before);
-    inst.ring[i] = e;
+    let mut st = inst.ring[i].before;
+    for s in inst.ring.range(i..) {
+        step(rule, inst.rule, key, &mut st, &s.e, None, &mut before);
+    }
+    inst.ring[i].e = e;
     let mut after = Vec::new();
+    let mut st = inst.ring[i].before;
+    for s in inst.ring.range_mut(i..) {
+        s.before = st;
+        step(rule, inst.rule, key, &mut st, &s.e, None, &mut after);
+    }
     let stated = inst.cur.stated;
-    inst.cur = replay(rule, inst, key, &mut after);
+    inst.cur = st;
     if inst.cur.phase == Phase::Firing {
         inst.cur.stated = inst.cur.stated.max(stated);
     }
@@ -812,20 +1118,69 @@ fn correct(
 
 /// Values as people read them: whole numbers without a fraction, others to 3 decimals.
 pub fn fmt_num(v: f64) -> String {
+    let mut s = String::new();
+    push_num(&mut s, v);
+    s
+}
+
+/// [`fmt_num`] onto `out`.
+fn push_num(out: &mut String, v: f64) {
     if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        let s = format!("{v:.3}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
+        out.push_str(itoa::Buffer::new().format(v as i64));
+        return;
+    }
+    // `{:.3}` rounds the exact value, half to even. Below 1e9, `a * 1000` is within 2^-13 of
+    // the exact product, so away from a half it rounds the same, and the digits are made
+    // here; the rest (near a half, large, not finite) goes to the formatter.
+    let a = v.abs();
+    if a < 1e9 {
+        let y = a * 1000.0;
+        if (y - y.floor() - 0.5).abs() > 1e-3 {
+            let r = y.round() as u64;
+            if v < 0.0 {
+                out.push('-');
+            }
+            let mut int = itoa::Buffer::new();
+            out.push_str(int.format(r / 1000));
+            let mut frac = r % 1000;
+            if frac != 0 {
+                let mut digits = 3;
+                while frac.is_multiple_of(10) {
+                    frac /= 10;
+                    digits -= 1;
+                }
+                out.push('.');
+                let text = int.format(frac);
+                (text.len()..digits).for_each(|_| out.push('0'));
+                out.push_str(text);
+            }
+            return;
+        }
+    }
+    let from = out.len();
+    write!(out, "{v:.3}").expect("writing to a String");
+    if out[from..].contains('.') {
+        let keep = out.trim_end_matches('0').trim_end_matches('.').len();
+        out.truncate(keep);
     }
 }
 
 impl Threshold {
     pub fn text(&self) -> String {
+        let mut s = String::new();
+        self.push_text(&mut s);
+        s
+    }
+
+    fn push_text(&self, out: &mut String) {
         match self {
-            Threshold::None => String::new(),
-            Threshold::One(t) => fmt_num(*t),
-            Threshold::Range(a, b) => format!("{}..{}", fmt_num(*a), fmt_num(*b)),
+            Threshold::None => {}
+            Threshold::One(t) => push_num(out, *t),
+            Threshold::Range(a, b) => {
+                push_num(out, *a);
+                out.push_str("..");
+                push_num(out, *b);
+            }
         }
     }
 }
@@ -835,30 +1190,7 @@ impl Transition {
     /// `{stat}`, `{name}` (the value name), `{state}`, `{severity}`.
     pub fn summary(&self, rule: &Rule) -> String {
         let mut out = String::with_capacity(rule.summary.len() + 16);
-        let mut rest = rule.summary.as_str();
-        while let Some(i) = rest.find('{') {
-            out.push_str(&rest[..i]);
-            let tail = &rest[i..];
-            let Some(j) = tail.find('}') else {
-                out.push_str(tail);
-                rest = "";
-                break;
-            };
-            let field = &tail[1..j];
-            match field {
-                "key" => out.push_str(self.key.as_deref().unwrap_or("null")),
-                "value" => out.push_str(&self.value.map_or("none".into(), fmt_num)),
-                "threshold" => out.push_str(&self.threshold.text()),
-                "rule" => out.push_str(&rule.name),
-                "stat" => out.push_str(&rule.stat),
-                "name" => out.push_str(&rule.value),
-                "state" => out.push_str(self.status.as_str()),
-                "severity" => out.push_str(&rule.severity),
-                _ => out.push_str(&tail[..=j]),
-            }
-            rest = &tail[j + 1..];
-        }
-        out.push_str(rest);
+        Template::parse(&rule.summary).fill(self, rule, &mut out);
         out
     }
 

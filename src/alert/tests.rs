@@ -292,6 +292,33 @@ proptest! {
     }
 }
 
+proptest! {
+    /// Values in summaries read as `{:.3}` with the trailing zeros cut, however they are made.
+    #[test]
+    fn numbers_read_as_three_decimals(
+        bits in any::<u64>(),
+        k in -2_000_000_000i64..2_000_000_000,
+        nudge in -3i32..=3,
+        scale in 0u32..12,
+    ) {
+        let old = |v: f64| {
+            if v.fract() == 0.0 && v.abs() < 1e15 {
+                format!("{}", v as i64)
+            } else {
+                let s = format!("{v:.3}");
+                s.trim_end_matches('0').trim_end_matches('.').to_string()
+            }
+        };
+        // Any bits, values near the halves between thousandths, small and large ones.
+        let half = (k as f64 + 0.5) / 1000.0;
+        let near = f64::from_bits((half.to_bits() as i64 + nudge as i64) as u64);
+        let small = k as f64 / 10f64.powi(scale as i32 + 3);
+        for v in [f64::from_bits(bits), half, near, small, -small, k as f64 * 0.0007] {
+            prop_assert_eq!(fmt_num(v), old(v), "{:e}", v);
+        }
+    }
+}
+
 fn provisional(stat: &str, key: Option<&str>, start: i64, v: f64) -> Snapshot {
     Snapshot {
         is_final: false,

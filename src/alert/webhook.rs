@@ -50,7 +50,7 @@ pub fn alert(t: &Transition, rules: &[Rule]) -> Value {
         "severity": rule.severity,
     });
     if let Some(k) = &t.key {
-        labels["key"] = k.clone().into();
+        labels["key"] = k.as_ref().into();
     }
     if !rule.value.is_empty() {
         labels["value_name"] = rule.value.clone().into();

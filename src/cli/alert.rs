@@ -22,7 +22,7 @@ use crate::io::input::{open_all, Kind};
 use crate::io::lines::lines;
 use crate::sink::http::{Http, Target};
 use crate::sink::state::{self, Entry};
-use crate::sink::{parse_snapshot, Backoff};
+use crate::sink::{parse_snapshot_ref, Backoff};
 use crate::time::format_rfc3339;
 
 const TOOL: &str = "pulse-alert";
@@ -254,6 +254,8 @@ struct Out {
     pending: bool,
     hooks: Vec<Hook>,
     buf: Vec<u8>,
+    /// Where a summary is filled in before it is written.
+    scratch: String,
     /// Width of the rule column of the table.
     rule_w: usize,
     header: bool,
@@ -261,6 +263,7 @@ struct Out {
 
 impl Out {
     fn take(&mut self, engine: &Engine, ts: &mut Vec<Transition>) -> Result<()> {
+        self.buf.clear();
         for t in ts.drain(..) {
             let shown = self.pending || !matches!(t.status, Status::Pending | Status::Ok);
             if webhook::wanted(&t) {
@@ -271,21 +274,15 @@ impl Out {
             if !shown {
                 continue;
             }
-            self.buf.clear();
             match self.format {
-                Format::None => continue,
-                Format::Json => {
-                    serde_json::to_writer(&mut self.buf, &t.record(&engine.rules))
-                        .map_err(|e| Error::Runtime(e.to_string()))?;
-                    self.buf.push(b'\n');
-                }
+                Format::None => {}
+                Format::Json => engine.write_json(&t, &mut self.buf, &mut self.scratch),
                 Format::Table => self.table(&t, engine),
             }
-            self.w
-                .write_all(&self.buf)
-                .map_err(|e| Error::io("stdout", e))?;
         }
-        Ok(())
+        self.w
+            .write_all(&self.buf)
+            .map_err(|e| Error::io("stdout", e))
     }
 
     fn table(&mut self, t: &Transition, engine: &Engine) {
@@ -404,6 +401,7 @@ pub fn run(args: Args) -> Result<i32> {
         pending: args.pending,
         hooks,
         buf: Vec::new(),
+        scratch: String::new(),
         rule_w,
         header: false,
     };
@@ -594,8 +592,8 @@ fn take(
     if line.iter().all(u8::is_ascii_whitespace) {
         return Ok(());
     }
-    match parse_snapshot(line) {
-        Ok(s) => engine.add(&s, ts),
+    match parse_snapshot_ref(line) {
+        Ok(s) => engine.add_ref(&s, ts),
         Err(e) => diag.bad("bad", &format!("{name}: line {n}"), &e)?,
     }
     Ok(())

@@ -257,7 +257,7 @@ fn add_batch(shared: &Shared, batch: &[SnapshotRef], alerts: &mut Option<Engine>
     let active = alerts.as_mut().map(|e| {
         let mut sink = Vec::new();
         for s in batch {
-            e.add(&s.clone().into_owned(), &mut sink);
+            e.add_ref(s, &mut sink);
         }
         e.active()
     });
