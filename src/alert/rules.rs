@@ -141,13 +141,18 @@ pub struct Rule {
 impl Rule {
     /// Windows the condition must hold for, at least 1.
     pub fn need(&self, secs: u32) -> u32 {
-        self.for_secs.div_ceil(secs.max(1)).max(1)
+        windows(self.for_secs, secs).max(1)
     }
 
     /// Windows the condition may fail while firing before the alert resolves.
     pub fn keep(&self, secs: u32) -> u32 {
-        self.keep_secs.div_ceil(secs.max(1))
+        windows(self.keep_secs, secs)
     }
+}
+
+/// Whole windows of `secs` that `total` seconds take, a part counting as one.
+pub(crate) fn windows(total: u32, secs: u32) -> u32 {
+    total.div_ceil(secs.max(1))
 }
 
 impl fmt::Display for Cond {
