@@ -489,10 +489,6 @@ impl Default for Config {
 #[derive(Debug)]
 pub struct Engine {
     pub rules: Vec<Rule>,
-    /// Each rule's summary template, read once.
-    templates: Vec<Template>,
-    /// Each rule's fixed parts of its JSON record.
-    heads: Vec<RecordHead>,
     config: Config,
     /// The stats some rule watches, in sorted order (the order of output when time
     /// advances), and where each is in it.
@@ -557,12 +553,6 @@ impl Engine {
             .map(|(i, s)| (s.stat.clone(), i))
             .collect();
         Engine {
-            templates: rules
-                .rules
-                .iter()
-                .map(|r| Template::parse(&r.summary))
-                .collect(),
-            heads: rules.rules.iter().map(RecordHead::new).collect(),
             rules: rules.rules,
             config,
             stats,
@@ -810,10 +800,35 @@ impl Engine {
         }
         dropped
     }
+}
+
+/// How a rule set's transitions are written: the check-result records, made without
+/// serde from what is the same in every record of a rule. It owns a copy of the rules, so
+/// that a thread of its own can write while the engine goes on.
+#[derive(Debug)]
+pub struct Records {
+    pub rules: Vec<Rule>,
+    /// Each rule's summary template, read once.
+    templates: Vec<Template>,
+    /// Each rule's fixed parts of its JSON record.
+    heads: Vec<RecordHead>,
+    /// Where a summary is filled in before it is written.
+    scratch: String,
+}
+
+impl Records {
+    pub fn new(rules: &[Rule]) -> Records {
+        Records {
+            templates: rules.iter().map(|r| Template::parse(&r.summary)).collect(),
+            heads: rules.iter().map(RecordHead::new).collect(),
+            rules: rules.to_vec(),
+            scratch: String::new(),
+        }
+    }
 
     /// Write `t` as its JSON record (see `man/pulse-alert.1`, FORMAT) and a newline: the
     /// same bytes as serializing [`Transition::record`], without building it.
-    pub fn write_json(&self, t: &Transition, out: &mut Vec<u8>, scratch: &mut String) {
+    pub fn write_json(&mut self, t: &Transition, out: &mut Vec<u8>) {
         let head = &self.heads[t.rule];
         out.extend_from_slice(&head.rule_stat);
         match &t.key {
@@ -847,9 +862,9 @@ impl Engine {
         out.extend_from_slice(b",\"since\":");
         out.extend_from_slice(int.format(t.since).as_bytes());
         out.extend_from_slice(&head.severity);
-        scratch.clear();
-        self.templates[t.rule].fill(t, &self.rules[t.rule], scratch);
-        write_json_str(out, scratch);
+        self.scratch.clear();
+        self.templates[t.rule].fill(t, &self.rules[t.rule], &mut self.scratch);
+        write_json_str(out, &self.scratch);
         out.extend_from_slice(if t.correction {
             b",\"correction\":true"
         } else {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use clap::{CommandFactory, Parser, ValueEnum};
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{webhook, Config, Engine, Rules, Saved, Status, Transition};
+use crate::alert::{webhook, Config, Engine, Records, Rule, Rules, Saved, Status, Transition};
 use crate::error::{exit_with, Diag, Error, Result, EXIT_FAILURE, EXIT_OK};
 use crate::io::input::{open_all, Kind};
 use crate::io::lines::lines;
@@ -247,87 +247,186 @@ impl Hook {
     }
 }
 
-/// What is done with transitions: written on stdout, queued for webhooks.
-struct Out {
-    w: Box<dyn Write>,
+/// What the writer thread is handed.
+enum ToWriter {
+    Batch(Vec<Transition>),
+    /// Flush stdout, then answer (before a state file is saved, and at the end).
+    Sync(crossbeam_channel::Sender<()>),
+}
+
+/// Batches of transitions a writer thread may hold before the engine waits for it.
+const WRITER_QUEUE: usize = 4;
+
+/// Write the transitions handed over on stdout, as `format` says, until the sender is gone;
+/// the output is flushed whenever nothing more is waiting.
+fn write_loop(
+    rx: crossbeam_channel::Receiver<ToWriter>,
+    mut records: Records,
     format: Format,
+    line_buffered: bool,
+) -> Result<()> {
+    let mut w = crate::io::output::stdout(line_buffered);
+    let mut buf = Vec::new();
+    // Width of the rule column of the table.
+    let rule_w = records.rules.iter().map(|r| r.name.len()).max().unwrap_or(4);
+    let mut header = false;
+    for msg in rx.iter() {
+        match msg {
+            ToWriter::Batch(ts) => {
+                buf.clear();
+                for t in &ts {
+                    match format {
+                        Format::None => {}
+                        Format::Json => records.write_json(t, &mut buf),
+                        Format::Table => table(&mut buf, &mut header, rule_w, &records.rules, t),
+                    }
+                }
+                w.write_all(&buf).map_err(|e| Error::io("stdout", e))?;
+                if rx.is_empty() {
+                    w.flush().map_err(|e| Error::io("stdout", e))?;
+                }
+            }
+            ToWriter::Sync(done) => {
+                w.flush().map_err(|e| Error::io("stdout", e))?;
+                let _ = done.send(());
+            }
+        }
+    }
+    w.flush().map_err(|e| Error::io("stdout", e))
+}
+
+fn table(buf: &mut Vec<u8>, header: &mut bool, rule_w: usize, rules: &[Rule], t: &Transition) {
+    let rule = &rules[t.rule];
+    if !*header {
+        *header = true;
+        let _ = writeln!(
+            buf,
+            "{:<20}  {:<10}  {:<rw$}  {:<24}  {:>12}  {:>12}  SUMMARY",
+            "WINDOW",
+            "STATE",
+            "RULE",
+            "KEY",
+            "VALUE",
+            "THRESHOLD",
+            rw = rule_w
+        );
+    }
+    let mut state = t.status.as_str().to_string();
+    if t.withdrawn {
+        state = format!("-{state}");
+    } else if t.correction {
+        state = format!("~{state}");
+    }
+    let _ = writeln!(
+        buf,
+        "{:<20}  {:<10}  {:<rw$}  {:<24}  {:>12}  {:>12}  {}",
+        format_rfc3339(t.start),
+        state,
+        rule.name,
+        t.key.as_deref().unwrap_or("-"),
+        t.value.map_or("-".into(), crate::alert::fmt_num),
+        t.threshold.text(),
+        crate::sink::text::escape(&t.summary(rule)),
+        rw = rule_w
+    );
+}
+
+/// What is done with transitions: handed to the writer thread for stdout (so that the
+/// records are made while the engine goes on), queued for webhooks.
+struct Out {
+    tx: Option<crossbeam_channel::Sender<ToWriter>>,
+    writer: Option<std::thread::JoinHandle<Result<()>>>,
+    /// Transitions to be written, handed over at the next flush.
+    batch: Vec<Transition>,
+    written: bool,
     pending: bool,
     hooks: Vec<Hook>,
-    buf: Vec<u8>,
-    /// Where a summary is filled in before it is written.
-    scratch: String,
-    /// Width of the rule column of the table.
-    rule_w: usize,
-    header: bool,
 }
 
 impl Out {
-    fn take(&mut self, engine: &Engine, ts: &mut Vec<Transition>) -> Result<()> {
-        self.buf.clear();
+    fn new(records: Records, format: Format, line_buffered: bool, pending: bool) -> Out {
+        let (tx, rx) = crossbeam_channel::bounded(WRITER_QUEUE);
+        let writer = std::thread::spawn(move || write_loop(rx, records, format, line_buffered));
+        Out {
+            tx: Some(tx),
+            writer: Some(writer),
+            batch: Vec::new(),
+            written: format != Format::None,
+            pending,
+            hooks: Vec::new(),
+        }
+    }
+
+    fn take(&mut self, engine: &Engine, ts: &mut Vec<Transition>) {
         for t in ts.drain(..) {
-            let shown = self.pending || !matches!(t.status, Status::Pending | Status::Ok);
             if webhook::wanted(&t) {
                 for h in &mut self.hooks {
                     h.queue.push(webhook::alert(&t, &engine.rules));
                 }
             }
-            if !shown {
-                continue;
-            }
-            match self.format {
-                Format::None => {}
-                Format::Json => engine.write_json(&t, &mut self.buf, &mut self.scratch),
-                Format::Table => self.table(&t, engine),
+            let shown = self.pending || !matches!(t.status, Status::Pending | Status::Ok);
+            if shown && self.written {
+                self.batch.push(t);
             }
         }
-        self.w
-            .write_all(&self.buf)
-            .map_err(|e| Error::io("stdout", e))
     }
 
-    fn table(&mut self, t: &Transition, engine: &Engine) {
-        let rule = &engine.rules[t.rule];
-        if !self.header {
-            self.header = true;
-            let _ = writeln!(
-                self.buf,
-                "{:<20}  {:<10}  {:<rw$}  {:<24}  {:>12}  {:>12}  SUMMARY",
-                "WINDOW",
-                "STATE",
-                "RULE",
-                "KEY",
-                "VALUE",
-                "THRESHOLD",
-                rw = self.rule_w
-            );
+    /// Hand the batch to the writer.
+    fn send(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
         }
-        let mut state = t.status.as_str().to_string();
-        if t.withdrawn {
-            state = format!("-{state}");
-        } else if t.correction {
-            state = format!("~{state}");
+        let batch = std::mem::take(&mut self.batch);
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(ToWriter::Batch(batch)).is_ok());
+        if !sent {
+            return Err(self.writer_failed());
         }
-        let _ = writeln!(
-            self.buf,
-            "{:<20}  {:<10}  {:<rw$}  {:<24}  {:>12}  {:>12}  {}",
-            format_rfc3339(t.start),
-            state,
-            rule.name,
-            t.key.as_deref().unwrap_or("-"),
-            t.value.map_or("-".into(), crate::alert::fmt_num),
-            t.threshold.text(),
-            crate::sink::text::escape(&t.summary(rule)),
-            rw = self.rule_w
-        );
+        Ok(())
     }
 
+    /// Everything taken so far is on stdout, flushed.
+    fn sync(&mut self) -> Result<()> {
+        self.send()?;
+        let (done, wait) = crossbeam_channel::bounded(1);
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(ToWriter::Sync(done)).is_ok());
+        if !sent || wait.recv().is_err() {
+            return Err(self.writer_failed());
+        }
+        Ok(())
+    }
+
+    /// The writer stopped: why.
+    fn writer_failed(&mut self) -> Error {
+        self.tx = None;
+        match self.writer.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(Err(e))) => e,
+            _ => Error::Runtime("the writer of stdout stopped".into()),
+        }
+    }
+
+    /// Hand over what was taken (and, if `now`, wait until it is on stdout), and deliver to
+    /// the webhooks what they have queued: false if a webhook could not take it.
     fn flush(&mut self, now: bool) -> Result<bool> {
-        self.w.flush().map_err(|e| Error::io("stdout", e))?;
+        if now {
+            self.sync()?;
+        } else {
+            self.send()?;
+        }
         let mut ok = true;
         for h in &mut self.hooks {
             ok &= h.flush(now).is_ok();
         }
         Ok(ok)
+    }
+
+    /// Write what is left and stop the writer.
+    fn finish(mut self) -> Result<()> {
+        self.send()?;
+        self.tx = None;
+        match self.writer.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(r)) => r,
+            _ => Err(Error::Runtime("the writer of stdout stopped".into())),
+        }
     }
 }
 
@@ -366,7 +465,6 @@ pub fn run(args: Args) -> Result<i32> {
             failing: false,
         });
     }
-    let rule_w = rules.rules.iter().map(|r| r.name.len()).max().unwrap_or(4);
     let mut engine = Engine::new(
         rules,
         Config {
@@ -395,16 +493,13 @@ pub fn run(args: Args) -> Result<i32> {
             h.queue = q;
         }
     }
-    let mut out = Out {
-        w: crate::io::output::stdout(args.line_buffered),
-        format: args.format,
-        pending: args.pending,
-        hooks,
-        buf: Vec::new(),
-        scratch: String::new(),
-        rule_w,
-        header: false,
-    };
+    let mut out = Out::new(
+        Records::new(&engine.rules),
+        args.format,
+        args.line_buffered,
+        args.pending,
+    );
+    out.hooks = hooks;
     // Send what an earlier run could not.
     out.flush(true)?;
 
@@ -418,22 +513,16 @@ pub fn run(args: Args) -> Result<i32> {
             inputs: std::mem::take(&mut saved.inputs),
             resend: Vec::new(),
         };
-        let mut failed = None;
         let next = state::read_new(
             &prev,
             &args.inputs,
             &mut |label, n, line| {
                 take(&mut diag, &mut engine, label, n, line, &mut ts)?;
-                if let Err(e) = out.take(&engine, &mut ts) {
-                    failed.get_or_insert(e);
-                }
+                out.take(&engine, &mut ts);
                 Ok(())
             },
             &mut |note| crate::error::warn(TOOL, &note),
         )?;
-        if let Some(e) = failed {
-            return Err(e);
-        }
         saved.inputs = next.inputs;
     } else {
         let inputs = if args.inputs.is_empty() {
@@ -456,6 +545,7 @@ pub fn run(args: Args) -> Result<i32> {
     if let Some(p) = &args.state {
         save_state(p, &engine, &saved.inputs, &out.hooks)?;
     }
+    out.finish()?;
     diag.finish();
     if !delivered || diag.failed() {
         return Ok(EXIT_FAILURE);
@@ -493,10 +583,12 @@ struct Saver {
 }
 
 impl Saver {
-    fn maybe(&mut self, engine: &Engine, hooks: &[Hook], wrote: bool) -> Result<()> {
+    fn maybe(&mut self, engine: &Engine, out: &mut Out, wrote: bool) -> Result<()> {
         let Some(p) = &self.path else { return Ok(()) };
         if wrote || (self.dirty && self.last.elapsed() >= SAVE_EVERY) {
-            save_state(p, engine, &self.inputs, hooks)?;
+            // What the state says was evaluated is on stdout first.
+            out.sync()?;
+            save_state(p, engine, &self.inputs, &out.hooks)?;
             self.last = Instant::now();
             self.dirty = false;
         }
@@ -564,16 +656,16 @@ fn stream(
                     line_no[idx] += 1;
                     take(diag, engine, &names[idx], line_no[idx], line, &mut ts)?;
                     wrote |= !ts.is_empty();
-                    out.take(engine, &mut ts)?;
+                    out.take(engine, &mut ts);
                 }
                 saver.dirty = true;
                 out.flush(false)?;
-                saver.maybe(engine, &out.hooks, wrote)?;
+                saver.maybe(engine, out, wrote)?;
             }
             Ok(Msg::Failed(e)) => diag.input_failed(e)?,
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                 out.flush(false)?;
-                saver.maybe(engine, &out.hooks, false)?;
+                saver.maybe(engine, out, false)?;
             }
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }
