@@ -485,6 +485,27 @@ impl Default for Config {
     }
 }
 
+/// A snapshot as the engine reads it, borrowed from wherever it is held: its values finite
+/// and sorted by name, each name once (as [`SnapshotRef`] has them).
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a, V> {
+    pub stat: &'a str,
+    pub key: Option<&'a str>,
+    pub start: i64,
+    pub secs: u32,
+    pub is_final: bool,
+    pub values: &'a [(V, f64)],
+}
+
+impl<V: AsRef<str>> View<'_, V> {
+    fn get(&self, name: &str) -> Option<f64> {
+        self.values
+            .binary_search_by(|(n, _)| n.as_ref().cmp(name))
+            .ok()
+            .map(|i| self.values[i].1)
+    }
+}
+
 /// Every instance of every rule, stepped by final snapshots.
 #[derive(Debug)]
 pub struct Engine {
@@ -580,6 +601,21 @@ impl Engine {
 
     /// [`Engine::add`] of a snapshot as read, its names borrowed from the line.
     pub fn add_ref(&mut self, snap: &SnapshotRef, out: &mut Vec<Transition>) {
+        self.add_view(
+            &View {
+                stat: &snap.stat,
+                key: snap.key.as_deref(),
+                start: snap.start,
+                secs: snap.secs,
+                is_final: snap.is_final,
+                values: &snap.values,
+            },
+            out,
+        );
+    }
+
+    /// [`Engine::add`] of a snapshot however it is held.
+    pub fn add_view<V: AsRef<str>>(&mut self, snap: &View<V>, out: &mut Vec<Transition>) {
         if !snap.is_final {
             if self.config.early {
                 self.add_early(snap, out);
@@ -590,14 +626,14 @@ impl Engine {
         if self.clock.is_none_or(|c| end > c) {
             self.advance(end, out);
         }
-        let Some(&si) = self.index.get(snap.stat.as_ref()) else {
+        let Some(&si) = self.index.get(snap.stat) else {
             return;
         };
         self.evaluated += 1;
         let sr = &mut self.stats[si];
         self.vals.clear();
         self.vals.extend(sr.names.iter().map(|n| snap.get(n)));
-        let series = sr.series(&self.rules, snap.key.as_deref());
+        let series = sr.series(&self.rules, snap.key);
         prefetch_rings(&series.insts);
         for inst in series.insts.iter_mut() {
             let e = Entry {
@@ -625,12 +661,12 @@ impl Engine {
     /// A provisional snapshot: what its window would give if it were final, written as
     /// provisional; what an earlier provisional snapshot of the window gave and this one
     /// does not is withdrawn.
-    fn add_early(&mut self, snap: &SnapshotRef, out: &mut Vec<Transition>) {
-        let Some(&si) = self.index.get(snap.stat.as_ref()) else {
+    fn add_early<V: AsRef<str>>(&mut self, snap: &View<V>, out: &mut Vec<Transition>) {
+        let Some(&si) = self.index.get(snap.stat) else {
             return;
         };
         // A series not seen final yet is made as a final would make it.
-        let series = self.stats[si].series(&self.rules, snap.key.as_deref());
+        let series = self.stats[si].series(&self.rules, snap.key);
         let config = Config {
             repeat: None,
             ..self.config
@@ -649,13 +685,7 @@ impl Engine {
             let mut tmp = inst.clone();
             tmp.early = None;
             let mut got = Vec::new();
-            fill(
-                &mut tmp,
-                &series.key,
-                snap.start,
-                config,
-                &mut Vec::new(),
-            );
+            fill(&mut tmp, &series.key, snap.start, config, &mut Vec::new());
             push(&mut tmp, &series.key, e, config, &mut got);
             got.retain(|t| t.start == snap.start);
             for t in &mut got {
@@ -1036,13 +1066,7 @@ fn prefetch_rings(insts: &[Instance]) {
 
 /// Step `inst` over the missing windows from its newest one up to `upto` (exclusive). A
 /// long silence steps at most enough windows for the state machine to settle.
-fn fill(
-    inst: &mut Instance,
-    key: &Key,
-    upto: i64,
-    config: Config,
-    out: &mut Vec<Transition>,
-) {
+fn fill(inst: &mut Instance, key: &Key, upto: i64, config: Config, out: &mut Vec<Transition>) {
     let Some(mut w) = inst.end() else { return };
     if w >= upto {
         return;
@@ -1080,16 +1104,18 @@ fn missing(start: i64, secs: u32) -> Entry {
 }
 
 /// Step `inst` over its next window and keep that window for corrections.
-fn push(
-    inst: &mut Instance,
-    key: &Key,
-    e: Entry,
-    config: Config,
-    out: &mut Vec<Transition>,
-) {
+fn push(inst: &mut Instance, key: &Key, e: Entry, config: Config, out: &mut Vec<Transition>) {
     let from = out.len();
     let before = inst.cur;
-    step(&inst.k, inst.rule, key, &mut inst.cur, &e, config.repeat, out);
+    step(
+        &inst.k,
+        inst.rule,
+        key,
+        &mut inst.cur,
+        &e,
+        config.repeat,
+        out,
+    );
     if inst.early.is_some() {
         confirm_early(inst, e.start, from, out);
     }

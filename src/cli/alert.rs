@@ -16,13 +16,15 @@ use std::time::{Duration, Instant};
 use clap::{CommandFactory, Parser, ValueEnum};
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{webhook, Config, Engine, Records, Rule, Rules, Saved, Status, Transition};
+use crate::alert::{
+    webhook, Config, Engine, Records, Rule, Rules, Saved, Status, Transition, View,
+};
 use crate::error::{exit_with, Diag, Error, Result, EXIT_FAILURE, EXIT_OK};
 use crate::io::input::{open_all, Kind};
 use crate::io::lines::lines;
 use crate::sink::http::{Http, Target};
 use crate::sink::state::{self, Entry};
-use crate::sink::{parse_snapshot_ref, Backoff};
+use crate::sink::{parse_snapshot_ref, read_plain, Backoff};
 use crate::time::format_rfc3339;
 
 const TOOL: &str = "pulse-alert";
@@ -268,7 +270,12 @@ fn write_loop(
     let mut w = crate::io::output::stdout(line_buffered);
     let mut buf = Vec::new();
     // Width of the rule column of the table.
-    let rule_w = records.rules.iter().map(|r| r.name.len()).max().unwrap_or(4);
+    let rule_w = records
+        .rules
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(4);
     let mut header = false;
     for msg in rx.iter() {
         match msg {
@@ -377,7 +384,10 @@ impl Out {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.batch);
-        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(ToWriter::Batch(batch)).is_ok());
+        let sent = self
+            .tx
+            .as_ref()
+            .is_some_and(|tx| tx.send(ToWriter::Batch(batch)).is_ok());
         if !sent {
             return Err(self.writer_failed());
         }
@@ -388,7 +398,10 @@ impl Out {
     fn sync(&mut self) -> Result<()> {
         self.send()?;
         let (done, wait) = crossbeam_channel::bounded(1);
-        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(ToWriter::Sync(done)).is_ok());
+        let sent = self
+            .tx
+            .as_ref()
+            .is_some_and(|tx| tx.send(ToWriter::Sync(done)).is_ok());
         if !sent || wait.recv().is_err() {
             return Err(self.writer_failed());
         }
@@ -598,8 +611,75 @@ impl Saver {
 
 /// What the reader thread hands over.
 enum Msg {
+    /// A chunk of input `.0` that is not all UTF-8: read line by line as it is.
     Chunk(usize, Vec<u8>),
+    /// A chunk of input `.0`, its lines read on the reader thread.
+    Parsed(usize, Parsed),
     Failed(Error),
+}
+
+/// A chunk of snapshot lines, read on the reader thread so that the engine's thread only
+/// evaluates: the lines in the merger's exact form ([`read_plain`]) as spans of the text,
+/// the others left for the engine's thread to read (and report).
+struct Parsed {
+    text: String,
+    lines: Vec<Line>,
+    /// The values of the plain lines: name span and value.
+    values: Vec<(usize, usize, f64)>,
+}
+
+enum Line {
+    Plain {
+        stat: (usize, usize),
+        key: Option<(usize, usize)>,
+        start: i64,
+        secs: u32,
+        is_final: bool,
+        values: (usize, usize),
+    },
+    Other(usize, usize),
+}
+
+impl Parsed {
+    fn new(text: String) -> Parsed {
+        let base = text.as_ptr() as usize;
+        let span = |s: &str| {
+            let a = s.as_ptr() as usize - base;
+            (a, a + s.len())
+        };
+        let mut lines_read = Vec::new();
+        let mut values = Vec::new();
+        let mut vals: Vec<(&str, f64)> = Vec::new();
+        for line in lines(text.as_bytes()) {
+            vals.clear();
+            lines_read.push(match read_plain(line, &mut vals) {
+                Some(h) => {
+                    let from = values.len();
+                    values.extend(vals.iter().map(|&(n, v)| {
+                        let (a, b) = span(n);
+                        (a, b, v)
+                    }));
+                    Line::Plain {
+                        stat: span(h.stat),
+                        key: h.key.map(span),
+                        start: h.start,
+                        secs: h.secs,
+                        is_final: h.is_final,
+                        values: (from, values.len()),
+                    }
+                }
+                None => {
+                    let a = line.as_ptr() as usize - base;
+                    Line::Other(a, a + line.len())
+                }
+            });
+        }
+        Parsed {
+            text,
+            lines: lines_read,
+            values,
+        }
+    }
 }
 
 /// Read `inputs` on a thread and evaluate what comes, retrying webhooks and saving the state
@@ -622,7 +702,11 @@ fn stream(
             loop {
                 match r.next_chunk() {
                     Ok(Some(chunk)) => {
-                        if tx.send(Msg::Chunk(idx, chunk)).is_err() {
+                        let msg = match String::from_utf8(chunk) {
+                            Ok(text) => Msg::Parsed(idx, Parsed::new(text)),
+                            Err(e) => Msg::Chunk(idx, e.into_bytes()),
+                        };
+                        if tx.send(msg).is_err() {
                             return;
                         }
                     }
@@ -655,6 +739,44 @@ fn stream(
                 for line in lines(&chunk) {
                     line_no[idx] += 1;
                     take(diag, engine, &names[idx], line_no[idx], line, &mut ts)?;
+                    wrote |= !ts.is_empty();
+                    out.take(engine, &mut ts);
+                }
+                saver.dirty = true;
+                out.flush(false)?;
+                saver.maybe(engine, out, wrote)?;
+            }
+            Ok(Msg::Parsed(idx, p)) => {
+                let mut wrote = false;
+                let t = p.text.as_str();
+                let values: Vec<(&str, f64)> =
+                    p.values.iter().map(|&(a, b, v)| (&t[a..b], v)).collect();
+                for line in &p.lines {
+                    line_no[idx] += 1;
+                    match *line {
+                        Line::Plain {
+                            stat,
+                            key,
+                            start,
+                            secs,
+                            is_final,
+                            values: (from, to),
+                        } => {
+                            let view = View {
+                                stat: &t[stat.0..stat.1],
+                                key: key.map(|(a, b)| &t[a..b]),
+                                start,
+                                secs,
+                                is_final,
+                                values: &values[from..to],
+                            };
+                            engine.add_view(&view, &mut ts);
+                        }
+                        Line::Other(a, b) => {
+                            let line = &t.as_bytes()[a..b];
+                            take(diag, engine, &names[idx], line_no[idx], line, &mut ts)?;
+                        }
+                    }
                     wrote |= !ts.is_empty();
                     out.take(engine, &mut ts);
                 }

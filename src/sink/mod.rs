@@ -262,10 +262,48 @@ pub fn parse_snapshot(line: &[u8]) -> std::result::Result<Snapshot, String> {
 
 /// [`parse_snapshot`], borrowing the names from `line`.
 pub fn parse_snapshot_ref(line: &[u8]) -> std::result::Result<SnapshotRef<'_>, String> {
-    match Plain::new(line).snapshot() {
+    match plain_snapshot(line) {
         Some(s) => Ok(s),
         None => parse_snapshot_serde(line),
     }
+}
+
+/// A snapshot line's fields but its values, as [`read_plain`] reads them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlainHead<'a> {
+    pub stat: &'a str,
+    pub key: Option<&'a str>,
+    pub start: i64,
+    pub secs: u32,
+    pub is_final: bool,
+}
+
+/// Read `line` if it is a snapshot exactly as pulse-merge writes it (see [`Plain`]),
+/// pushing its finite values onto `values` in their order (sorted by name); `None`, with
+/// nothing pushed, for any other line, which [`parse_snapshot_ref`] reads.
+pub fn read_plain<'a>(line: &'a [u8], values: &mut Vec<(&'a str, f64)>) -> Option<PlainHead<'a>> {
+    let from = values.len();
+    let head = Plain::new(line).read(values);
+    if head.is_none() {
+        values.truncate(from);
+    }
+    head
+}
+
+fn plain_snapshot(line: &[u8]) -> Option<SnapshotRef<'_>> {
+    let mut values = Vec::with_capacity(8);
+    let h = read_plain(line, &mut values)?;
+    Some(SnapshotRef {
+        stat: Cow::Borrowed(h.stat),
+        key: h.key.map(Cow::Borrowed),
+        start: h.start,
+        secs: h.secs,
+        is_final: h.is_final,
+        values: values
+            .into_iter()
+            .map(|(n, v)| (Cow::Borrowed(n), v))
+            .collect(),
+    })
 }
 
 /// The general reader of [`parse_snapshot_ref`]: any JSON object, its fields in any order,
@@ -393,7 +431,7 @@ impl<'a> Plain<'a> {
         (self.i > from).then_some(())
     }
 
-    fn snapshot(mut self) -> Option<SnapshotRef<'a>> {
+    fn read(mut self, values: &mut Vec<(&'a str, f64)>) -> Option<PlainHead<'a>> {
         self.lit(br#"{"stat":""#)?;
         let stat = self.text()?;
         self.lit(br#","key":"#)?;
@@ -401,7 +439,7 @@ impl<'a> Plain<'a> {
             None
         } else {
             self.lit(b"\"")?;
-            Some(Cow::Borrowed(self.text()?))
+            Some(self.text()?)
         };
         self.lit(br#","start":"#)?;
         let start = self.int()?;
@@ -416,7 +454,7 @@ impl<'a> Plain<'a> {
             return None;
         };
         self.lit(br#","values":{"#)?;
-        let mut values: Vec<(Cow<'a, str>, f64)> = Vec::with_capacity(8);
+        let mut last: Option<&str> = None;
         if !self.eat(b"}") {
             loop {
                 self.lit(b"\"")?;
@@ -425,10 +463,13 @@ impl<'a> Plain<'a> {
                 let v = self.number()?;
                 // Sorted and each name once, as a merger writes them; else the general
                 // reader sorts them out.
-                if values.last().is_some_and(|(last, _)| last.as_ref() >= name) {
+                if last.is_some_and(|last| last >= name) {
                     return None;
                 }
-                values.push((Cow::Borrowed(name), v));
+                last = Some(name);
+                if v.is_finite() {
+                    values.push((name, v));
+                }
                 if self.eat(b"}") {
                     break;
                 }
@@ -439,14 +480,12 @@ impl<'a> Plain<'a> {
         if self.i != self.b.len() || stat.is_empty() || secs == 0 {
             return None;
         }
-        values.retain(|(_, v)| v.is_finite());
-        Some(SnapshotRef {
-            stat: Cow::Borrowed(stat),
+        Some(PlainHead {
+            stat,
             key,
             start,
             secs,
             is_final,
-            values,
         })
     }
 }
@@ -587,7 +626,7 @@ mod tests {
     /// Whatever the fast reader reads, the general one reads the same (to the bit of
     /// every value); lines it gives up on are the general reader's.
     fn plain_agrees(line: &[u8]) -> bool {
-        let Some(fast) = Plain::new(line).snapshot() else {
+        let Some(fast) = plain_snapshot(line) else {
             return false;
         };
         let slow = parse_snapshot_serde(line).expect("the general reader takes it too");
@@ -630,7 +669,7 @@ mod tests {
             br#"{"stat":"s", "key":null,"start":0,"secs":60,"final":true,"values":{}}"#,
         ] {
             assert!(
-                Plain::new(line).snapshot().is_none(),
+                plain_snapshot(line).is_none(),
                 "{}",
                 String::from_utf8_lossy(line)
             );

@@ -635,6 +635,34 @@ fn alert_bad_rules_and_bad_input_are_reported_where_they_are() {
         input.as_bytes(),
     );
     assert_eq!(out.status.code(), Some(1));
+    // Lines the fast reader leaves to the general one keep their numbers: a blank line, a
+    // bad one, bytes that are not UTF-8 (the whole chunk is then read line by line), and a
+    // good snapshot written another way (an escape in its key, the fields reordered).
+    let other = format!(
+        "{{\"values\":{{\"count\":7}},\"final\":true,\"secs\":60,\"start\":{},\"key\":\"\\u0062\",\"stat\":\"s\"}}\n",
+        T0
+    );
+    for tail in [&b""[..], b"\xff\xfe\n"] {
+        let mut input = series("s", "a", &[5.0]).into_bytes();
+        input.extend_from_slice(b"\nnot json\n");
+        input.extend_from_slice(other.as_bytes());
+        input.extend_from_slice(tail);
+        let out = run("pulse-alert", &["-r", rules.to_str().unwrap()], &input);
+        assert_ok(&out);
+        let err = stderr(&out);
+        assert!(err.contains("stdin: line 3"), "{err}");
+        // Only the first bad line is shown; the rest are counted.
+        let bad = if tail.is_empty() { "1 bad" } else { "2 bad" };
+        assert!(err.contains(&format!("pulse-alert: {bad}")), "{err}");
+        for good in ["line 1:", "line 2:", "line 4:"] {
+            assert!(!err.contains(&format!("stdin: {good}")), "{err}");
+        }
+        let keys: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["key"].to_string())
+            .collect();
+        assert_eq!(keys, ["\"a\"", "\"b\""]);
+    }
     // No --rules: a usage error.
     let out = run("pulse-alert", &[], b"");
     assert_eq!(out.status.code(), Some(2));
