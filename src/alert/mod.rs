@@ -161,10 +161,75 @@ pub type Key = Option<Arc<str>>;
 
 /// A window held for corrections, with the instance's state before it: a late snapshot
 /// replays from there, and the oldest one's is the state a correction can go back to.
+///
+/// Packed into one cache line (an [`Entry`] and an [`Inst`] take 88 bytes): a thousand
+/// instances each write their ring once a window, and the rings do not stay in the cache,
+/// so a window costs one line per instance, not two. Numbers that may be none are NaN
+/// then (values are finite: see [`Engine::add`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(align(64))]
 struct Slot {
-    e: Entry,
-    before: Inst,
+    start: i64,
+    value: f64,
+    since: i64,
+    prev_start: i64,
+    prev_value: f64,
+    stated: i64,
+    run: u32,
+    fail: u32,
+    secs: u32,
+    present: bool,
+    phase: Phase,
+}
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 64);
+
+impl Slot {
+    fn new(e: &Entry, before: &Inst) -> Slot {
+        let (prev_start, prev_value) = before.prev.unwrap_or((0, f64::NAN));
+        Slot {
+            start: e.start,
+            value: e.value.unwrap_or(f64::NAN),
+            since: before.since,
+            prev_start,
+            prev_value,
+            stated: before.stated,
+            run: before.run,
+            fail: before.fail,
+            secs: e.secs,
+            present: e.present,
+            phase: before.phase,
+        }
+    }
+
+    fn e(&self) -> Entry {
+        Entry {
+            start: self.start,
+            secs: self.secs,
+            present: self.present,
+            value: Some(self.value).filter(|v| !v.is_nan()),
+        }
+    }
+
+    fn set_e(&mut self, e: &Entry) {
+        *self = Slot::new(e, &self.before());
+    }
+
+    /// The state before this window.
+    fn before(&self) -> Inst {
+        Inst {
+            phase: self.phase,
+            run: self.run,
+            fail: self.fail,
+            since: self.since,
+            prev: Some((self.prev_start, self.prev_value)).filter(|p| !p.1.is_nan()),
+            stated: self.stated,
+        }
+    }
+
+    fn set_before(&mut self, st: &Inst) {
+        *self = Slot::new(&self.e(), st);
+    }
 }
 
 /// What stepping an instance reads of its rule, kept in the instance itself: a thousand
@@ -245,15 +310,15 @@ impl Instance {
     }
 
     /// The state before the oldest window held (the newest one's when none is held).
-    fn base(&self) -> &Inst {
-        self.ring.front().map_or(&self.cur, |s| &s.before)
+    fn base(&self) -> Inst {
+        self.ring.front().map_or(self.cur, Slot::before)
     }
 
     fn saved(&self) -> SavedInst {
         SavedInst {
             cur: self.cur,
-            base: *self.base(),
-            ring: self.ring.iter().map(|s| s.e).collect(),
+            base: self.base(),
+            ring: self.ring.iter().map(Slot::e).collect(),
             early: self.early.clone(),
         }
     }
@@ -272,7 +337,7 @@ impl Instance {
                 let before = st;
                 step(&k, idx, &None, &mut st, &e, None, &mut sink);
                 sink.clear();
-                Slot { e, before }
+                Slot::new(&e, &before)
             })
             .collect();
         let mut early = s.early;
@@ -719,7 +784,7 @@ impl Engine {
             let missing = |i: &Instance| {
                 i.ring
                     .back()
-                    .is_some_and(|s| s.e.start + 2 * (s.e.secs as i64) < end)
+                    .is_some_and(|s| s.start + 2 * (s.secs as i64) < end)
             };
             let mut keys: Vec<Key> = sr
                 .series
@@ -737,7 +802,7 @@ impl Engine {
                 let series = sr.series.get_mut(&kr).expect("a key");
                 for inst in series.insts.iter_mut() {
                     let Some(last) = inst.end() else { continue };
-                    let secs = inst.ring.back().map_or(60, |s| s.e.secs) as i64;
+                    let secs = inst.ring.back().map_or(60, |s| s.secs) as i64;
                     // Windows [last, last + secs) ... ending before `end`.
                     let upto = last + ((end - last - 1).max(0) / secs) * secs;
                     fill(inst, &series.key, upto, config, out);
@@ -747,7 +812,7 @@ impl Engine {
                 series.insts.retain(|i| {
                     matches!(i.k.cond, Cond::Absent)
                         || i.cur.phase != Phase::Ok
-                        || i.ring.iter().rev().any(|s| s.e.present)
+                        || i.ring.iter().rev().any(|s| s.present)
                 });
                 if series.insts.is_empty() {
                     sr.series.remove(&kr);
@@ -1071,7 +1136,7 @@ fn fill(inst: &mut Instance, key: &Key, upto: i64, config: Config, out: &mut Vec
     if w >= upto {
         return;
     }
-    let secs = inst.ring.back().map_or(60, |s| s.e.secs);
+    let secs = inst.ring.back().map_or(60, |s| s.secs);
     let settle = (inst.k.need(secs) + inst.k.keep(secs) + config.horizon + 2) as i64;
     let total = (upto - w) / secs as i64;
     if total > settle {
@@ -1127,7 +1192,7 @@ fn push(inst: &mut Instance, key: &Key, e: Entry, config: Config, out: &mut Vec<
         // the fewer bytes a thousand instances turn through, the more stay in the cache.
         inst.ring.reserve_exact(horizon - inst.ring.len());
     }
-    inst.ring.push_back(Slot { e, before });
+    inst.ring.push_back(Slot::new(&e, &before));
     inst.last_end = Some(e.start + e.secs as i64);
 }
 
@@ -1172,24 +1237,25 @@ fn correct(
     too_late: &mut u64,
     out: &mut Vec<Transition>,
 ) {
-    let Some(i) = inst.ring.iter().position(|x| x.e.start == e.start) else {
+    let Some(i) = inst.ring.iter().position(|x| x.start == e.start) else {
         *too_late += 1;
         return;
     };
-    if inst.ring[i].e == e || inst.ring[i].e.secs != e.secs {
+    let held = inst.ring[i].e();
+    if held == e || held.secs != e.secs {
         return;
     }
     let mut before = Vec::new();
-    let mut st = inst.ring[i].before;
+    let mut st = inst.ring[i].before();
     for s in inst.ring.range(i..) {
-        step(&inst.k, inst.rule, key, &mut st, &s.e, None, &mut before);
+        step(&inst.k, inst.rule, key, &mut st, &s.e(), None, &mut before);
     }
-    inst.ring[i].e = e;
+    inst.ring[i].set_e(&e);
     let mut after = Vec::new();
-    let mut st = inst.ring[i].before;
+    let mut st = inst.ring[i].before();
     for s in inst.ring.range_mut(i..) {
-        s.before = st;
-        step(&inst.k, inst.rule, key, &mut st, &s.e, None, &mut after);
+        s.set_before(&st);
+        step(&inst.k, inst.rule, key, &mut st, &s.e(), None, &mut after);
     }
     let stated = inst.cur.stated;
     inst.cur = st;

@@ -365,17 +365,21 @@ impl Out {
     }
 
     fn take(&mut self, engine: &Engine, ts: &mut Vec<Transition>) {
-        for t in ts.drain(..) {
-            if webhook::wanted(&t) {
+        if !self.hooks.is_empty() {
+            for t in ts.iter().filter(|t| webhook::wanted(t)) {
                 for h in &mut self.hooks {
-                    h.queue.push(webhook::alert(&t, &engine.rules));
+                    h.queue.push(webhook::alert(t, &engine.rules));
                 }
             }
-            let shown = self.pending || !matches!(t.status, Status::Pending | Status::Ok);
-            if shown && self.written {
-                self.batch.push(t);
-            }
         }
+        if !self.written {
+            ts.clear();
+            return;
+        }
+        if !self.pending {
+            ts.retain(|t| !matches!(t.status, Status::Pending | Status::Ok));
+        }
+        self.batch.append(ts);
     }
 
     /// Hand the batch to the writer.
