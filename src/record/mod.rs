@@ -783,6 +783,27 @@ pub struct Fragment {
     pub state: serde_json::Value,
 }
 
+/// A [`Fragment`] borrowed for writing: the same JSON, field for field, without copying its
+/// strings into a `Fragment` first (`pulse-fragment` writes one per window it flushes).
+#[derive(Serialize)]
+pub struct FragmentRef<'a> {
+    pub stat: &'a str,
+    pub key: Option<&'a str>,
+    pub start: i64,
+    pub secs: u32,
+    pub src: &'a str,
+    pub rev: u64,
+    pub wm: i64,
+    #[serde(serialize_with = "as_text")]
+    pub agg: &'a dyn std::fmt::Display,
+    pub state: serde_json::Value,
+}
+
+/// A value written as the JSON string of its `Display` text.
+fn as_text<S: serde::Serializer>(v: &&dyn std::fmt::Display, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
 /// The unified view of one stat, key and window.
 ///
 /// ```json
