@@ -341,6 +341,9 @@ pub struct Matcher {
     p: Arc<Patterns>,
     /// One per rule, then one per format.
     locs: Vec<CaptureLocations>,
+    /// Per rule, per named capture: whether to set its field (see [`Matcher::only_fields`]);
+    /// empty for a `kv` rule.
+    keep: Vec<Vec<bool>>,
     text: String,
     time: String,
     bytes: Vec<u8>,
@@ -358,12 +361,41 @@ impl Matcher {
             })
             .chain(p.formats.iter().map(|f| f.caps.regex.capture_locations()))
             .collect();
+        let keep = p
+            .rules
+            .iter()
+            .map(|r| match &r.kind {
+                Kind::Match(c) => vec![true; c.names.len()],
+                Kind::Kv => Vec::new(),
+            })
+            .collect();
         Matcher {
             p,
             locs,
+            keep,
             text: String::new(),
             time: String::new(),
             bytes: Vec::new(),
+        }
+    }
+
+    /// Set by `match` rules only the fields in `wanted` (and those some rule reads, in its
+    /// filter or as its FIELD): a caller that reads only these (pulse-fragment, the fields
+    /// its stats read) is spared the values of the rest. A rule left setting nothing is not
+    /// run at all. Custom formats still set every capture (their `msg` gives attributes).
+    pub fn only_fields(&mut self, wanted: &[Box<str>]) {
+        let rules = &self.p.rules;
+        let read_by_rules = |name: &str| {
+            rules.iter().any(|r| {
+                *r.field == *name || r.filter.any.iter().flatten().any(|c| c.field == name)
+            })
+        };
+        for (rule, keep) in rules.iter().zip(&mut self.keep) {
+            if let Kind::Match(c) = &rule.kind {
+                for ((_, name, _), k) in c.names.iter().zip(keep.iter_mut()) {
+                    *k = wanted.iter().any(|w| w == name) || read_by_rules(name);
+                }
+            }
         }
     }
 
@@ -392,7 +424,7 @@ impl Matcher {
                 }
             }
             ev.clear();
-            set_captures(ev, &f.caps, locs, line, &self.time);
+            set_captures(ev, &f.caps, None, locs, line, &self.time);
             let attrs = match ev.get("msg") {
                 Some(ValRef::Str(msg)) if logfmt::looks_logfmt(msg) => {
                     self.text.clear();
@@ -420,6 +452,10 @@ impl Matcher {
             };
             match &rule.kind {
                 Kind::Match(caps) => {
+                    let keep = &self.keep[i];
+                    if !keep.contains(&true) {
+                        continue;
+                    }
                     let locs = &mut self.locs[i];
                     if caps.regex.captures_read(locs, v).is_none() {
                         continue;
@@ -432,7 +468,7 @@ impl Matcher {
                             layout.to_rfc3339(&self.text[s..e], year, &mut self.time);
                         }
                     }
-                    set_captures(ev, caps, locs, &self.text, &self.time);
+                    set_captures(ev, caps, Some(keep), locs, &self.text, &self.time);
                 }
                 Kind::Kv => {
                     self.text.clear();
@@ -444,11 +480,22 @@ impl Matcher {
     }
 }
 
-/// Set the fields of the captures in `locs` (of a match in `text`); `time` is the time
-/// already read by the layout (empty: none, or it did not fit, and `time` is left alone).
-fn set_captures(ev: &mut Event, caps: &Captures, locs: &CaptureLocations, text: &str, time: &str) {
+/// Set the fields of the captures in `locs` (of a match in `text`), those `keep` marks
+/// (all when `None`); `time` is the time already read by the layout (empty: none, or it did
+/// not fit, and `time` is left alone).
+fn set_captures(
+    ev: &mut Event,
+    caps: &Captures,
+    keep: Option<&[bool]>,
+    locs: &CaptureLocations,
+    text: &str,
+    time: &str,
+) {
     let time_group = caps.time.as_ref().map(|(g, _)| *g);
-    for (g, name, coerce) in &caps.names {
+    for (n, (g, name, coerce)) in caps.names.iter().enumerate() {
+        if keep.is_some_and(|k| !k[n]) {
+            continue;
+        }
         let Some((s, e)) = locs.get(*g) else {
             continue;
         };

@@ -204,3 +204,29 @@ fn load_reads_files_in_order_and_reports_usage_errors() {
     let e = Patterns::load(&[dir.path().join("none")]).unwrap_err();
     assert_eq!(e.exit_code(), 2);
 }
+
+/// [`Matcher::only_fields`]: the captures nobody reads are not set, those a later rule reads
+/// are, and a rule left setting nothing does not run.
+#[test]
+fn only_the_fields_read_are_set() {
+    let text = format!("{SSHD}\nmatch user /^(?P<first>.)/\nmatch /(?P<never>Failed)/");
+    let p = Arc::new(parsed(&text));
+    let wanted: Vec<Box<str>> = vec!["time".into(), "ip".into(), "first".into()];
+    let mut parser = Parser::new(Options::new(crate::parse::Format::Auto, Some(2026), 0))
+        .with_patterns(Some(p))
+        .reading_only(&wanted);
+    let line = "Jan  1 00:00:00 web2 sshd[16863]: Failed password for invalid user pi from 197.147.66.190 port 29573 ssh2";
+    let mut out = Vec::new();
+    parser.parse_line(line.as_bytes(), &mut |ev| ev.write_json(&mut out));
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["ip"], "197.147.66.190");
+    // Read by the second rule, so set, though no caller field.
+    assert_eq!(v["user"], "pi");
+    assert_eq!(v["first"], "p");
+    assert!(v.get("port").is_none(), "{v}");
+    assert!(v.get("never").is_none(), "{v}");
+    // Without reading_only, every capture.
+    let all = event(&text, line);
+    assert_eq!(all["port"], 29573);
+    assert_eq!(all["never"], "Failed");
+}

@@ -848,6 +848,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_borrowed_fragment_is_written_as_a_fragment() {
+        let frag = Fragment {
+            stat: "ssh.\"failed\"".into(),
+            key: Some("1.2.3.4\n\u{e9}".into()),
+            start: 1767225600,
+            secs: 60,
+            src: "web-1".into(),
+            rev: 7,
+            wm: -5,
+            agg: "top 10".into(),
+            state: serde_json::json!({"count": 3}),
+        };
+        let agg: crate::stat::AggSpec = "top 10".parse().unwrap();
+        assert_eq!(agg.to_string(), frag.agg);
+        let borrowed = FragmentRef {
+            stat: &frag.stat,
+            key: frag.key.as_deref(),
+            start: frag.start,
+            secs: frag.secs,
+            src: &frag.src,
+            rev: frag.rev,
+            wm: frag.wm,
+            agg: &agg,
+            state: frag.state.clone(),
+        };
+        assert_eq!(
+            serde_json::to_string(&borrowed).unwrap(),
+            serde_json::to_string(&frag).unwrap()
+        );
+        let none = FragmentRef {
+            key: None,
+            ..borrowed
+        };
+        let whole = Fragment {
+            key: None,
+            ..frag.clone()
+        };
+        assert_eq!(
+            serde_json::to_string(&none).unwrap(),
+            serde_json::to_string(&whole).unwrap()
+        );
+    }
+
+    #[test]
     fn snapshot_whole_numbers_have_no_fraction() {
         let snap = Snapshot {
             stat: "s".into(),
