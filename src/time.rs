@@ -321,6 +321,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn month_names_in_any_case_and_nothing_else() {
+        assert_eq!(month_from_abbrev(b"Jan"), Some(1));
+        assert_eq!(month_from_abbrev(b"dEC"), Some(12));
+        assert_eq!(month_from_abbrev(b"SEP"), Some(9));
+        // Other bytes, and other lengths.
+        assert_eq!(month_from_abbrev(b"J\x01n"), None);
+        assert_eq!(month_from_abbrev(b"Ja\x0e"), None);
+        assert_eq!(month_from_abbrev(b"Janu"), None);
+        assert_eq!(month_from_abbrev(b"Ja"), None);
+    }
+
+    #[test]
     fn the_hour_reader_reads_as_parse_rfc3339() {
         let texts = [
             "2026-01-01T00:00:00.000296+00:00",
