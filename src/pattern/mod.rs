@@ -76,7 +76,14 @@ const ENVELOPE: [&str; 6] = ["time", "host", "source", "ps", "level", "msg"];
 /// The named captures of one regex and what becomes of them.
 #[derive(Clone, Debug)]
 struct Captures {
+    /// The regex searched: the whole one, or with `lead` what follows it.
     regex: Regex,
+    /// The literal a regex `^LITERAL REST` starts with, when REST looks at nothing before
+    /// itself: the text must start with it, and `regex` (`^REST`) is searched in what
+    /// follows, giving the same captures. The search for captures (a backtracking one when
+    /// the regex is not one-pass) costs dozens of instructions a byte; a literal prefix
+    /// costs a comparison.
+    lead: Option<Box<str>>,
     /// (group index, field name, coerce the value).
     names: Vec<(usize, Box<str>, bool)>,
     /// The group index of `time` and its layout, when `time LAYOUT` was given.
@@ -206,6 +213,11 @@ fn captures(re: &str, anchored: bool, time: Option<Layout>) -> Result<Captures, 
         re.to_string()
     };
     let regex = Regex::new(&src).map_err(|e| format!("bad regular expression: {e}"))?;
+    // A rest that does not compile (past a size limit, as printed) keeps the whole regex.
+    let (lead, regex) = match split_lead(&src).and_then(|(l, r)| Some((l, Regex::new(&r).ok()?))) {
+        Some((lead, rest)) => (Some(lead), rest),
+        None => (None, regex),
+    };
     let names: Vec<(usize, Box<str>, bool)> = regex
         .capture_names()
         .enumerate()
@@ -228,7 +240,50 @@ fn captures(re: &str, anchored: bool, time: Option<Layout>) -> Result<Captures, 
         }
         (None, _) => None,
     };
-    Ok(Captures { regex, names, time })
+    Ok(Captures {
+        regex,
+        lead,
+        names,
+        time,
+    })
+}
+
+/// A regex `^LITERAL REST` as (LITERAL, `^REST`), when REST has no look-around but the end
+/// of text or of a line (which look only ahead): REST then matches at the literal's end of a
+/// text exactly as `^REST` matches what follows the literal. `None` for any other regex.
+fn split_lead(src: &str) -> Option<(Box<str>, String)> {
+    use regex_syntax::hir::{HirKind, Look};
+    let hir = regex_syntax::parse(src).ok()?;
+    let HirKind::Concat(subs) = hir.kind() else {
+        return None;
+    };
+    let [first, second, rest @ ..] = subs.as_slice() else {
+        return None;
+    };
+    let (HirKind::Look(Look::Start), HirKind::Literal(lit)) = (first.kind(), second.kind()) else {
+        return None;
+    };
+    let lit = std::str::from_utf8(&lit.0).ok()?;
+    let rest = regex_syntax::hir::Hir::concat(rest.to_vec());
+    let looks = rest.properties().look_set();
+    if !looks.remove(Look::End).remove(Look::EndLF).is_empty() {
+        return None;
+    }
+    Some((lit.into(), format!("^(?:{rest})")))
+}
+
+impl Captures {
+    /// Search `text`; on a match, the text searched (all of it, or what follows `lead`),
+    /// which the offsets in `locs` are of.
+    #[inline]
+    fn search<'t>(&self, locs: &mut CaptureLocations, text: &'t str) -> Option<&'t str> {
+        let hay = match &self.lead {
+            Some(lead) => text.strip_prefix(&**lead)?,
+            None => text,
+        };
+        self.regex.captures_read(locs, hay)?;
+        Some(hay)
+    }
 }
 
 /// An optional `time LAYOUT` clause.
@@ -412,9 +467,9 @@ impl Matcher {
         let n = self.p.rules.len();
         for (i, f) in self.p.formats.iter().enumerate() {
             let locs = &mut self.locs[n + i];
-            if f.caps.regex.captures_read(locs, line).is_none() {
+            let Some(line) = f.caps.search(locs, line) else {
                 continue;
-            }
+            };
             // The time must fit its layout, or the format does not take the line.
             self.time.clear();
             if let Some((g, layout)) = &f.caps.time {
@@ -457,9 +512,9 @@ impl Matcher {
                         continue;
                     }
                     let locs = &mut self.locs[i];
-                    if caps.regex.captures_read(locs, v).is_none() {
+                    let Some(v) = caps.search(locs, v) else {
                         continue;
-                    }
+                    };
                     self.text.clear();
                     self.text.push_str(v);
                     self.time.clear();

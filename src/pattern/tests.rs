@@ -230,3 +230,59 @@ fn only_the_fields_read_are_set() {
     assert_eq!(all["port"], 29573);
     assert_eq!(all["never"], "Failed");
 }
+
+/// A regex split at its leading literal finds what the whole regex finds, capture for
+/// capture; one whose rest might look behind itself (or with no leading literal) is not
+/// split.
+#[test]
+fn a_leading_literal_is_compared_not_searched() {
+    let sshd =
+        r"^Failed password for (?:invalid user )?(?P<user>\S+) from (?P<ip>\S+) port (?P<port>\d+)";
+    let cases: [(&str, bool); 9] = [
+        (sshd, true),
+        (r"^ab(?P<x>c+)$", true),
+        (r"^é (?P<x>\w)(?m:$)", true),
+        (r"^ab\b(?P<x>\w+)", false),
+        (r"(?i)^ab(?P<x>c)", false),
+        (r"(?m)^ab(?P<x>.)", false),
+        (r"^(?P<x>a)b", false),
+        (r"^a(?P<x>b)|^c(?P<y>d)", false),
+        (r"^ab(?P<x>\B.)", false),
+    ];
+    let texts = [
+        "Failed password for invalid user pi from 197.147.66.190 port 29573 ssh2",
+        "Failed password for root from 10.0.0.1 port 22 ssh2",
+        "Failed password for invalid user  from 1.2.3.4 port 5",
+        "Failed password for invalid user from 1.2.3.4 port 5",
+        "Failed password for",
+        "abccc",
+        "abccc\n",
+        "ab cd",
+        "abc",
+        "é x\ny",
+        "cd",
+        "abé",
+        "",
+    ];
+    for (re, splits) in cases {
+        let caps = captures(re, false, None).unwrap();
+        assert_eq!(caps.lead.is_some(), splits, "{re}");
+        let whole = Regex::new(re).unwrap();
+        let mut locs = caps.regex.capture_locations();
+        for text in texts {
+            let want: Option<Vec<(&str, Option<&str>)>> = whole.captures(text).map(|c| {
+                caps.names
+                    .iter()
+                    .map(|(_, n, _)| (&**n, c.name(n).map(|m| m.as_str())))
+                    .collect()
+            });
+            let got = caps.search(&mut locs, text).map(|hay| {
+                caps.names
+                    .iter()
+                    .map(|(g, n, _)| (&**n, locs.get(*g).map(|(s, e)| &hay[s..e])))
+                    .collect()
+            });
+            assert_eq!(got, want, "{re} on {text:?}");
+        }
+    }
+}
