@@ -1365,12 +1365,7 @@ impl Engine {
         }
         let field = get(self.time_id);
         let mut hold = false;
-        // The time as the parser read it when it wrote the text, else read from the text.
-        let noted = match field {
-            Some(ValRef::Str(s)) => ev.noted_time(s),
-            _ => None,
-        };
-        let t = match noted.or_else(|| time_with(field, times)) {
+        let t = match time_with(field, times) {
             Some(t) => {
                 if t < out.max_time - self.lateness {
                     if out.first_late.is_none() {

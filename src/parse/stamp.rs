@@ -508,12 +508,6 @@ impl Stamp<'_> {
     /// Append the stamp as RFC 3339 (its year and zone from `ctx` when it has none).
     /// False, appending nothing, when no year fits (a Feb 29 under a fixed non-leap year).
     pub fn write(&self, ctx: &Ctx, out: &mut String) -> bool {
-        self.write_secs(ctx, out).is_some()
-    }
-
-    /// [`Stamp::write`], returning the Unix seconds of the text written, its fraction left
-    /// out: what reading that text back as RFC 3339 gives, but for the fraction.
-    pub fn write_secs(&self, ctx: &Ctx, out: &mut String) -> Option<i64> {
         let tz = match self.zone {
             Zone::Local => ctx.tz,
             Zone::Offset(o) => o,
@@ -524,11 +518,11 @@ impl Stamp<'_> {
                 ctx.year, tz, self.month, self.day, self.hour, self.min, self.sec,
             ) {
                 Some(y) => y,
-                None => return None,
+                None => return false,
             },
         };
         if !(0..=9999).contains(&year) {
-            return None;
+            return false;
         }
         crate::time::push_civil(
             out,
@@ -551,7 +545,7 @@ impl Stamp<'_> {
             let _ =
                 std::fmt::Write::write_fmt(out, format_args!("{sign}{:02}:{:02}", a / 60, a % 60));
         }
-        Some(unix(year, self.month, self.day, self.hour, self.min, self.sec) - tz as i64 * 60)
+        true
     }
 }
 

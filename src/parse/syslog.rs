@@ -311,14 +311,12 @@ pub fn parse_rfc3164(ev: &mut Event, scratch: &mut Vec<u8>, s: &str, ctx: &Ctx) 
         let Some(st) = bsd_stamp_of(stamp, month) else {
             return false;
         };
-        let mut secs = None;
-        let span = ev.build_text(|t| secs = st.write_secs(ctx, t));
-        let Some(secs) = secs else {
+        let mut ok = false;
+        let span = ev.build_text(|t| ok = st.write(ctx, t));
+        if !ok {
             return false;
-        };
+        }
         put_new_val(ev, "time", Val::Str(span));
-        // A BSD stamp has no fraction: the seconds are exactly the text's.
-        ev.note_time(span, secs as f64);
         &rest[len..]
     } else {
         let (t, r) = token(rest);

@@ -139,9 +139,6 @@ pub struct Event {
     /// Field position + 1 per slot; 0 is empty.
     index: [u16; SLOTS],
     indexed: bool,
-    /// A time text of the arena and the Unix seconds it reads as, noted by the parser that
-    /// wrote it from a parsed stamp (see [`Event::note_time`]).
-    noted_time: Option<(Span, f64)>,
 }
 
 impl Default for Event {
@@ -151,7 +148,6 @@ impl Default for Event {
             fields: Vec::new(),
             index: [0; SLOTS],
             indexed: true,
-            noted_time: None,
         }
     }
 }
@@ -189,23 +185,6 @@ impl Event {
         }
         self.fields.clear();
         self.indexed = true;
-        self.noted_time = None;
-    }
-
-    /// Note that the text at `span` (the `time` just set) reads as `secs` Unix seconds, so
-    /// that the stage counting events need not read it back (see [`Event::noted_time`]).
-    #[inline]
-    pub fn note_time(&mut self, span: Span, secs: f64) {
-        self.noted_time = Some((span, secs));
-    }
-
-    /// The seconds [`Event::note_time`] noted for `v`, when `v` is that very text of this
-    /// event's arena: not a later value of the field (set elsewhere in the arena), nor an
-    /// equal text elsewhere.
-    #[inline]
-    pub fn noted_time(&self, v: &str) -> Option<f64> {
-        let (span, secs) = self.noted_time?;
-        std::ptr::eq(self.bytes(span), v.as_bytes()).then_some(secs)
     }
 
     /// Append a field and index it.
