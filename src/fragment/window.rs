@@ -483,8 +483,7 @@ impl Windows {
                 out.extend_from_slice(itoa::Buffer::new().format(r.prefix(frag.stat)).as_bytes());
                 out.push(b'\t');
             }
-            // Serialising plain data to a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut *out, &frag);
+            frag.write_json(out);
             out.push(b'\n');
         }
     }

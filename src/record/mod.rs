@@ -785,7 +785,6 @@ pub struct Fragment {
 
 /// A [`Fragment`] borrowed for writing: the same JSON, field for field, without copying its
 /// strings into a `Fragment` first (`pulse-fragment` writes one per window it flushes).
-#[derive(Serialize)]
 pub struct FragmentRef<'a> {
     pub stat: &'a str,
     pub key: Option<&'a str>,
@@ -794,14 +793,44 @@ pub struct FragmentRef<'a> {
     pub src: &'a str,
     pub rev: u64,
     pub wm: i64,
-    #[serde(serialize_with = "as_text")]
     pub agg: &'a dyn std::fmt::Display,
     pub state: serde_json::Value,
 }
 
-/// A value written as the JSON string of its `Display` text.
-fn as_text<S: serde::Serializer>(v: &&dyn std::fmt::Display, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(v)
+impl FragmentRef<'_> {
+    /// Append the fragment as one JSON object (no newline): the bytes serde_json writes for
+    /// the [`Fragment`], its envelope written directly (through serde it cost about as much
+    /// as the rest of writing a window).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        // Strings by serde_json, whose escapes differ from the events' (DEL is left as is).
+        // Serialising to a Vec cannot fail.
+        let text = |out: &mut Vec<u8>, s: &str| {
+            let _ = serde_json::to_writer(&mut *out, s);
+        };
+        let mut n = itoa::Buffer::new();
+        out.extend_from_slice(b"{\"stat\":");
+        text(out, self.stat);
+        out.extend_from_slice(b",\"key\":");
+        match self.key {
+            Some(k) => text(out, k),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"start\":");
+        out.extend_from_slice(n.format(self.start).as_bytes());
+        out.extend_from_slice(b",\"secs\":");
+        out.extend_from_slice(n.format(self.secs).as_bytes());
+        out.extend_from_slice(b",\"src\":");
+        text(out, self.src);
+        out.extend_from_slice(b",\"rev\":");
+        out.extend_from_slice(n.format(self.rev).as_bytes());
+        out.extend_from_slice(b",\"wm\":");
+        out.extend_from_slice(n.format(self.wm).as_bytes());
+        out.extend_from_slice(b",\"agg\":");
+        text(out, &self.agg.to_string());
+        out.extend_from_slice(b",\"state\":");
+        let _ = serde_json::to_writer(&mut *out, &self.state);
+        out.push(b'}');
+    }
 }
 
 /// The unified view of one stat, key and window.
@@ -851,7 +880,7 @@ mod tests {
     fn a_borrowed_fragment_is_written_as_a_fragment() {
         let frag = Fragment {
             stat: "ssh.\"failed\"".into(),
-            key: Some("1.2.3.4\n\u{e9}".into()),
+            key: Some("1.2.3.4\n\u{e9}\u{1}\t\\\u{7f}\r\u{8}\u{c}/".into()),
             start: 1767225600,
             secs: 60,
             src: "web-1".into(),
@@ -873,10 +902,12 @@ mod tests {
             agg: &agg,
             state: frag.state.clone(),
         };
-        assert_eq!(
-            serde_json::to_string(&borrowed).unwrap(),
-            serde_json::to_string(&frag).unwrap()
-        );
+        let written = |f: &FragmentRef<'_>| {
+            let mut out = Vec::new();
+            f.write_json(&mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(written(&borrowed), serde_json::to_string(&frag).unwrap());
         let none = FragmentRef {
             key: None,
             ..borrowed
@@ -885,10 +916,7 @@ mod tests {
             key: None,
             ..frag.clone()
         };
-        assert_eq!(
-            serde_json::to_string(&none).unwrap(),
-            serde_json::to_string(&whole).unwrap()
-        );
+        assert_eq!(written(&none), serde_json::to_string(&whole).unwrap());
     }
 
     #[test]
