@@ -195,22 +195,33 @@ pub fn month_from_abbrev(m: &[u8]) -> Option<u32> {
     if m.len() != 3 {
         return None;
     }
-    let l = [
-        m[0].to_ascii_lowercase(),
-        m[1].to_ascii_lowercase(),
-        m[2].to_ascii_lowercase(),
-    ];
+    // One word compared, not a search of twelve names (a BSD syslog line asks twice). A
+    // byte or'ed with 0x20 is a lowercase letter only if it was that letter in either case,
+    // so this is a case-insensitive comparison with names all of letters.
+    let w = u32::from_le_bytes([m[0], m[1], m[2], 0]) | 0x0020_2020;
+    let name = |n: &[u8; 3]| u32::from_le_bytes([n[0], n[1], n[2], 0]);
     const NAMES: [&[u8; 3]; 12] = [
         b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov",
         b"dec",
     ];
-    NAMES.iter().position(|n| **n == l).map(|i| i as u32 + 1)
+    NAMES
+        .iter()
+        .position(|n| name(n) == w)
+        .map(|i| i as u32 + 1)
 }
 
 fn push2(out: &mut String, v: i64) {
     out.push((b'0' + (v / 10 % 10) as u8) as char);
     out.push((b'0' + (v % 10) as u8) as char);
 }
+
+/// `00` to `99`, each two ASCII digits.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+    0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
 
 /// Append `YYYY-MM-DDTHH:MM:SS` (no zone).
 pub(crate) fn push_civil(
@@ -222,18 +233,22 @@ pub(crate) fn push_civil(
     mi: i64,
     sec: i64,
 ) {
-    push2(out, year / 100);
-    push2(out, year % 100);
-    out.push('-');
-    push2(out, month as i64);
-    out.push('-');
-    push2(out, day);
-    out.push('T');
-    push2(out, h);
-    out.push(':');
-    push2(out, mi);
-    out.push(':');
-    push2(out, sec);
+    // Built in place and appended once, two digits at a time from a table: a `push` per
+    // character checked the capacity and encoded a char each time, a quarter of the cost of
+    // reading a BSD syslog line.
+    let mut b = *b"0000-00-00T00:00:00";
+    let mut put2 = |at: usize, v: i64| {
+        let i = 2 * v.rem_euclid(100) as usize;
+        b[at..at + 2].copy_from_slice(&DIGIT_PAIRS[i..i + 2]);
+    };
+    put2(0, year / 100);
+    put2(2, year % 100);
+    put2(5, month as i64);
+    put2(8, day);
+    put2(11, h);
+    put2(14, mi);
+    put2(17, sec);
+    out.push_str(std::str::from_utf8(&b).expect("ASCII digits"));
 }
 
 /// Convert an Apache/NCSA access-log time (`17/May/2015:10:05:03 +0000`) to RFC 3339
@@ -304,6 +319,18 @@ pub fn write_rfc3339(out: &mut String, secs: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn month_names_in_any_case_and_nothing_else() {
+        assert_eq!(month_from_abbrev(b"Jan"), Some(1));
+        assert_eq!(month_from_abbrev(b"dEC"), Some(12));
+        assert_eq!(month_from_abbrev(b"SEP"), Some(9));
+        // Other bytes, and other lengths.
+        assert_eq!(month_from_abbrev(b"J\x01n"), None);
+        assert_eq!(month_from_abbrev(b"Ja\x0e"), None);
+        assert_eq!(month_from_abbrev(b"Janu"), None);
+        assert_eq!(month_from_abbrev(b"Ja"), None);
+    }
 
     #[test]
     fn the_hour_reader_reads_as_parse_rfc3339() {

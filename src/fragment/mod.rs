@@ -1082,9 +1082,11 @@ impl Engine {
         Scratch {
             event: Event::new(),
             parser: match self.input {
-                InputKind::Raw(opts) => {
-                    Some(Parser::new(opts).with_patterns(self.patterns.clone()))
-                }
+                InputKind::Raw(opts) => Some(
+                    Parser::new(opts)
+                        .with_patterns(self.patterns.clone())
+                        .reading_only(&self.fields.names),
+                ),
                 InputKind::Events => None,
             },
             work: Work {

@@ -18,7 +18,7 @@ use std::io::Write;
 use super::{Entry, FastMap, Own, Partial, StatId, OVERFLOW_KEY, OWN_SECS};
 use crate::clock::Clock;
 use crate::error::{Diag, Result};
-use crate::record::Fragment;
+use crate::record::FragmentRef;
 use crate::shard::Routing;
 use crate::spec::{StatSet, OWN_PREFIX};
 use crate::stat::{AggSpec, State};
@@ -440,48 +440,50 @@ impl Windows {
         wm: i64,
         due: impl Fn(i64, u32) -> bool,
     ) {
-        let mut keys: Vec<&SlotKey> = self
-            .slots
-            .iter()
+        let Windows {
+            slots,
+            rev,
+            src,
+            clock,
+            shards,
+            ..
+        } = self;
+        // The due windows, borrowed from the map (not their keys copied out to look each
+        // up again).
+        let mut ready: Vec<(&SlotKey, &mut Slot)> = slots
+            .iter_mut()
             .filter(|(k, s)| s.dirty && due(k.2, s.secs))
-            .map(|(k, _)| k)
             .collect();
-        if keys.is_empty() {
+        if ready.is_empty() {
             return;
         }
         // Deterministic order: by window, then stat name, then key.
         let name_of = |id| stat_name(stats, id);
-        keys.sort_by(|a, b| (a.2, name_of(&a.0), &a.1).cmp(&(b.2, name_of(&b.0), &b.1)));
-        let keys: Vec<SlotKey> = keys.into_iter().cloned().collect();
-        let last = keys.len() - 1;
-        for (n, k) in keys.into_iter().enumerate() {
-            let Some(slot) = self.slots.get_mut(&k) else {
-                continue;
-            };
+        ready.sort_by(|(a, _), (b, _)| (a.2, name_of(&a.0), &a.1).cmp(&(b.2, name_of(&b.0), &b.1)));
+        let last = ready.len() - 1;
+        for (n, (k, slot)) in ready.into_iter().enumerate() {
             slot.dirty = false;
             slot.closed = wm >= k.2 + slot.secs as i64;
-            self.rev = next_rev(self.rev, &self.clock);
-            let stat = stat_name(stats, &k.0).to_string();
-            let frag = Fragment {
-                stat,
-                key: k.1.as_deref().map(str::to_string),
+            *rev = next_rev(*rev, clock);
+            let frag = FragmentRef {
+                stat: stat_name(stats, &k.0),
+                key: k.1.as_deref(),
                 start: k.2,
                 secs: slot.secs,
-                src: self.src.clone(),
-                rev: self.rev,
+                src,
+                rev: *rev,
                 // True when this line is written: windows are written in order of start, so
                 // all ending by this one's start are out; after the batch's last line, all
                 // due ones are.
                 wm: if n == last { wm } else { wm.min(k.2) },
-                agg: slot.agg.to_string(),
+                agg: &slot.agg,
                 state: slot.state.to_json(),
             };
-            if let Some(r) = &self.shards {
-                out.extend_from_slice(itoa::Buffer::new().format(r.prefix(&frag.stat)).as_bytes());
+            if let Some(r) = shards {
+                out.extend_from_slice(itoa::Buffer::new().format(r.prefix(frag.stat)).as_bytes());
                 out.push(b'\t');
             }
-            // Serialising plain data to a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut *out, &frag);
+            frag.write_json(out);
             out.push(b'\n');
         }
     }

@@ -248,6 +248,15 @@ impl Parser {
         self
     }
 
+    /// Only these fields of events are read (pulse-fragment: those its stats read), so
+    /// `--patterns` rules need not set others (see [`crate::pattern::Matcher::only_fields`]).
+    pub fn reading_only(mut self, fields: &[Box<str>]) -> Parser {
+        if let Some(m) = &mut self.patterns {
+            m.only_fields(fields);
+        }
+        self
+    }
+
     /// Parse one line into one or more events, calling `emit` with each (see the module doc).
     /// No event is longer than [`MAX_EVENT`] as JSON.
     #[inline]

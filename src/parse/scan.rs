@@ -13,6 +13,13 @@ pub fn put_new(ev: &mut Event, key: &str, val: &str) -> Span {
     v
 }
 
+/// [`put_new`] of a value already in the arena, or not text.
+#[inline]
+pub fn put_new_val(ev: &mut Event, key: &str, val: crate::record::Val) {
+    let k = ev.push_text(key);
+    ev.push_unchecked(k, val);
+}
+
 /// The first space-delimited token of `s` and what follows the single space after it.
 #[inline]
 pub fn token(s: &str) -> (&str, &str) {

@@ -14,17 +14,23 @@
 //! (a sender that dropped PROCID); runs of spaces between header fields are accepted.
 
 use super::logfmt::{looks_logfmt, parse_attrs_at};
-use super::scan::{looks_rfc3339, put_new, skip_spaces, token};
+use super::scan::{looks_rfc3339, put_new, put_new_val, skip_spaces, token};
 use super::stamp::{Ctx, Stamp, Zone};
 use crate::record::{Event, Val};
 
 /// A BSD stamp (`Feb 13 20:07:26`, `Feb  3 20:07:26`, exactly 15 bytes), without its year.
+#[cfg(test)]
 fn bsd_stamp(s: &str) -> Option<Stamp<'static>> {
     let b = s.as_bytes();
+    bsd_stamp_of(b, crate::time::month_from_abbrev(b.get(..3)?)?)
+}
+
+/// [`bsd_stamp`] of bytes whose first three name `month` (already read by the caller).
+#[inline]
+fn bsd_stamp_of(b: &[u8], month: u32) -> Option<Stamp<'static>> {
     if b.len() != 15 || b[3] != b' ' || b[6] != b' ' || b[9] != b':' || b[12] != b':' {
         return None;
     }
-    let month = crate::time::month_from_abbrev(&b[..3])?;
     let day = match (b[4], b[5]) {
         (b' ', d) if d.is_ascii_digit() => (d - b'0') as u32,
         (a, d) if a.is_ascii_digit() && d.is_ascii_digit() => ((a - b'0') * 10 + d - b'0') as u32,
@@ -113,10 +119,11 @@ pub fn pri(s: &str) -> Option<(u8, &str)> {
     Some((v as u8, &s[i + 1..]))
 }
 
-/// Set `facility` and `level` from a PRI value.
+/// Set `facility` and `level` from a PRI value, on an event that holds neither yet (its
+/// envelope being read).
 pub fn set_pri(ev: &mut Event, pri: u8) {
-    ev.set_str("facility", FACILITIES[(pri >> 3) as usize]);
-    ev.set_str("level", SEVERITIES[(pri & 7) as usize]);
+    put_new(ev, "facility", FACILITIES[(pri >> 3) as usize]);
+    put_new(ev, "level", SEVERITIES[(pri & 7) as usize]);
 }
 
 /// Set `msg` and, when it looks like logfmt, its attributes.
@@ -285,18 +292,23 @@ pub fn parse_rfc3164(ev: &mut Event, scratch: &mut Vec<u8>, s: &str, ctx: &Ctx) 
     let b = rest.as_bytes();
     let unpadded = b.len() >= 14 && b[3] == b' ' && b[4].is_ascii_digit() && b[5] == b' ';
     let len = if unpadded { 14 } else { 15 };
-    let rest = if rest.len() >= len
-        && rest.is_char_boundary(len)
-        && crate::time::month_from_abbrev(&b[..3]).is_some()
-    {
+    // The envelope fields below are each set once, on an event just cleared: appended
+    // without Event::set's search for an earlier field of the name.
+    let month = match b.get(..3) {
+        Some(m) if rest.len() >= len && rest.is_char_boundary(len) => {
+            crate::time::month_from_abbrev(m)
+        }
+        _ => None,
+    };
+    let rest = if let Some(month) = month {
         let padded;
         let stamp = if unpadded {
             padded = format!("{}  {}", &rest[..3], &rest[4..14]);
-            &padded
+            padded.as_bytes()
         } else {
-            &rest[..15]
+            &b[..15]
         };
-        let Some(st) = bsd_stamp(stamp) else {
+        let Some(st) = bsd_stamp_of(stamp, month) else {
             return false;
         };
         let mut ok = false;
@@ -304,14 +316,14 @@ pub fn parse_rfc3164(ev: &mut Event, scratch: &mut Vec<u8>, s: &str, ctx: &Ctx) 
         if !ok {
             return false;
         }
-        ev.set("time", Val::Str(span));
+        put_new_val(ev, "time", Val::Str(span));
         &rest[len..]
     } else {
         let (t, r) = token(rest);
         if !looks_rfc3339(t) {
             return false;
         }
-        ev.set_str("time", t);
+        put_new(ev, "time", t);
         r
     };
     let rest = skip_spaces(rest);
@@ -320,7 +332,7 @@ pub fn parse_rfc3164(ev: &mut Event, scratch: &mut Vec<u8>, s: &str, ctx: &Ctx) 
     let rest = if host.is_empty() || host.ends_with(':') || host.contains('[') {
         rest
     } else {
-        ev.set_str("host", host);
+        put_new(ev, "host", host);
         skip_spaces(after)
     };
     // TAG: `name[pid]:`, `name:`, `name [pid]:`; no tag when none of these.
@@ -337,17 +349,18 @@ pub fn parse_rfc3164(ev: &mut Event, scratch: &mut Vec<u8>, s: &str, ctx: &Ctx) 
             after = &after[1..];
         }
         if let Some(inner) = after.strip_prefix('[') {
-            if let Some(close) = inner.find(']') {
+            // Byte loops: a pid is a few bytes, shorter than a search call's setup.
+            if let Some(close) = inner.bytes().position(|c| c == b']') {
                 let pid = &inner[..close];
                 let tail = &inner[close + 1..];
-                if !pid.contains(' ') && (tail.is_empty() || tail.starts_with(':')) {
-                    ev.set_str("source", name);
-                    ev.set_str("ps", pid);
+                if !pid.bytes().any(|c| c == b' ') && (tail.is_empty() || tail.starts_with(':')) {
+                    put_new(ev, "source", name);
+                    put_new(ev, "ps", pid);
                     msg = tail.strip_prefix(':').unwrap_or(tail);
                 }
             }
         } else if let Some(m) = after.strip_prefix(':') {
-            ev.set_str("source", name);
+            put_new(ev, "source", name);
             msg = m;
         }
     }

@@ -76,7 +76,14 @@ const ENVELOPE: [&str; 6] = ["time", "host", "source", "ps", "level", "msg"];
 /// The named captures of one regex and what becomes of them.
 #[derive(Clone, Debug)]
 struct Captures {
+    /// The regex searched: the whole one, or with `lead` what follows it.
     regex: Regex,
+    /// The literal a regex `^LITERAL REST` starts with, when REST looks at nothing before
+    /// itself: the text must start with it, and `regex` (`^REST`) is searched in what
+    /// follows, giving the same captures. The search for captures (a backtracking one when
+    /// the regex is not one-pass) costs dozens of instructions a byte; a literal prefix
+    /// costs a comparison.
+    lead: Option<Box<str>>,
     /// (group index, field name, coerce the value).
     names: Vec<(usize, Box<str>, bool)>,
     /// The group index of `time` and its layout, when `time LAYOUT` was given.
@@ -206,6 +213,11 @@ fn captures(re: &str, anchored: bool, time: Option<Layout>) -> Result<Captures, 
         re.to_string()
     };
     let regex = Regex::new(&src).map_err(|e| format!("bad regular expression: {e}"))?;
+    // A rest that does not compile (past a size limit, as printed) keeps the whole regex.
+    let (lead, regex) = match split_lead(&src).and_then(|(l, r)| Some((l, Regex::new(&r).ok()?))) {
+        Some((lead, rest)) => (Some(lead), rest),
+        None => (None, regex),
+    };
     let names: Vec<(usize, Box<str>, bool)> = regex
         .capture_names()
         .enumerate()
@@ -228,7 +240,50 @@ fn captures(re: &str, anchored: bool, time: Option<Layout>) -> Result<Captures, 
         }
         (None, _) => None,
     };
-    Ok(Captures { regex, names, time })
+    Ok(Captures {
+        regex,
+        lead,
+        names,
+        time,
+    })
+}
+
+/// A regex `^LITERAL REST` as (LITERAL, `^REST`), when REST has no look-around but the end
+/// of text or of a line (which look only ahead): REST then matches at the literal's end of a
+/// text exactly as `^REST` matches what follows the literal. `None` for any other regex.
+fn split_lead(src: &str) -> Option<(Box<str>, String)> {
+    use regex_syntax::hir::{HirKind, Look};
+    let hir = regex_syntax::parse(src).ok()?;
+    let HirKind::Concat(subs) = hir.kind() else {
+        return None;
+    };
+    let [first, second, rest @ ..] = subs.as_slice() else {
+        return None;
+    };
+    let (HirKind::Look(Look::Start), HirKind::Literal(lit)) = (first.kind(), second.kind()) else {
+        return None;
+    };
+    let lit = std::str::from_utf8(&lit.0).ok()?;
+    let rest = regex_syntax::hir::Hir::concat(rest.to_vec());
+    let looks = rest.properties().look_set();
+    if !looks.remove(Look::End).remove(Look::EndLF).is_empty() {
+        return None;
+    }
+    Some((lit.into(), format!("^(?:{rest})")))
+}
+
+impl Captures {
+    /// Search `text`; on a match, the text searched (all of it, or what follows `lead`),
+    /// which the offsets in `locs` are of.
+    #[inline]
+    fn search<'t>(&self, locs: &mut CaptureLocations, text: &'t str) -> Option<&'t str> {
+        let hay = match &self.lead {
+            Some(lead) => text.strip_prefix(&**lead)?,
+            None => text,
+        };
+        self.regex.captures_read(locs, hay)?;
+        Some(hay)
+    }
 }
 
 /// An optional `time LAYOUT` clause.
@@ -341,6 +396,9 @@ pub struct Matcher {
     p: Arc<Patterns>,
     /// One per rule, then one per format.
     locs: Vec<CaptureLocations>,
+    /// Per rule, per named capture: whether to set its field (see [`Matcher::only_fields`]);
+    /// empty for a `kv` rule.
+    keep: Vec<Vec<bool>>,
     text: String,
     time: String,
     bytes: Vec<u8>,
@@ -358,12 +416,41 @@ impl Matcher {
             })
             .chain(p.formats.iter().map(|f| f.caps.regex.capture_locations()))
             .collect();
+        let keep = p
+            .rules
+            .iter()
+            .map(|r| match &r.kind {
+                Kind::Match(c) => vec![true; c.names.len()],
+                Kind::Kv => Vec::new(),
+            })
+            .collect();
         Matcher {
             p,
             locs,
+            keep,
             text: String::new(),
             time: String::new(),
             bytes: Vec::new(),
+        }
+    }
+
+    /// Set by `match` rules only the fields in `wanted` (and those some rule reads, in its
+    /// filter or as its FIELD): a caller that reads only these (pulse-fragment, the fields
+    /// its stats read) is spared the values of the rest. A rule left setting nothing is not
+    /// run at all. Custom formats still set every capture (their `msg` gives attributes).
+    pub fn only_fields(&mut self, wanted: &[Box<str>]) {
+        let rules = &self.p.rules;
+        let read_by_rules = |name: &str| {
+            rules.iter().any(|r| {
+                *r.field == *name || r.filter.any.iter().flatten().any(|c| c.field == name)
+            })
+        };
+        for (rule, keep) in rules.iter().zip(&mut self.keep) {
+            if let Kind::Match(c) = &rule.kind {
+                for ((_, name, _), k) in c.names.iter().zip(keep.iter_mut()) {
+                    *k = wanted.iter().any(|w| w == name) || read_by_rules(name);
+                }
+            }
         }
     }
 
@@ -380,9 +467,9 @@ impl Matcher {
         let n = self.p.rules.len();
         for (i, f) in self.p.formats.iter().enumerate() {
             let locs = &mut self.locs[n + i];
-            if f.caps.regex.captures_read(locs, line).is_none() {
+            let Some(line) = f.caps.search(locs, line) else {
                 continue;
-            }
+            };
             // The time must fit its layout, or the format does not take the line.
             self.time.clear();
             if let Some((g, layout)) = &f.caps.time {
@@ -392,7 +479,7 @@ impl Matcher {
                 }
             }
             ev.clear();
-            set_captures(ev, &f.caps, locs, line, &self.time);
+            set_captures(ev, &f.caps, None, locs, line, &self.time);
             let attrs = match ev.get("msg") {
                 Some(ValRef::Str(msg)) if logfmt::looks_logfmt(msg) => {
                     self.text.clear();
@@ -420,10 +507,14 @@ impl Matcher {
             };
             match &rule.kind {
                 Kind::Match(caps) => {
-                    let locs = &mut self.locs[i];
-                    if caps.regex.captures_read(locs, v).is_none() {
+                    let keep = &self.keep[i];
+                    if !keep.contains(&true) {
                         continue;
                     }
+                    let locs = &mut self.locs[i];
+                    let Some(v) = caps.search(locs, v) else {
+                        continue;
+                    };
                     self.text.clear();
                     self.text.push_str(v);
                     self.time.clear();
@@ -432,7 +523,7 @@ impl Matcher {
                             layout.to_rfc3339(&self.text[s..e], year, &mut self.time);
                         }
                     }
-                    set_captures(ev, caps, locs, &self.text, &self.time);
+                    set_captures(ev, caps, Some(keep), locs, &self.text, &self.time);
                 }
                 Kind::Kv => {
                     self.text.clear();
@@ -444,11 +535,22 @@ impl Matcher {
     }
 }
 
-/// Set the fields of the captures in `locs` (of a match in `text`); `time` is the time
-/// already read by the layout (empty: none, or it did not fit, and `time` is left alone).
-fn set_captures(ev: &mut Event, caps: &Captures, locs: &CaptureLocations, text: &str, time: &str) {
+/// Set the fields of the captures in `locs` (of a match in `text`), those `keep` marks
+/// (all when `None`); `time` is the time already read by the layout (empty: none, or it did
+/// not fit, and `time` is left alone).
+fn set_captures(
+    ev: &mut Event,
+    caps: &Captures,
+    keep: Option<&[bool]>,
+    locs: &CaptureLocations,
+    text: &str,
+    time: &str,
+) {
     let time_group = caps.time.as_ref().map(|(g, _)| *g);
-    for (g, name, coerce) in &caps.names {
+    for (n, (g, name, coerce)) in caps.names.iter().enumerate() {
+        if keep.is_some_and(|k| !k[n]) {
+            continue;
+        }
         let Some((s, e)) = locs.get(*g) else {
             continue;
         };

@@ -204,3 +204,85 @@ fn load_reads_files_in_order_and_reports_usage_errors() {
     let e = Patterns::load(&[dir.path().join("none")]).unwrap_err();
     assert_eq!(e.exit_code(), 2);
 }
+
+/// [`Matcher::only_fields`]: the captures nobody reads are not set, those a later rule reads
+/// are, and a rule left setting nothing does not run.
+#[test]
+fn only_the_fields_read_are_set() {
+    let text = format!("{SSHD}\nmatch user /^(?P<first>.)/\nmatch /(?P<never>Failed)/");
+    let p = Arc::new(parsed(&text));
+    let wanted: Vec<Box<str>> = vec!["time".into(), "ip".into(), "first".into()];
+    let mut parser = Parser::new(Options::new(crate::parse::Format::Auto, Some(2026), 0))
+        .with_patterns(Some(p))
+        .reading_only(&wanted);
+    let line = "Jan  1 00:00:00 web2 sshd[16863]: Failed password for invalid user pi from 197.147.66.190 port 29573 ssh2";
+    let mut out = Vec::new();
+    parser.parse_line(line.as_bytes(), &mut |ev| ev.write_json(&mut out));
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["ip"], "197.147.66.190");
+    // Read by the second rule, so set, though no caller field.
+    assert_eq!(v["user"], "pi");
+    assert_eq!(v["first"], "p");
+    assert!(v.get("port").is_none(), "{v}");
+    assert!(v.get("never").is_none(), "{v}");
+    // Without reading_only, every capture.
+    let all = event(&text, line);
+    assert_eq!(all["port"], 29573);
+    assert_eq!(all["never"], "Failed");
+}
+
+/// A regex split at its leading literal finds what the whole regex finds, capture for
+/// capture; one whose rest might look behind itself (or with no leading literal) is not
+/// split.
+#[test]
+fn a_leading_literal_is_compared_not_searched() {
+    let sshd =
+        r"^Failed password for (?:invalid user )?(?P<user>\S+) from (?P<ip>\S+) port (?P<port>\d+)";
+    let cases: [(&str, bool); 9] = [
+        (sshd, true),
+        (r"^ab(?P<x>c+)$", true),
+        (r"^é (?P<x>\w)(?m:$)", true),
+        (r"^ab\b(?P<x>\w+)", false),
+        (r"(?i)^ab(?P<x>c)", false),
+        (r"(?m)^ab(?P<x>.)", false),
+        (r"^(?P<x>a)b", false),
+        (r"^a(?P<x>b)|^c(?P<y>d)", false),
+        (r"^ab(?P<x>\B.)", false),
+    ];
+    let texts = [
+        "Failed password for invalid user pi from 197.147.66.190 port 29573 ssh2",
+        "Failed password for root from 10.0.0.1 port 22 ssh2",
+        "Failed password for invalid user  from 1.2.3.4 port 5",
+        "Failed password for invalid user from 1.2.3.4 port 5",
+        "Failed password for",
+        "abccc",
+        "abccc\n",
+        "ab cd",
+        "abc",
+        "é x\ny",
+        "cd",
+        "abé",
+        "",
+    ];
+    for (re, splits) in cases {
+        let caps = captures(re, false, None).unwrap();
+        assert_eq!(caps.lead.is_some(), splits, "{re}");
+        let whole = Regex::new(re).unwrap();
+        let mut locs = caps.regex.capture_locations();
+        for text in texts {
+            let want: Option<Vec<(&str, Option<&str>)>> = whole.captures(text).map(|c| {
+                caps.names
+                    .iter()
+                    .map(|(_, n, _)| (&**n, c.name(n).map(|m| m.as_str())))
+                    .collect()
+            });
+            let got = caps.search(&mut locs, text).map(|hay| {
+                caps.names
+                    .iter()
+                    .map(|(g, n, _)| (&**n, locs.get(*g).map(|(s, e)| &hay[s..e])))
+                    .collect()
+            });
+            assert_eq!(got, want, "{re} on {text:?}");
+        }
+    }
+}

@@ -783,6 +783,56 @@ pub struct Fragment {
     pub state: serde_json::Value,
 }
 
+/// A [`Fragment`] borrowed for writing: the same JSON, field for field, without copying its
+/// strings into a `Fragment` first (`pulse-fragment` writes one per window it flushes).
+pub struct FragmentRef<'a> {
+    pub stat: &'a str,
+    pub key: Option<&'a str>,
+    pub start: i64,
+    pub secs: u32,
+    pub src: &'a str,
+    pub rev: u64,
+    pub wm: i64,
+    pub agg: &'a dyn std::fmt::Display,
+    pub state: serde_json::Value,
+}
+
+impl FragmentRef<'_> {
+    /// Append the fragment as one JSON object (no newline): the bytes serde_json writes for
+    /// the [`Fragment`], its envelope written directly (through serde it cost about as much
+    /// as the rest of writing a window).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        // Strings by serde_json, whose escapes differ from the events' (DEL is left as is).
+        // Serialising to a Vec cannot fail.
+        let text = |out: &mut Vec<u8>, s: &str| {
+            let _ = serde_json::to_writer(&mut *out, s);
+        };
+        let mut n = itoa::Buffer::new();
+        out.extend_from_slice(b"{\"stat\":");
+        text(out, self.stat);
+        out.extend_from_slice(b",\"key\":");
+        match self.key {
+            Some(k) => text(out, k),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"start\":");
+        out.extend_from_slice(n.format(self.start).as_bytes());
+        out.extend_from_slice(b",\"secs\":");
+        out.extend_from_slice(n.format(self.secs).as_bytes());
+        out.extend_from_slice(b",\"src\":");
+        text(out, self.src);
+        out.extend_from_slice(b",\"rev\":");
+        out.extend_from_slice(n.format(self.rev).as_bytes());
+        out.extend_from_slice(b",\"wm\":");
+        out.extend_from_slice(n.format(self.wm).as_bytes());
+        out.extend_from_slice(b",\"agg\":");
+        text(out, &self.agg.to_string());
+        out.extend_from_slice(b",\"state\":");
+        let _ = serde_json::to_writer(&mut *out, &self.state);
+        out.push(b'}');
+    }
+}
+
 /// The unified view of one stat, key and window.
 ///
 /// ```json
@@ -825,6 +875,49 @@ fn whole_numbers_plain<S: serde::Serializer>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_borrowed_fragment_is_written_as_a_fragment() {
+        let frag = Fragment {
+            stat: "ssh.\"failed\"".into(),
+            key: Some("1.2.3.4\n\u{e9}\u{1}\t\\\u{7f}\r\u{8}\u{c}/".into()),
+            start: 1767225600,
+            secs: 60,
+            src: "web-1".into(),
+            rev: 7,
+            wm: -5,
+            agg: "top 10".into(),
+            state: serde_json::json!({"count": 3}),
+        };
+        let agg: crate::stat::AggSpec = "top 10".parse().unwrap();
+        assert_eq!(agg.to_string(), frag.agg);
+        let borrowed = FragmentRef {
+            stat: &frag.stat,
+            key: frag.key.as_deref(),
+            start: frag.start,
+            secs: frag.secs,
+            src: &frag.src,
+            rev: frag.rev,
+            wm: frag.wm,
+            agg: &agg,
+            state: frag.state.clone(),
+        };
+        let written = |f: &FragmentRef<'_>| {
+            let mut out = Vec::new();
+            f.write_json(&mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(written(&borrowed), serde_json::to_string(&frag).unwrap());
+        let none = FragmentRef {
+            key: None,
+            ..borrowed
+        };
+        let whole = Fragment {
+            key: None,
+            ..frag.clone()
+        };
+        assert_eq!(written(&none), serde_json::to_string(&whole).unwrap());
+    }
 
     #[test]
     fn snapshot_whole_numbers_have_no_fraction() {
