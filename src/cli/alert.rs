@@ -257,7 +257,14 @@ enum ToWriter {
 }
 
 /// Batches of transitions a writer thread may hold before the engine waits for it.
-const WRITER_QUEUE: usize = 4;
+const WRITER_QUEUE: usize = 2;
+
+/// Transitions in a batch for the writer, at most: enough to make handing over cheap, few
+/// enough that batches in flight hold little memory.
+const BATCH: usize = 4096;
+
+/// Bytes the writer formats before it writes them out.
+const WRITE_AT: usize = 64 * 1024;
 
 /// Write the transitions handed over on stdout, as `format` says, until the sender is gone;
 /// the output is flushed whenever nothing more is waiting.
@@ -286,6 +293,10 @@ fn write_loop(
                         Format::None => {}
                         Format::Json => records.write_json(t, &mut buf),
                         Format::Table => table(&mut buf, &mut header, rule_w, &records.rules, t),
+                    }
+                    if buf.len() >= WRITE_AT {
+                        w.write_all(&buf).map_err(|e| Error::io("stdout", e))?;
+                        buf.clear();
                     }
                 }
                 w.write_all(&buf).map_err(|e| Error::io("stdout", e))?;
@@ -364,7 +375,7 @@ impl Out {
         }
     }
 
-    fn take(&mut self, engine: &Engine, ts: &mut Vec<Transition>) {
+    fn take(&mut self, engine: &Engine, ts: &mut Vec<Transition>) -> Result<()> {
         if !self.hooks.is_empty() {
             for t in ts.iter().filter(|t| webhook::wanted(t)) {
                 for h in &mut self.hooks {
@@ -374,12 +385,16 @@ impl Out {
         }
         if !self.written {
             ts.clear();
-            return;
+            return Ok(());
         }
         if !self.pending {
             ts.retain(|t| !matches!(t.status, Status::Pending | Status::Ok));
         }
         self.batch.append(ts);
+        if self.batch.len() >= BATCH {
+            self.send()?;
+        }
+        Ok(())
     }
 
     /// Hand the batch to the writer.
@@ -535,8 +550,7 @@ pub fn run(args: Args) -> Result<i32> {
             &args.inputs,
             &mut |label, n, line| {
                 take(&mut diag, &mut engine, label, n, line, &mut ts)?;
-                out.take(&engine, &mut ts);
-                Ok(())
+                out.take(&engine, &mut ts)
             },
             &mut |note| crate::error::warn(TOOL, &note),
         )?;
@@ -698,7 +712,7 @@ fn stream(
 ) -> Result<()> {
     let inputs = open_all(inputs, Kind::Records);
     let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
-    let (tx, rx) = crossbeam_channel::bounded::<Msg>(8);
+    let (tx, rx) = crossbeam_channel::bounded::<Msg>(2);
     std::thread::spawn(move || {
         for (idx, input) in inputs.into_iter().enumerate() {
             let name = input.name.clone();
@@ -744,7 +758,7 @@ fn stream(
                     line_no[idx] += 1;
                     take(diag, engine, &names[idx], line_no[idx], line, &mut ts)?;
                     wrote |= !ts.is_empty();
-                    out.take(engine, &mut ts);
+                    out.take(engine, &mut ts)?;
                 }
                 saver.dirty = true;
                 out.flush(false)?;
@@ -782,7 +796,7 @@ fn stream(
                         }
                     }
                     wrote |= !ts.is_empty();
-                    out.take(engine, &mut ts);
+                    out.take(engine, &mut ts)?;
                 }
                 saver.dirty = true;
                 out.flush(false)?;
