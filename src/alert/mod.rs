@@ -25,7 +25,7 @@
 //! time only for deciding that a window is missing; so how snapshots were batched, and in
 //! which order the keys of one window came, does not change the transitions.
 //!
-//! Memory: per instance about 150 bytes plus 32 bytes per window of the horizon held.
+//! Memory: per instance about 200 bytes plus 64 bytes per window of the horizon held.
 //!
 //! ```
 //! use pulse::alert::{Config, Engine, Rules};

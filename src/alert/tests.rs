@@ -363,3 +363,14 @@ fn early_fires_provisionally_and_withdraws_what_the_final_does_not_confirm() {
     e.add(&provisional("s", None, 0, 20.), &mut out);
     assert!(out.is_empty());
 }
+
+#[test]
+fn what_an_instance_holds() {
+    // The figure of the module's documentation and of pulse-alert(1) (a held window is
+    // 64 bytes, which the module asserts).
+    assert!(
+        std::mem::size_of::<Instance>() <= 200,
+        "{}",
+        std::mem::size_of::<Instance>()
+    );
+}
