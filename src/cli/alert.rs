@@ -751,7 +751,7 @@ fn stream(
                 break;
             }
         }
-        match rx.recv_timeout(TICK) {
+        let wrote = match rx.recv_timeout(TICK) {
             Ok(Msg::Chunk(idx, chunk)) => {
                 let mut wrote = false;
                 for line in lines(&chunk) {
@@ -760,9 +760,7 @@ fn stream(
                     wrote |= !ts.is_empty();
                     out.take(engine, &mut ts)?;
                 }
-                saver.dirty = true;
-                out.flush(false)?;
-                saver.maybe(engine, out, wrote)?;
+                wrote
             }
             Ok(Msg::Parsed(idx, p)) => {
                 let mut wrote = false;
@@ -798,17 +796,22 @@ fn stream(
                     wrote |= !ts.is_empty();
                     out.take(engine, &mut ts)?;
                 }
-                saver.dirty = true;
-                out.flush(false)?;
-                saver.maybe(engine, out, wrote)?;
+                wrote
             }
-            Ok(Msg::Failed(e)) => diag.input_failed(e)?,
+            Ok(Msg::Failed(e)) => {
+                diag.input_failed(e)?;
+                continue;
+            }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                 out.flush(false)?;
                 saver.maybe(engine, out, false)?;
+                continue;
             }
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-        }
+        };
+        saver.dirty = true;
+        out.flush(false)?;
+        saver.maybe(engine, out, wrote)?;
     }
     Ok(())
 }
