@@ -922,7 +922,9 @@ impl Records {
     }
 
     /// Write `t` as its JSON record (see `man/pulse-alert.1`, FORMAT) and a newline: the
-    /// same bytes as serializing [`Transition::record`], without building it.
+    /// fields in the order of the format's documentation, numbers as serde_json writes
+    /// them (whole ones without a fraction), `withdrawn`, `repeat` and `provisional` only
+    /// when true. The tests hold a serde version of the record to compare it with.
     pub fn write_json(&mut self, t: &Transition, out: &mut Vec<u8>) {
         let head = &self.heads[t.rule];
         out.extend_from_slice(&head.rule_stat);
@@ -1360,88 +1362,6 @@ impl Transition {
         let mut out = String::with_capacity(rule.summary.len() + 16);
         Template::parse(&rule.summary).fill(self, rule, &mut out);
         out
-    }
-
-    /// The check result as a JSON object (see `man/pulse-alert.1`, FORMAT).
-    pub fn to_json(&self, rules: &[Rule]) -> serde_json::Value {
-        serde_json::to_value(self.record(rules)).expect("a record serializes")
-    }
-
-    /// The check result as written: fields in the order of the format's documentation.
-    pub fn record<'a>(&'a self, rules: &'a [Rule]) -> Record<'a> {
-        let rule = &rules[self.rule];
-        Record {
-            rule: &rule.name,
-            stat: &rule.stat,
-            key: self.key.as_deref(),
-            value_name: Some(rule.value.as_str()).filter(|v| !v.is_empty()),
-            state: self.status.as_str(),
-            value: self.value.map(Num),
-            threshold: self.threshold,
-            start: self.start,
-            secs: self.secs,
-            since: self.since,
-            severity: &rule.severity,
-            summary: self.summary(rule),
-            correction: self.correction,
-            withdrawn: self.withdrawn,
-            repeat: self.repeat,
-            provisional: self.provisional,
-        }
-    }
-}
-
-/// A check result, serialized straight to JSON (see [`Transition::record`]).
-#[derive(Debug, Serialize)]
-pub struct Record<'a> {
-    pub rule: &'a str,
-    pub stat: &'a str,
-    pub key: Option<&'a str>,
-    pub value_name: Option<&'a str>,
-    pub state: &'static str,
-    pub value: Option<Num>,
-    #[serde(serialize_with = "threshold_json")]
-    pub threshold: Threshold,
-    pub start: i64,
-    pub secs: u32,
-    pub since: i64,
-    pub severity: &'a str,
-    pub summary: String,
-    pub correction: bool,
-    #[serde(skip_serializing_if = "is_false")]
-    pub withdrawn: bool,
-    #[serde(skip_serializing_if = "is_false")]
-    pub repeat: bool,
-    #[serde(skip_serializing_if = "is_false")]
-    pub provisional: bool,
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
-/// A number written as snapshots write them: whole numbers without a fraction.
-#[derive(Debug, Clone, Copy)]
-pub struct Num(pub f64);
-
-impl Serialize for Num {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let v = self.0;
-        if v.fract() == 0.0 && v.abs() < 9e15 {
-            s.serialize_i64(v as i64)
-        } else if v.is_finite() {
-            s.serialize_f64(v)
-        } else {
-            s.serialize_none()
-        }
-    }
-}
-
-fn threshold_json<S: serde::Serializer>(t: &Threshold, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Threshold::None => s.serialize_none(),
-        Threshold::One(v) => Num(*v).serialize(s),
-        Threshold::Range(a, b) => [Num(*a), Num(*b)].serialize(s),
     }
 }
 
