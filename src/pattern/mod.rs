@@ -55,6 +55,7 @@
 //! Errors in the file name it and the line (`rules.patterns:3: ...`); the tools exit 2.
 
 pub mod layout;
+mod seq;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -68,6 +69,7 @@ use crate::record::{Event, Val, ValRef};
 use crate::spec::lex::{logical_lines, Cursor};
 use crate::spec::Filter;
 use layout::Layout;
+use seq::Seq;
 
 /// Fields that are strings in every event's envelope: captures of these names are not
 /// coerced.
@@ -84,6 +86,9 @@ struct Captures {
     /// the regex is not one-pass) costs dozens of instructions a byte; a literal prefix
     /// costs a comparison.
     lead: Option<Box<str>>,
+    /// The same search as `regex`'s, done faster, when `regex` is of the shape
+    /// [`seq`] takes.
+    seq: Option<Seq>,
     /// (group index, field name, coerce the value).
     names: Vec<(usize, Box<str>, bool)>,
     /// The group index of `time` and its layout, when `time LAYOUT` was given.
@@ -214,10 +219,12 @@ fn captures(re: &str, anchored: bool, time: Option<Layout>) -> Result<Captures, 
     };
     let regex = Regex::new(&src).map_err(|e| format!("bad regular expression: {e}"))?;
     // A rest that does not compile (past a size limit, as printed) keeps the whole regex.
-    let (lead, regex) = match split_lead(&src).and_then(|(l, r)| Some((l, Regex::new(&r).ok()?))) {
-        Some((lead, rest)) => (Some(lead), rest),
-        None => (None, regex),
-    };
+    let (lead, regex, searched) =
+        match split_lead(&src).and_then(|(l, r)| Some((l, Regex::new(&r).ok()?, r))) {
+            Some((lead, rest, r)) => (Some(lead), rest, r),
+            None => (None, regex, src),
+        };
+    let seq = Seq::new(&searched, regex.captures_len());
     let names: Vec<(usize, Box<str>, bool)> = regex
         .capture_names()
         .enumerate()
@@ -243,6 +250,7 @@ fn captures(re: &str, anchored: bool, time: Option<Layout>) -> Result<Captures, 
     Ok(Captures {
         regex,
         lead,
+        seq,
         names,
         time,
     })
@@ -273,16 +281,44 @@ fn split_lead(src: &str) -> Option<(Box<str>, String)> {
 }
 
 impl Captures {
+    /// Where a search of this regex puts its captures.
+    fn locations(&self) -> Locations {
+        Locations {
+            regex: self.regex.capture_locations(),
+            slots: vec![None; self.seq.as_ref().map_or(0, Seq::slots)],
+        }
+    }
+
     /// Search `text`; on a match, the text searched (all of it, or what follows `lead`),
     /// which the offsets in `locs` are of.
     #[inline]
-    fn search<'t>(&self, locs: &mut CaptureLocations, text: &'t str) -> Option<&'t str> {
+    fn search<'t>(&self, locs: &mut Locations, text: &'t str) -> Option<&'t str> {
         let hay = match &self.lead {
             Some(lead) => text.strip_prefix(&**lead)?,
             None => text,
         };
-        self.regex.captures_read(locs, hay)?;
-        Some(hay)
+        match &self.seq {
+            Some(seq) => seq.search(hay, &mut locs.slots).then_some(hay),
+            None => self.regex.captures_read(&mut locs.regex, hay).map(|_| hay),
+        }
+    }
+}
+
+/// The captures of a search: in `slots` when [`Seq`] searched, else in `regex`.
+#[derive(Clone, Debug)]
+struct Locations {
+    regex: CaptureLocations,
+    slots: Vec<Option<usize>>,
+}
+
+impl Locations {
+    /// The start and end of group `g`, when it took part in the match.
+    #[inline]
+    fn get(&self, g: usize) -> Option<(usize, usize)> {
+        if self.slots.is_empty() {
+            return self.regex.get(g);
+        }
+        Some((self.slots[2 * g]?, self.slots[2 * g + 1]?))
     }
 }
 
@@ -395,7 +431,7 @@ fn parse_line(p: &mut Patterns, body: &str) -> Result<(), String> {
 pub struct Matcher {
     p: Arc<Patterns>,
     /// One per rule, then one per format.
-    locs: Vec<CaptureLocations>,
+    locs: Vec<Locations>,
     /// Per rule, per named capture: whether to set its field (see [`Matcher::only_fields`]);
     /// empty for a `kv` rule.
     keep: Vec<Vec<bool>>,
@@ -410,11 +446,14 @@ impl Matcher {
             .rules
             .iter()
             .map(|r| match &r.kind {
-                Kind::Match(c) => c.regex.capture_locations(),
+                Kind::Match(c) => c.locations(),
                 // Not used: a placeholder, so that rule i has locations i.
-                Kind::Kv => Regex::new("").expect("empty regex").capture_locations(),
+                Kind::Kv => Locations {
+                    regex: Regex::new("").expect("empty regex").capture_locations(),
+                    slots: Vec::new(),
+                },
             })
-            .chain(p.formats.iter().map(|f| f.caps.regex.capture_locations()))
+            .chain(p.formats.iter().map(|f| f.caps.locations()))
             .collect();
         let keep = p
             .rules
@@ -542,7 +581,7 @@ fn set_captures(
     ev: &mut Event,
     caps: &Captures,
     keep: Option<&[bool]>,
-    locs: &CaptureLocations,
+    locs: &Locations,
     text: &str,
     time: &str,
 ) {
