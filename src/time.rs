@@ -248,7 +248,7 @@ pub(crate) fn push_civil(
     put2(11, h);
     put2(14, mi);
     put2(17, sec);
-    out.push_str(std::str::from_utf8(&b).expect("ASCII digits"));
+    out.push_str(crate::find::utf8(&b).expect("ASCII digits"));
 }
 
 /// Convert an Apache/NCSA access-log time (`17/May/2015:10:05:03 +0000`) to RFC 3339
