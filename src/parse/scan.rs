@@ -5,19 +5,18 @@ use crate::record::{Event, Span};
 
 /// Append the string field `key` to an event known not to hold it yet (envelope fields right
 /// after [`Event::clear`]); skips [`Event::set`]'s search for an earlier field.
-#[inline]
+#[inline(always)]
 pub fn put_new(ev: &mut Event, key: &str, val: &str) -> Span {
     let k = ev.push_text(key);
     let v = ev.push_text(val);
-    ev.push_unchecked(k, crate::record::Val::Str(v));
+    ev.push_named(k, key, crate::record::Val::Str(v));
     v
 }
 
 /// [`put_new`] of a value already in the arena, or not text.
-#[inline]
+#[inline(always)]
 pub fn put_new_val(ev: &mut Event, key: &str, val: crate::record::Val) {
-    let k = ev.push_text(key);
-    ev.push_unchecked(k, val);
+    ev.push_new(key, val);
 }
 
 /// The first space-delimited token of `s` and what follows the single space after it.

@@ -190,6 +190,13 @@ impl Event {
     /// Append a field and index it.
     #[inline]
     fn push_field(&mut self, key: Span, val: Val) {
+        let slot = slot_of(self.bytes(key));
+        self.push_field_at(key, slot, val);
+    }
+
+    /// [`Event::push_field`] of a key whose index slot is known, `slot_of` of its name.
+    #[inline]
+    fn push_field_at(&mut self, key: Span, slot: usize, val: Val) {
         let pos = self.fields.len();
         self.fields.push((key, val));
         if !self.indexed {
@@ -199,7 +206,7 @@ impl Event {
             self.indexed = false;
             return;
         }
-        let mut i = slot_of(self.bytes(key));
+        let mut i = slot;
         while self.index[i] != 0 {
             i = (i + 1) & (SLOTS - 1);
         }
@@ -349,10 +356,20 @@ impl Event {
     }
 
     /// Append a field without checking for an earlier one of the same name (the caller knows
-    /// the key is new, e.g. the first envelope field).
+    /// the key is new, e.g. the first envelope field). The key is hashed as given, not as
+    /// copied: a constant name folds to a constant slot, and the copy just written is not
+    /// read back.
     #[inline]
-    pub fn push_unchecked(&mut self, key: Span, val: Val) {
-        self.push_field(key, val);
+    pub fn push_new(&mut self, key: &str, val: Val) {
+        let k = self.push_text(key);
+        self.push_named(k, key, val);
+    }
+
+    /// [`Event::push_new`] of a key already in the arena at `k`, `name` its text.
+    #[inline]
+    pub fn push_named(&mut self, k: Span, name: &str, val: Val) {
+        debug_assert_eq!(self.text(k), name);
+        self.push_field_at(k, slot_of(name.as_bytes()), val);
     }
 
     pub fn remove(&mut self, key: &str) -> bool {
