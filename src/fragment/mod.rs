@@ -525,6 +525,8 @@ pub enum InputKind {
 /// them once per event, and every later read is by id.
 struct FieldTable {
     names: Vec<Box<str>>,
+    /// Per name, its index slot in an event ([`Event::slot_of_name`]).
+    event_slots: Vec<usize>,
     /// Open addressing, linear probing: id + 1 per slot, 0 empty.
     slots: Vec<u16>,
     shift: u32,
@@ -535,6 +537,7 @@ impl FieldTable {
         let size = (names.len() * 4).next_power_of_two().max(16);
         let mut t = FieldTable {
             names: Vec::new(),
+            event_slots: Vec::new(),
             slots: vec![0; size],
             shift: 64 - size.trailing_zeros(),
         };
@@ -545,6 +548,7 @@ impl FieldTable {
                     i = (i + 1) & (t.slots.len() - 1);
                 }
                 t.slots[i] = t.names.len() as u16 + 1;
+                t.event_slots.push(Event::slot_of_name(&n));
                 t.names.push(n);
             }
         }
@@ -1313,16 +1317,25 @@ impl Engine {
         // any name may be an l2met key. A parsed line has fewer fields than the stats read
         // names, and most are read.
         let mut vals = recycle(std::mem::take(&mut w.vals));
-        vals.resize(self.fields.names.len(), None);
-        let mut maybe_l2met = false;
-        for i in 0..ev.len() {
-            let k = ev.key_bytes_at(i);
-            if let Some(id) = self.fields.id_bytes(k) {
-                vals[id as usize] = Some(ev.value_at(i));
+        let names = &self.fields.names;
+        let maybe_l2met = if names.len() < ev.len() && !self.stats.l2met && ev.is_indexed() {
+            // Fewer names read than the event has (a syslog line and a stat or two): each
+            // looked up in the event's index, from its slot computed once.
+            let slots = &self.fields.event_slots;
+            vals.extend(names.iter().zip(slots).map(|(n, &s)| ev.get_at_slot(n, s)));
+            false
+        } else {
+            vals.resize(names.len(), None);
+            let mut maybe_l2met = false;
+            for i in 0..ev.len() {
+                let k = ev.key_bytes_at(i);
+                if let Some(id) = self.fields.id_bytes(k) {
+                    vals[id as usize] = Some(ev.value_at(i));
+                }
+                maybe_l2met |= maybe_l2met_bytes(k);
             }
-            maybe_l2met |= maybe_l2met_bytes(k);
-        }
-        let maybe_l2met = self.stats.l2met && maybe_l2met;
+            self.stats.l2met && maybe_l2met
+        };
         self.fold(ev, |id| vals[id as usize], maybe_l2met, now, out, w);
         w.vals = recycle(vals);
     }

@@ -403,6 +403,27 @@ impl Event {
         self.find(key).map(|i| self.resolve(self.fields[i].1))
     }
 
+    /// The index slot of a field name, for [`Event::get_at_slot`].
+    #[inline]
+    pub fn slot_of_name(key: &str) -> usize {
+        slot_of(key.as_bytes())
+    }
+
+    /// [`Event::get`] of `key` whose slot ([`Event::slot_of_name`]) was computed
+    /// beforehand.
+    #[inline]
+    pub fn get_at_slot(&self, key: &str, slot: usize) -> Option<ValRef<'_>> {
+        self.probe_from(key.as_bytes(), slot)
+            .ok()
+            .map(|i| self.resolve(self.fields[i].1))
+    }
+
+    /// Whether lookups go through the index (not a scan of every field).
+    #[inline]
+    pub fn is_indexed(&self) -> bool {
+        self.indexed
+    }
+
     /// The name of the field at position `i`, as bytes (cheaper than [`Event::key_at`]).
     #[inline]
     pub fn key_bytes_at(&self, i: usize) -> &[u8] {
