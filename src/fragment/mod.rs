@@ -1312,10 +1312,10 @@ impl Engine {
 
     /// Fold one event into the chunk's partial.
     fn event(&self, ev: &Event, now: f64, out: &mut ChunkOut, w: &mut Work) {
-        // Route each field of the event to the slot of its id, if some stat reads it (an
-        // event has no repeated names: a later one replaced the earlier), and note whether
-        // any name may be an l2met key. A parsed line has fewer fields than the stats read
-        // names, and most are read.
+        // Give each name the stats read its value in the event (an event has no repeated
+        // names: a later one replaced the earlier), and note whether any name may be an
+        // l2met key. Whichever side has fewer names is walked: with the default stats a
+        // parsed line has fewer fields than the stats read names, and most are read.
         let mut vals = recycle(std::mem::take(&mut w.vals));
         let names = &self.fields.names;
         let maybe_l2met = if names.len() < ev.len() && !self.stats.l2met && ev.is_indexed() {

@@ -24,7 +24,6 @@ use crate::shard::Routing;
 use crate::spec::{StatSet, OWN_PREFIX};
 use crate::stat::{AggSpec, State};
 
-/// The name a stat's fragments carry.
 /// The first eight bytes of a key, zero-padded, big-endian: ordered as the keys are
 /// wherever two differ (`None` and `Some("")` are both 0, and left to the full comparison).
 #[inline]
@@ -36,6 +35,7 @@ fn key_prefix(key: Option<&str>) -> u64 {
     u64::from_be_bytes(w)
 }
 
+/// The name a stat's fragments carry.
 fn stat_name<'a>(stats: &'a StatSet, id: &'a StatId) -> &'a str {
     match id {
         StatId::Def(i) => &stats.stats[*i as usize].name,
